@@ -1,0 +1,123 @@
+#pragma once
+// The validated, typed form of ringlb's TOML file (format: README "Config").
+// Everything here is plain data: loading never binds, connects or resolves.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace config {
+
+using Duration = std::chrono::milliseconds;
+
+// A numeric socket address ("127.0.0.1:9001" or "[::1]:9001").
+struct Address {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  std::string text;  // as written in the file, normalised ("ip:port" / "[ip]:port")
+
+  const sockaddr* sockaddrPtr() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  int family() const { return storage.ss_family; }
+  uint16_t port() const;
+};
+
+// Parses "a.b.c.d:port" or "[v6]:port"; returns an explanation on failure.
+std::optional<Address> parseAddress(std::string_view text, std::string* whyNot);
+// Parses "250ms", "2s", "1m", "1h" (a non-negative integer and a unit).
+std::optional<Duration> parseDuration(std::string_view text, std::string* whyNot);
+
+enum class LogLevel { Error, Warn, Info, Debug };
+enum class Balance { RoundRobin, LeastConn, ConsistentHash, RandomTwo };
+enum class HashKey { SourceIp, SourceIpPort };
+enum class WhenAllDown { Reject, UseAll };
+enum class HealthKind { Tcp, Http };
+
+std::string_view toString(Balance);
+std::string_view toString(LogLevel);
+
+struct Global {
+  int workers = 0;  // 0: one per online CPU
+  LogLevel logLevel = LogLevel::Info;
+  std::string accessLog = "stdout";  // a path, "stdout" or "off"
+  Duration shutdownTimeout = std::chrono::seconds(30);
+};
+
+struct Admin {
+  std::optional<Address> listen;  // absent: no admin endpoint
+  std::string token;              // empty: no token required
+};
+
+struct Listener {
+  std::string name;
+  Address bind;
+  std::string pool;
+  int maxConnections = 10000;
+  Duration idleTimeout = std::chrono::hours(1);
+};
+
+struct Member {
+  std::string name;  // stable identity; defaults to address.text
+  Address address;
+  int weight = 1;  // 1..256
+  bool backup = false;
+};
+
+struct Health {
+  HealthKind kind = HealthKind::Tcp;
+  Duration interval = std::chrono::seconds(2);
+  Duration timeout = std::chrono::seconds(1);
+  int rise = 2;
+  int fall = 3;
+  std::string path = "/health";
+  std::vector<int> expectStatus{200};
+};
+
+struct Pool {
+  std::string name;
+  Balance balance = Balance::RoundRobin;
+  HashKey hashKey = HashKey::SourceIp;
+  Duration connectTimeout = std::chrono::seconds(2);
+  int retries = 2;  // further members tried after a failed connect
+  WhenAllDown whenAllDown = WhenAllDown::Reject;
+  std::vector<Member> members;  // in file order
+  std::optional<Health> health;
+};
+
+struct Config {
+  std::string sourceName;  // the file it came from
+  Global global;
+  Admin admin;
+  std::vector<Listener> listeners;  // in file order
+  std::vector<Pool> pools;          // in file order
+
+  const Pool* findPool(std::string_view name) const;
+};
+
+struct Error {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error has no position
+  int column = 0;  // 1-based
+  std::string message;
+};
+
+// "file:line:col: message"
+std::string formatError(const Error& error);
+
+struct LoadResult {
+  std::optional<Config> config;  // set only when errors is empty
+  std::vector<Error> errors;     // in file order
+};
+
+LoadResult loadFile(const std::string& path);
+LoadResult loadString(std::string_view text, std::string_view sourceName);
+
+// One line for `ringlb --check`: "ok: 2 listeners, 2 pools, 5 members".
+std::string summary(const Config& config);
+
+}  // namespace config

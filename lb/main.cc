@@ -1,0 +1,51 @@
+// ringlb CONFIG | --check CONFIG | --version | --help
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "config/config.h"
+#include "lb/process.h"
+
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: ringlb CONFIG            run with CONFIG (a TOML file)\n"
+    "       ringlb --check CONFIG    validate CONFIG: print errors and exit 1, or a summary and exit 0\n"
+    "       ringlb --version\n"
+    "       ringlb --help\n";
+
+// Loads and validates; on errors prints each as file:line:col: message.
+std::optional<config::Config> load(const std::string& path) {
+  config::LoadResult result = config::loadFile(path);
+  for (const config::Error& error : result.errors)
+    fmt::print(stderr, "{}\n", config::formatError(error));
+  return std::move(result.config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+    fmt::print("{}", kUsage);
+    return 0;
+  }
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    fmt::print("ringlb {}\n", RINGLB_VERSION);
+    return 0;
+  }
+  if (argc == 3 && std::string_view(argv[1]) == "--check") {
+    auto config = load(argv[2]);
+    if (!config) return 1;
+    fmt::print("{}\n", config::summary(*config));
+    return 0;
+  }
+  if (argc != 2 || argv[1][0] == '-') {
+    fmt::print(stderr, "{}", kUsage);
+    return 2;
+  }
+  auto config = load(argv[1]);
+  if (!config) return 1;
+  return lb::runProcess(*config);
+}

@@ -1,0 +1,97 @@
+#include "lb/pool.h"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "lb/policy/round_robin.h"
+
+namespace lb {
+
+Pool::Pool(const config::Pool& pool) : config_(pool) {
+  for (const config::Member& spec : pool.members) {
+    auto member = std::make_unique<Member>();
+    member->name = spec.name;
+    member->address = spec.address;
+    member->weight = static_cast<uint32_t>(spec.weight);
+    member->backup = spec.backup;
+    members_.push_back(std::move(member));
+  }
+  auto timeout = pool.connectTimeout;
+  connectTimeout_.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  connectTimeout_.tv_nsec =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(timeout % std::chrono::seconds(1)).count();
+}
+
+uint64_t SplitMix64::next() {
+  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+namespace {
+
+// Live state of one group of members for one pick.
+class GroupState final : public policy::MemberState {
+ public:
+  GroupState(std::span<Member* const> members, std::span<Member* const> tried, bool ignoreHealth)
+      : members_(members), tried_(tried), ignoreHealth_(ignoreHealth) {}
+
+  bool usable(size_t index) const override {
+    const Member* member = members_[index];
+    if (!ignoreHealth_ && !member->up.load(std::memory_order_relaxed)) return false;
+    return std::find(tried_.begin(), tried_.end(), member) == tried_.end();
+  }
+  int64_t activeConnections(size_t index) const override {
+    return members_[index]->active.value.load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::span<Member* const> members_;
+  std::span<Member* const> tried_;
+  bool ignoreHealth_;
+};
+
+std::unique_ptr<policy::Policy> makeGroupPolicy(const config::Pool&,
+                                                std::span<Member* const> members) {
+  std::vector<policy::MemberSpec> specs;
+  for (const Member* member : members) specs.push_back({member->name, member->weight});
+  return std::make_unique<policy::RoundRobin>(specs);
+}
+
+}  // namespace
+
+PoolPicker::PoolPicker(const Pool& pool, uint64_t seed) : pool_(pool), random_(seed) {
+  for (const auto& member : pool.members())
+    (member->backup ? backup_ : primary_).members.push_back(member.get());
+  primary_.policy = makeGroupPolicy(pool.config(), primary_.members);
+  backup_.policy = makeGroupPolicy(pool.config(), backup_.members);
+}
+
+Member* PoolPicker::pickFrom(Group& group, const policy::PickContext& base,
+                             std::span<Member* const> tried, bool ignoreHealth) {
+  if (group.members.empty()) return nullptr;
+  GroupState state(group.members, tried, ignoreHealth);
+  policy::PickContext context = base;
+  context.state = &state;
+  auto index = group.policy->pick(context);
+  return index ? group.members[*index] : nullptr;
+}
+
+Member* PoolPicker::pick(const sockaddr_storage& client, std::span<Member* const> tried) {
+  policy::PickContext context;
+  context.keyHash = keyHash(client);
+  context.attempt = static_cast<uint32_t>(tried.size());
+  context.random = &random_;
+  if (Member* m = pickFrom(primary_, context, tried, false)) return m;
+  if (Member* m = pickFrom(backup_, context, tried, false)) return m;
+  if (pool_.config().whenAllDown != config::WhenAllDown::UseAll) return nullptr;
+  if (Member* m = pickFrom(primary_, context, tried, true)) return m;
+  return pickFrom(backup_, context, tried, true);
+}
+
+uint64_t PoolPicker::keyHash(const sockaddr_storage&) const { return 0; }
+
+}  // namespace lb

@@ -1,0 +1,178 @@
+#include "lb/process.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "lb/access_log.h"
+#include "lb/listener.h"
+#include "lb/log.h"
+#include "lb/pool.h"
+#include "lb/worker.h"
+
+namespace lb {
+namespace {
+
+struct Runtime {
+  std::vector<std::unique_ptr<Pool>> pools;
+  std::vector<std::unique_ptr<Listener>> listeners;
+};
+
+Runtime buildRuntime(const config::Config& config) {
+  Runtime runtime;
+  for (const config::Pool& pool : config.pools) runtime.pools.push_back(std::make_unique<Pool>(pool));
+  for (const config::Listener& spec : config.listeners) {
+    auto listener = std::make_unique<Listener>();
+    listener->config = spec;
+    for (auto& pool : runtime.pools)
+      if (pool->name() == spec.pool) listener->pool = pool.get();
+    runtime.listeners.push_back(std::move(listener));
+  }
+  return runtime;
+}
+
+int workerCount(const config::Config& config) {
+  if (config.global.workers > 0) return config.global.workers;
+  unsigned cpus = std::thread::hardware_concurrency();
+  return cpus > 0 ? static_cast<int>(cpus) : 1;
+}
+
+void closeAll(std::vector<std::vector<int>>& fds) {
+  for (auto& perWorker : fds)
+    for (int fd : perWorker)
+      if (fd >= 0) ::close(fd);
+}
+
+// Every worker's socket for every listener, bound before any thread starts,
+// so a port in use stops the process before it serves anything.
+bool bindAll(const Runtime& runtime, int workers, std::vector<std::vector<int>>* fds) {
+  fds->assign(workers, {});
+  for (int w = 0; w < workers; ++w) {
+    for (const auto& listener : runtime.listeners) {
+      int fd = openListenSocket(listener->config.bind);
+      if (fd < 0) {
+        log::error("listener {}: cannot listen on {}: {}", listener->config.name,
+                   listener->config.bind.text, std::strerror(-fd));
+        closeAll(*fds);
+        return false;
+      }
+      (*fds)[w].push_back(fd);
+    }
+  }
+  return true;
+}
+
+sigset_t controlSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Control thread: serve signals until every worker has finished.
+void serveSignals(int signalFd, std::vector<std::unique_ptr<Worker>>& workers,
+                  const std::atomic<int>& running, const config::Config& config) {
+  bool stopping = false;
+  while (running.load() > 0) {
+    pollfd pfd{signalFd, POLLIN, 0};
+    if (poll(&pfd, 1, 100) <= 0) continue;
+    signalfd_siginfo info{};
+    if (read(signalFd, &info, sizeof info) != sizeof info) continue;
+    if (info.ssi_signo == SIGHUP) {
+      log::warn("SIGHUP: reloading is not supported yet; the running config stays");
+      continue;
+    }
+    if (stopping) {
+      log::warn("second {}: exiting now", strsignal(static_cast<int>(info.ssi_signo)));
+      _exit(1);
+    }
+    stopping = true;
+    log::info("{}: no longer accepting; waiting up to {}ms for sessions to end",
+              strsignal(static_cast<int>(info.ssi_signo)), config.global.shutdownTimeout.count());
+    for (auto& worker : workers) worker->requestStop();
+  }
+}
+
+}  // namespace
+
+int runProcess(const config::Config& config) {
+  log::setLevel(config.global.logLevel);
+  std::string error;
+  auto sink = AccessLogSink::open(config.global.accessLog, &error);
+  if (!sink) {
+    log::error("{}", error);
+    return 1;
+  }
+  Runtime runtime = buildRuntime(config);
+  int count = workerCount(config);
+  std::vector<std::vector<int>> fds;
+  if (!bindAll(runtime, count, &fds)) return 1;
+
+  // Workers inherit a mask without the control signals; only the control
+  // thread takes them, through a signalfd. SIGPIPE is ignored: a peer that
+  // vanished shows up as EPIPE on its socket.
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t signals = controlSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int signalFd = signalfd(-1, &signals, SFD_CLOEXEC);
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int w = 0; w < count; ++w) {
+    WorkerOptions options;
+    options.index = w;
+    for (auto& listener : runtime.listeners) options.listeners.push_back(listener.get());
+    options.listenFds = std::move(fds[w]);
+    options.accessLog = sink;
+    options.shutdownTimeout = config.global.shutdownTimeout;
+    workers.push_back(std::make_unique<Worker>(std::move(options)));
+  }
+
+  std::atomic<int> running{count};
+  std::vector<std::thread> threads;
+  std::vector<std::future<int>> started;
+  for (auto& worker : workers) {
+    std::promise<int> promise;
+    started.push_back(promise.get_future());
+    threads.emplace_back([&running, w = worker.get(), promise = std::move(promise)]() mutable {
+      int result = w->start();
+      promise.set_value(result);
+      if (result == 0) w->run();
+      running.fetch_sub(1);
+    });
+  }
+  int failed = 0;
+  for (auto& future : started) {
+    int result = future.get();
+    if (result < 0) failed = result;
+  }
+  if (failed < 0) {
+    log::error("cannot start workers: io_uring: {}", std::strerror(-failed));
+    for (auto& worker : workers) worker->requestStop();
+  } else {
+    for (const auto& listener : runtime.listeners)
+      log::info("listener {} on {} -> pool {} ({} members, {})", listener->config.name,
+                listener->config.bind.text, listener->pool->name(),
+                listener->pool->members().size(), config::toString(listener->pool->config().balance));
+    log::info("ready: {} listeners, {} workers", runtime.listeners.size(), count);
+    serveSignals(signalFd, workers, running, config);
+  }
+  for (auto& thread : threads) thread.join();
+  ::close(signalFd);
+  if (failed < 0) return 1;
+  uint64_t left = 0;
+  for (auto& worker : workers) left += worker->stats().sessionsOpenAtDeadline.load();
+  log::info("stopped: {} sessions were still open at the shutdown deadline and were closed", left);
+  return 0;
+}
+
+}  // namespace lb

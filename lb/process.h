@@ -1,0 +1,14 @@
+#pragma once
+// The running process: builds pools and listeners from a validated config,
+// binds every listening socket before starting anything, runs the workers,
+// and serves signals on the calling (control) thread until stopped.
+
+#include "config/config.h"
+
+namespace lb {
+
+// Returns the process exit code: 0 after a clean stop, 1 when the config
+// could not be put into effect (a port in use, no io_uring, ...).
+int runProcess(const config::Config& config);
+
+}  // namespace lb

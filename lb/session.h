@@ -1,0 +1,67 @@
+#pragma once
+// One proxied connection, as a worker keeps it in its slab.
+//
+// Life: Free -> Connecting -> (Connecting on another member)* -> Proxying
+//       -> Closing -> Free.
+// Invariants:
+//  - `inflight` counts this session's SQEs whose final CQE has not arrived.
+//    A slot returns to Free only in Closing with inflight == 0, so no
+//    completion can ever reach a slot that has been reused.
+//  - In Closing both fds are already closed; completions only decrement
+//    inflight.
+//  - A flow holds a pipe only while bytes are in it or about to be.
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+
+#include "lb/access_log.h"
+#include "lb/pipe_pool.h"
+#include "lb/user_data.h"
+
+namespace lb {
+
+struct Listener;
+struct Member;
+class PoolPicker;
+
+enum class SessionState : uint8_t { Free, Connecting, Proxying, Closing };
+
+// Flow 0 carries client -> member bytes, flow 1 member -> client.
+struct Flow {
+  Pipe pipe;
+  uint32_t inPipe = 0;      // bytes read from the source, not yet written on
+  uint64_t bytes = 0;       // bytes written to the destination
+  bool eof = false;         // the source sent FIN
+  bool finished = false;    // FIN passed on: shutdown(SHUT_WR) on the destination
+  bool pollPending = false;
+  bool continuePending = false;
+  Op pollOp = Op::Ignore;   // which poll is pending, for cancelling it
+};
+
+constexpr uint32_t kMaxAttempts = 17;  // 1 + the largest `retries` config allows
+
+struct Session {
+  uint32_t generation = 0;
+  SessionState state = SessionState::Free;
+  bool connectPending = false;
+  int8_t firstEof = -1;  // the flow whose source sent FIN first, or -1
+  uint8_t attempts = 0;  // connects started, including the current one
+  EndReason endReason = EndReason::ClientClosed;
+  uint32_t inflight = 0;
+  uint32_t index = 0;     // this session's slot
+  uint32_t nextFree = 0;  // free-list link while Free
+  int clientFd = -1;
+  int memberFd = -1;
+  uint16_t listenerIndex = 0;
+  Member* member = nullptr;  // counted in member->active while set
+  std::array<Member*, kMaxAttempts> tried{};
+  uint64_t acceptedNs = 0;
+  uint64_t connectedNs = 0;   // 0 until connected
+  uint64_t lastActiveNs = 0;  // last byte moved either way
+  sockaddr_storage client{};
+  std::array<Flow, 2> flows;
+};
+
+}  // namespace lb

@@ -1,0 +1,120 @@
+#pragma once
+// A worker thread: one io_uring, its own listening sockets, its sessions,
+// pipes and policy state. Nothing here is shared with other workers except
+// the Member and Listener counters (relaxed atomics) and the access-log sink.
+
+#include <liburing.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "lb/access_log.h"
+#include "lb/listener.h"
+#include "lb/pipe_pool.h"
+#include "lb/pool.h"
+#include "lb/session.h"
+
+namespace lb {
+
+struct WorkerOptions {
+  int index = 0;
+  std::vector<Listener*> listeners;
+  std::vector<int> listenFds;  // one per listener; the worker owns them
+  std::shared_ptr<AccessLogSink> accessLog;
+  std::chrono::milliseconds shutdownTimeout{30000};
+};
+
+struct WorkerStats {
+  std::atomic<uint64_t> completions{0};
+  std::atomic<uint64_t> staleCompletions{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> rejectedByLimit{0};
+  std::atomic<uint64_t> sessionsOpenAtDeadline{0};
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Sets up the ring and arms the accepts; 0 or -errno. Call on the thread
+  // that will call run() (the ring is single-issuer).
+  int start();
+  // Serves until a stop has been requested and every session has ended.
+  void run();
+  // From any thread: stop accepting, let sessions finish up to the shutdown
+  // timeout, then close what is left.
+  void requestStop();
+
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  // worker.cc: the loop, accepts, timers, stopping.
+  io_uring_sqe* getSqe();
+  void prepare(io_uring_sqe* sqe, Op op, uint32_t slot, uint32_t generation);
+  void handle(const io_uring_cqe& cqe);
+  void armAccept(uint32_t listenerIndex);
+  void onAccept(uint32_t listenerIndex, int result, uint32_t flags);
+  void armAcceptRetry(uint32_t listenerIndex);
+  void armWake();
+  void onWake();
+  void armTick();
+  void onTick();
+  void beginStop();
+  bool finished() const;
+
+  // worker_sessions.cc: a session's life.
+  Session* allocSession();
+  Session& slot(uint32_t index) { return chunks_[index >> kChunkShift][index & kChunkMask]; }
+  void handleSession(Op op, uint32_t index, int result);
+  void openSession(uint32_t listenerIndex, int clientFd);
+  void startConnect(Session& s);
+  void onConnect(Session& s, int result);
+  void startProxying(Session& s);
+  void pump(Session& s, int flow);
+  void armPoll(Session& s, int flow, bool writable);
+  void armContinue(Session& s, int flow);
+  void finishFlow(Session& s, int flow);
+  void onFlowError(Session& s, int flow, bool writing, int error);
+  void endSession(Session& s, EndReason reason);
+  void releaseMember(Session& s);
+  void maybeFree(Session& s);
+  void logSession(const Session& s);
+  void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
+
+  static constexpr uint32_t kChunkShift = 10;
+  static constexpr uint32_t kChunkSize = 1u << kChunkShift;
+  static constexpr uint32_t kChunkMask = kChunkSize - 1;
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+
+  WorkerOptions options_;
+  io_uring ring_{};
+  bool ringReady_ = false;
+  std::vector<std::unique_ptr<PoolPicker>> pickers_;  // one per pool
+  std::vector<PoolPicker*> pickerOfListener_;
+  std::vector<std::unique_ptr<Session[]>> chunks_;
+  uint32_t slotsInUse_ = 0;   // high-water mark of slots ever handed out
+  uint32_t freeHead_ = kNoSlot;
+  uint32_t liveSessions_ = 0; // not Free
+  PipePool pipes_;
+  AccessLog accessLog_;
+  WorkerStats stats_;
+  uint64_t nowNs_ = 0;
+
+  std::vector<bool> acceptArmed_;
+  __kernel_timespec acceptRetryDelay_{0, 50 * 1000 * 1000};
+  int wakeFd_ = -1;
+  uint64_t wakeValue_ = 0;
+  std::atomic<bool> stopRequested_{false};
+  bool stopping_ = false;
+  uint64_t deadlineNs_ = 0;
+  bool deadlinePassed_ = false;
+  __kernel_timespec tick_{};
+  uint64_t minIdleNs_ = 0;
+};
+
+}  // namespace lb

@@ -1,0 +1,344 @@
+// A session's life inside its worker: accept, pick, connect (with retries),
+// proxy both directions through pipes, pass on half-closes, end, and free
+// the slot once no operation on it is in flight.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "lb/address_text.h"
+#include "lb/log.h"
+#include "lb/worker.h"
+
+namespace lb {
+namespace {
+
+// splice calls one pump may make before yielding to other sessions.
+constexpr int kPumpBudget = 8;
+
+void setNoDelay(int fd) {
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int sourceFd(const Session& s, int flow) { return flow == 0 ? s.clientFd : s.memberFd; }
+int destinationFd(const Session& s, int flow) { return flow == 0 ? s.memberFd : s.clientFd; }
+
+double msBetween(uint64_t fromNs, uint64_t toNs) {
+  return static_cast<double>(toNs - fromNs) / 1e6;
+}
+
+}  // namespace
+
+Session* Worker::allocSession() {
+  uint32_t index;
+  if (freeHead_ != kNoSlot) {
+    index = freeHead_;
+    freeHead_ = slot(index).nextFree;
+  } else {
+    if (slotsInUse_ > kMaxSlot) return nullptr;
+    if ((slotsInUse_ & kChunkMask) == 0) chunks_.push_back(std::make_unique<Session[]>(kChunkSize));
+    index = slotsInUse_++;
+  }
+  Session& s = slot(index);
+  uint32_t generation = s.generation + 1;
+  s = Session{};
+  s.generation = generation;
+  s.index = index;
+  ++liveSessions_;
+  return &s;
+}
+
+void Worker::openSession(uint32_t listenerIndex, int clientFd) {
+  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+  Listener& listener = *options_.listeners[listenerIndex];
+  int64_t open = listener.active.value.fetch_add(1, std::memory_order_relaxed);
+  if (open >= listener.config.maxConnections) {
+    listener.active.value.fetch_sub(1, std::memory_order_relaxed);
+    listener.rejectedByLimit.value.fetch_add(1, std::memory_order_relaxed);
+    stats_.rejectedByLimit.fetch_add(1, std::memory_order_relaxed);
+    closeRejected(listenerIndex, clientFd, EndReason::Limit);
+    return;
+  }
+  Session* s = allocSession();
+  if (!s) {
+    listener.active.value.fetch_sub(1, std::memory_order_relaxed);
+    closeRejected(listenerIndex, clientFd, EndReason::Limit);
+    return;
+  }
+  s->state = SessionState::Connecting;
+  s->clientFd = clientFd;
+  s->listenerIndex = static_cast<uint16_t>(listenerIndex);
+  s->acceptedNs = nowNs_;
+  s->lastActiveNs = nowNs_;
+  socklen_t length = sizeof s->client;
+  (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&s->client), &length);
+  setNoDelay(clientFd);
+  startConnect(*s);
+}
+
+void Worker::closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason) {
+  if (accessLog_.enabled()) {
+    sockaddr_storage client{};
+    socklen_t length = sizeof client;
+    (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&client), &length);
+    std::string clientText = formatAddress(client);
+    AccessRecord record;
+    record.listener = options_.listeners[listenerIndex]->config.name;
+    record.client = clientText;
+    record.end = reason;
+    accessLog_.record(record);
+  }
+  ::close(clientFd);
+}
+
+// Picks a member not yet tried by this session and starts a connect to it,
+// bounded by a linked timeout. With nothing left to try the session ends
+// with the reason of the last failure (or no_member if nothing was tried).
+void Worker::startConnect(Session& s) {
+  PoolPicker& picker = *pickerOfListener_[s.listenerIndex];
+  const Pool& pool = *options_.listeners[s.listenerIndex]->pool;
+  bool mayRetry = s.attempts <= static_cast<uint32_t>(pool.config().retries);
+  Member* member = mayRetry ? picker.pick(s.client, {s.tried.data(), s.attempts}) : nullptr;
+  if (!member) {
+    if (s.attempts == 0) s.endReason = EndReason::NoMember;
+    return endSession(s, s.endReason);
+  }
+  int fd = ::socket(member->address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log::warn("socket for member {}: {}", member->name, std::strerror(errno));
+    return endSession(s, EndReason::Reset);
+  }
+  setNoDelay(fd);
+  s.memberFd = fd;
+  s.member = member;
+  s.tried[s.attempts++] = member;
+  member->active.value.fetch_add(1, std::memory_order_relaxed);
+
+  if (io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);  // keep the link whole
+  uint32_t index = s.index;
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_connect(sqe, fd, member->address.sockaddrPtr(), member->address.length);
+  sqe->flags |= IOSQE_IO_LINK;
+  prepare(sqe, Op::Connect, index, s.generation);
+  sqe = getSqe();
+  io_uring_prep_link_timeout(sqe, const_cast<__kernel_timespec*>(pool.connectTimeout()), 0);
+  prepare(sqe, Op::ConnectTimeout, index, s.generation);
+  s.inflight += 2;
+  s.connectPending = true;
+}
+
+void Worker::onConnect(Session& s, int result) {
+  s.connectPending = false;
+  if (s.state != SessionState::Connecting) return;  // ended while connecting
+  if (result == 0) return startProxying(s);
+  // The linked timeout cancels the connect when it fires: -ECANCELED here.
+  s.endReason = result == -ECANCELED ? EndReason::ConnectTimeout : EndReason::ConnectRefused;
+  log::debug("connect to member {} failed: {}", s.member->name,
+             result == -ECANCELED ? "timed out" : std::strerror(-result));
+  ::close(s.memberFd);
+  s.memberFd = -1;
+  releaseMember(s);
+  startConnect(s);
+}
+
+void Worker::startProxying(Session& s) {
+  s.state = SessionState::Proxying;
+  s.connectedNs = nowNs_;
+  s.lastActiveNs = nowNs_;
+  pump(s, 0);
+  if (s.state == SessionState::Proxying) pump(s, 1);
+}
+
+void Worker::handleSession(Op op, uint32_t index, int result) {
+  Session& s = slot(index);
+  --s.inflight;
+  switch (op) {
+    case Op::Connect: onConnect(s, result); break;
+    case Op::ConnectTimeout: break;  // the outcome arrives with Connect
+    case Op::PollReadable0:
+    case Op::PollReadable1:
+    case Op::PollWritable0:
+    case Op::PollWritable1: {
+      int flow = (op == Op::PollReadable0 || op == Op::PollWritable0) ? 0 : 1;
+      s.flows[flow].pollPending = false;
+      if (s.state == SessionState::Proxying) pump(s, flow);
+      break;
+    }
+    case Op::Continue0:
+    case Op::Continue1: {
+      int flow = op == Op::Continue0 ? 0 : 1;
+      s.flows[flow].continuePending = false;
+      if (s.state == SessionState::Proxying) pump(s, flow);
+      break;
+    }
+    default: break;
+  }
+  maybeFree(s);
+}
+
+// Moves bytes source -> pipe -> destination until the source is empty, the
+// destination is full or the budget is spent. Backpressure: nothing more is
+// read from the source while the pipe still holds bytes, so a slow reader
+// costs at most one pipe of buffering, in the kernel.
+void Worker::pump(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  if (f.finished || f.pollPending || f.continuePending) return;
+  int from = sourceFd(s, flow);
+  int to = destinationFd(s, flow);
+  for (int budget = kPumpBudget; budget > 0; --budget) {
+    if (f.inPipe > 0) {
+      ssize_t n = splice(f.pipe.readFd, nullptr, to, nullptr, f.inPipe,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        f.inPipe -= static_cast<uint32_t>(n);
+        f.bytes += static_cast<uint64_t>(n);
+        s.lastActiveNs = nowNs_;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return armPoll(s, flow, true);
+      return onFlowError(s, flow, true, n < 0 ? errno : EPIPE);
+    }
+    if (f.eof) return finishFlow(s, flow);
+    if (!f.pipe.valid()) {
+      int result = pipes_.acquire(&f.pipe);
+      if (result < 0) {
+        log::warn("no pipe for a session: {}", std::strerror(-result));
+        return endSession(s, EndReason::Reset);
+      }
+    }
+    // The pipe is empty here, so EAGAIN can only mean the source is empty.
+    ssize_t n = splice(from, nullptr, f.pipe.writeFd, nullptr, pipes_.capacity(),
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      f.inPipe = static_cast<uint32_t>(n);
+      s.lastActiveNs = nowNs_;
+      continue;
+    }
+    if (n == 0) {
+      f.eof = true;
+      if (s.firstEof < 0) s.firstEof = static_cast<int8_t>(flow);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      pipes_.release(&f.pipe);  // idle flows hold no pipe
+      return armPoll(s, flow, false);
+    }
+    return onFlowError(s, flow, false, errno);
+  }
+  armContinue(s, flow);
+}
+
+void Worker::armPoll(Session& s, int flow, bool writable) {
+  Flow& f = s.flows[flow];
+  int fd = writable ? destinationFd(s, flow) : sourceFd(s, flow);
+  f.pollOp = writable ? (flow == 0 ? Op::PollWritable0 : Op::PollWritable1)
+                      : (flow == 0 ? Op::PollReadable0 : Op::PollReadable1);
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_poll_add(sqe, fd, writable ? POLLOUT : POLLIN);
+  prepare(sqe, f.pollOp, s.index, s.generation);
+  f.pollPending = true;
+  ++s.inflight;
+}
+
+void Worker::armContinue(Session& s, int flow) {
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_nop(sqe);
+  prepare(sqe, flow == 0 ? Op::Continue0 : Op::Continue1, s.index, s.generation);
+  s.flows[flow].continuePending = true;
+  ++s.inflight;
+}
+
+// The source sent FIN and every byte before it has been written on: pass
+// the FIN on. The other direction keeps flowing until it ends too.
+void Worker::finishFlow(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  pipes_.release(&f.pipe);
+  (void)::shutdown(destinationFd(s, flow), SHUT_WR);
+  f.finished = true;
+  if (s.flows[1 - flow].finished)
+    endSession(s, s.firstEof == 1 ? EndReason::MemberClosed : EndReason::ClientClosed);
+}
+
+// A write failing because its peer has gone, after that peer already sent
+// FIN, is an ordinary close by that peer; anything else is a reset.
+void Worker::onFlowError(Session& s, int flow, bool writing, int error) {
+  int peer = writing ? 1 - flow : flow;  // the flow whose source is the failing socket
+  log::debug("session flow {} {} error: {}", flow, writing ? "write" : "read", std::strerror(error));
+  if (writing && s.flows[peer].eof)
+    return endSession(s, peer == 0 ? EndReason::ClientClosed : EndReason::MemberClosed);
+  endSession(s, EndReason::Reset);
+}
+
+void Worker::releaseMember(Session& s) {
+  if (!s.member) return;
+  s.member->active.value.fetch_sub(1, std::memory_order_relaxed);
+  s.member = nullptr;
+}
+
+// Ends the session at once: cancels what is in flight, closes both sockets,
+// logs it. The slot is freed when the last in-flight completion arrives.
+void Worker::endSession(Session& s, EndReason reason) {
+  if (s.state == SessionState::Closing || s.state == SessionState::Free) return;
+  s.endReason = reason;
+  s.state = SessionState::Closing;
+  uint32_t index = s.index;
+  auto cancel = [&](Op op) {
+    io_uring_sqe* sqe = getSqe();
+    io_uring_prep_cancel64(sqe, encode(UserData{op, index, s.generation}), 0);
+    prepare(sqe, Op::Ignore, 0, 0);
+  };
+  if (s.connectPending) cancel(Op::Connect);
+  for (Flow& f : s.flows) {
+    if (f.pollPending) cancel(f.pollOp);
+    if (f.inPipe > 0)
+      pipes_.drop(&f.pipe);
+    else
+      pipes_.release(&f.pipe);
+  }
+  logSession(s);
+  // Pending operations hold their own file references, so closing now is
+  // safe: the sockets really close once those operations are cancelled.
+  if (s.clientFd >= 0) ::close(s.clientFd);
+  if (s.memberFd >= 0) ::close(s.memberFd);
+  s.clientFd = s.memberFd = -1;
+  releaseMember(s);
+  options_.listeners[s.listenerIndex]->active.value.fetch_sub(1, std::memory_order_relaxed);
+  maybeFree(s);
+}
+
+void Worker::maybeFree(Session& s) {
+  if (s.state != SessionState::Closing || s.inflight > 0) return;
+  s.state = SessionState::Free;
+  s.nextFree = freeHead_;
+  freeHead_ = s.index;
+  --liveSessions_;
+}
+
+void Worker::logSession(const Session& s) {
+  if (!accessLog_.enabled()) return;
+  std::string client = formatAddress(s.client);
+  AccessRecord record;
+  record.listener = options_.listeners[s.listenerIndex]->config.name;
+  record.client = client;
+  const Member* member = s.connectedNs ? s.member : nullptr;
+  if (member) {
+    record.member = member->name;
+    record.memberAddress = member->address.text;
+  }
+  record.bytesIn = s.flows[0].bytes;
+  record.bytesOut = s.flows[1].bytes;
+  record.connectMs = s.connectedNs ? msBetween(s.acceptedNs, s.connectedNs) : -1;
+  record.durationMs = msBetween(s.acceptedNs, nowNs_);
+  record.attempts = s.attempts;
+  record.end = s.endReason;
+  accessLog_.record(record);
+}
+
+}  // namespace lb
