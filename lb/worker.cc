@@ -67,6 +67,14 @@ int Worker::start() {
                  IORING_SETUP_SUBMIT_ALL;
   params.cq_entries = kCompletionEntries;
   int result = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+  if (result == -EINVAL) {
+    // Kernels before 6.1 lack DEFER_TASKRUN; the ring works without it, at
+    // the cost of task work interrupting the worker.
+    params = io_uring_params{};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = kCompletionEntries;
+    result = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+  }
   if (result < 0) return result;
   ringReady_ = true;
   wakeFd_ = eventfd(0, EFD_CLOEXEC);

@@ -190,6 +190,10 @@ void Worker::pump(Session& s, int flow) {
   if (f.finished || f.pollPending || f.continuePending) return;
   int from = sourceFd(s, flow);
   int to = destinationFd(s, flow);
+  // A short read emptied the source and a short write filled the
+  // destination: rather than spend a splice to hear EAGAIN, arm the poll at
+  // once (a new poll completes immediately if the socket is already ready).
+  bool sourceDrained = false;
   for (int budget = kPumpBudget; budget > 0; --budget) {
     if (f.inPipe > 0) {
       ssize_t n = splice(f.pipe.readFd, nullptr, to, nullptr, f.inPipe,
@@ -198,6 +202,11 @@ void Worker::pump(Session& s, int flow) {
         f.inPipe -= static_cast<uint32_t>(n);
         f.bytes += static_cast<uint64_t>(n);
         s.lastActiveNs = nowNs_;
+        if (f.inPipe > 0) return armPoll(s, flow, true);
+        if (sourceDrained) {
+          pipes_.release(&f.pipe);
+          return armPoll(s, flow, false);
+        }
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -217,6 +226,7 @@ void Worker::pump(Session& s, int flow) {
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       f.inPipe = static_cast<uint32_t>(n);
+      sourceDrained = static_cast<size_t>(n) < pipes_.capacity();
       s.lastActiveNs = nowNs_;
       continue;
     }
