@@ -19,7 +19,7 @@ uint64_t loadWord(std::span<const uint8_t> bytes) noexcept {
 // the full bijective mix, so for a fixed prefix distinct words give distinct
 // states.
 uint64_t hashBytes(std::span<const uint8_t> bytes, uint64_t seed) noexcept {
-  uint64_t state = mix64(seed ^ (bytes.size() * kGoldenGamma));
+  uint64_t state = mix64(seed ^ ((bytes.size() + 1) * kGoldenGamma));
   while (bytes.size() >= 8) {
     state = mix64(state ^ loadWord(bytes.first(8))) + kGoldenGamma;
     bytes = bytes.subspan(8);
