@@ -37,6 +37,7 @@ enum class Balance { RoundRobin, LeastConn, ConsistentHash, RandomTwo };
 enum class HashKey { SourceIp, SourceIpPort };
 enum class WhenAllDown { Reject, UseAll };
 enum class HealthKind { Tcp, Http };
+enum class OnDown { Keep, Close };  // established sessions when their member goes down
 
 std::string_view toString(Balance);
 std::string_view toString(LogLevel);
@@ -66,6 +67,9 @@ struct Member {
   Address address;
   int weight = 1;  // 1..256
   bool backup = false;
+  // Where health probes go when not to `address` (health_address and/or
+  // health_port given); absent: probe `address`.
+  std::optional<Address> healthAddress;
 };
 
 struct Health {
@@ -76,6 +80,10 @@ struct Health {
   int fall = 3;
   std::string path = "/health";
   std::vector<int> expectStatus{200};
+  std::string host;              // http Host header; empty: the member's address
+  Duration downInterval{0};      // probe period while down; 0: same as interval
+  int passiveFall = 0;           // consecutive failed connects that take a member down; 0: off
+  OnDown onDown = OnDown::Keep;
 };
 
 struct Pool {
@@ -85,6 +93,8 @@ struct Pool {
   Duration connectTimeout = std::chrono::seconds(2);
   int retries = 2;  // further members tried after a failed connect
   WhenAllDown whenAllDown = WhenAllDown::Reject;
+  uint32_t tableSize = 65537;     // consistent_hash: prime, >= 100 x members
+  double hashBalanceFactor = 0;   // consistent_hash bounded loads: 0 off, else >= 1
   std::vector<Member> members;  // in file order
   std::optional<Health> health;
 };

@@ -1,0 +1,404 @@
+// Turns a parsed TOML document into a Config, checking the whole schema.
+// Every problem is recorded; a Config is produced only when there are none.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "config/config.h"
+#include "config/toml_reader.h"
+
+namespace config {
+namespace {
+
+constexpr Choice<LogLevel> kLogLevels[] = {{"error", LogLevel::Error},
+                                           {"warn", LogLevel::Warn},
+                                           {"info", LogLevel::Info},
+                                           {"debug", LogLevel::Debug}};
+constexpr Choice<Balance> kBalances[] = {{"round_robin", Balance::RoundRobin},
+                                         {"least_conn", Balance::LeastConn},
+                                         {"consistent_hash", Balance::ConsistentHash},
+                                         {"random_two", Balance::RandomTwo}};
+constexpr Choice<HashKey> kHashKeys[] = {{"source_ip", HashKey::SourceIp},
+                                         {"source_ip_port", HashKey::SourceIpPort}};
+constexpr Choice<WhenAllDown> kWhenAllDown[] = {{"reject", WhenAllDown::Reject},
+                                                {"use_all", WhenAllDown::UseAll}};
+constexpr Choice<OnDown> kOnDown[] = {{"keep", OnDown::Keep}, {"close", OnDown::Close}};
+constexpr Choice<HealthKind> kHealthKinds[] = {{"tcp", HealthKind::Tcp},
+                                               {"http", HealthKind::Http}};
+
+constexpr std::string_view kTopLevelTables = "[global], [admin], [[listener]] or [pool.NAME]";
+
+// Values already used, each with the line where it first appeared.
+using FirstSeen = std::map<std::string, int, std::less<>>;
+
+class Loader {
+ public:
+  explicit Loader(const std::string& file) : reader_(file) { config_.sourceName = file; }
+
+  LoadResult load(const toml::table& root);
+
+ private:
+  void checkTopLevelKeys(const toml::table& root);
+  void loadGlobal(const toml::table& table);
+  void loadAdmin(const toml::table& table);
+  void loadPools(const toml::table& pools);
+  void loadPool(const std::string& name, const toml::table& table);
+  void loadMembers(Pool& pool, const toml::table& poolTable);
+  void loadMember(Pool& pool, const toml::table& table, FirstSeen& names, FirstSeen& addresses);
+  void loadHealth(Pool& pool, const toml::table& table);
+  void readHealthHost(const toml::table& table, std::string& out);
+  void readHealthAddress(Member& member, const toml::table& table);
+  void checkConsistentHash(Pool& pool, const toml::table& table);
+  void readHealthPath(const toml::table& table, std::string& out);
+  void readExpectStatus(const toml::table& table, std::vector<int>& out);
+  void loadListeners(const toml::table& root);
+  void loadListener(const toml::table& table);
+  void checkListenerPool(const Listener& listener, const toml::node& poolNode);
+  bool isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
+                   std::string_view what, std::string_view context);
+
+  TomlReader reader_;
+  Config config_;
+  std::set<std::string, std::less<>> poolNames_;  // every [pool.NAME], even invalid ones
+  FirstSeen listenerNames_;
+  FirstSeen listenerBinds_;
+};
+
+LoadResult Loader::load(const toml::table& root) {
+  checkTopLevelKeys(root);
+  if (const toml::table* global = reader_.tableAt(root, "global", "[global]")) loadGlobal(*global);
+  if (const toml::table* admin = reader_.tableAt(root, "admin", "[admin]")) loadAdmin(*admin);
+  if (const toml::table* pools = reader_.tableAt(root, "pool", "[pool.NAME]")) loadPools(*pools);
+  loadListeners(root);  // after the pools, which listeners refer to
+  LoadResult result;
+  result.errors = reader_.takeErrors();
+  if (result.errors.empty()) result.config = std::move(config_);
+  return result;
+}
+
+void Loader::checkTopLevelKeys(const toml::table& root) {
+  for (auto&& [key, value] : root) {
+    std::string_view name = key.str();
+    if (name == "global" || name == "admin" || name == "listener" || name == "pool") continue;
+    const toml::array* array = value.as_array();
+    bool tableArray = array != nullptr && !array->empty() && array->is_array_of_tables();
+    if (value.is_table() || tableArray) {
+      std::string_view open = tableArray ? "[[" : "[";
+      std::string_view close = tableArray ? "]]" : "]";
+      reader_.error(key.source(), fmt::format("unknown table {}{}{} (expected {})", open, name,
+                                              close, kTopLevelTables));
+    } else {
+      reader_.error(key.source(), fmt::format(R"(unknown top-level key "{}" (expected {}))", name,
+                                              kTopLevelTables));
+    }
+  }
+}
+
+void Loader::loadGlobal(const toml::table& table) {
+  reader_.checkKeys(table, {"workers", "log_level", "access_log", "shutdown_timeout"}, "[global]");
+  Global& global = config_.global;
+  reader_.readInt(table, "workers", 1, 1024, global.workers);
+  reader_.readEnum(table, "log_level", "log_level", kLogLevels, global.logLevel);
+  reader_.readNonEmptyString(table, "access_log", global.accessLog);
+  reader_.readDuration(table, "shutdown_timeout", global.shutdownTimeout);
+}
+
+void Loader::loadAdmin(const toml::table& table) {
+  reader_.checkKeys(table, {"listen", "token"}, "[admin]");
+  Address listen;
+  if (reader_.readAddress(table, "listen", listen)) config_.admin.listen = std::move(listen);
+  reader_.readString(table, "token", config_.admin.token);
+}
+
+// Pools keep the order of their tables in the file (a TOML table is a map).
+void Loader::loadPools(const toml::table& pools) {
+  std::vector<std::pair<std::string, const toml::table*>> ordered;
+  for (auto&& [key, value] : pools) {
+    std::string name(key.str());
+    poolNames_.insert(name);
+    if (name.empty()) reader_.error(key.source(), "pool name must not be empty");
+    if (const toml::table* table = reader_.tableAt(pools, name, fmt::format("[pool.{}]", name)))
+      ordered.emplace_back(name, table);
+  }
+  auto position = [](const toml::table* table) {
+    const toml::source_position& begin = table->source().begin;
+    return std::pair(begin.line, begin.column);
+  };
+  std::stable_sort(ordered.begin(), ordered.end(), [&](const auto& a, const auto& b) {
+    return position(a.second) < position(b.second);
+  });
+  for (const auto& [name, table] : ordered) loadPool(name, *table);
+}
+
+void Loader::loadPool(const std::string& name, const toml::table& table) {
+  reader_.checkKeys(
+      table,
+      {"balance", "hash_key", "connect_timeout", "retries", "when_all_down", "table_size",
+       "hash_balance_factor", "member", "health"},
+      fmt::format("[pool.{}]", name));
+  Pool pool;
+  pool.name = name;
+  reader_.readEnum(table, "balance", "balance", kBalances, pool.balance);
+  reader_.readEnum(table, "hash_key", "hash_key", kHashKeys, pool.hashKey);
+  reader_.readDuration(table, "connect_timeout", pool.connectTimeout);
+  reader_.readInt(table, "retries", 0, 16, pool.retries);
+  reader_.readEnum(table, "when_all_down", "when_all_down", kWhenAllDown, pool.whenAllDown);
+  loadMembers(pool, table);
+  checkConsistentHash(pool, table);
+  std::string healthHeader = fmt::format("[pool.{}.health]", name);
+  if (const toml::table* health = reader_.tableAt(table, "health", healthHeader))
+    loadHealth(pool, *health);
+  config_.pools.push_back(std::move(pool));
+}
+
+void Loader::loadMembers(Pool& pool, const toml::table& poolTable) {
+  std::string header = fmt::format("[[pool.{}.member]]", pool.name);
+  const toml::node* node = poolTable.get("member");
+  const toml::array* members = reader_.tableArrayAt(poolTable, "member", header);
+  if (node == nullptr || (members != nullptr && members->empty())) {
+    reader_.error(node ? *node : poolTable,
+                  fmt::format(R"(pool "{}" has no members (add a {} table))", pool.name, header));
+  }
+  if (members == nullptr) return;
+  FirstSeen names;
+  FirstSeen addresses;
+  for (const toml::node& member : *members) loadMember(pool, *member.as_table(), names, addresses);
+}
+
+void Loader::loadMember(Pool& pool, const toml::table& table, FirstSeen& names,
+                        FirstSeen& addresses) {
+  std::string where = fmt::format("[[pool.{}.member]]", pool.name);
+  reader_.checkKeys(table, {"name", "address", "weight", "backup", "health_address", "health_port"},
+                    where);
+  Member member;
+  std::string context = fmt::format(R"( in pool "{}")", pool.name);
+  bool hasName = table.contains("name");
+  bool named = reader_.readNonEmptyString(table, "name", member.name);
+  bool addressed = reader_.require(table, "address", where) &&
+                   reader_.readAddress(table, "address", member.address);
+  reader_.readInt(table, "weight", 1, 256, member.weight);
+  reader_.readBool(table, "backup", member.backup);
+  if (addressed) readHealthAddress(member, table);
+  bool sameAddress = addressed && isDuplicate(addresses, member.address.text, *table.get("address"),
+                                              "member address", context);
+  if (named) {
+    isDuplicate(names, member.name, *table.get("name"), "member name", context);
+  } else if (!hasName && addressed) {
+    member.name = member.address.text;
+    // A repeated address has been reported already; its default name would repeat too.
+    if (!sameAddress)
+      isDuplicate(names, member.name, *table.get("address"), "member name", context);
+  }
+  pool.members.push_back(std::move(member));
+}
+
+void Loader::loadHealth(Pool& pool, const toml::table& table) {
+  reader_.checkKeys(table,
+                    {"kind", "interval", "timeout", "rise", "fall", "path", "expect_status", "host",
+                     "down_interval", "passive_fall", "on_down"},
+                    fmt::format("[pool.{}.health]", pool.name));
+  Health health;
+  reader_.readEnum(table, "kind", "health kind", kHealthKinds, health.kind);
+  reader_.readDuration(table, "interval", health.interval);
+  reader_.readDuration(table, "timeout", health.timeout);
+  reader_.readInt(table, "rise", 1, 100, health.rise);
+  reader_.readInt(table, "fall", 1, 100, health.fall);
+  readHealthPath(table, health.path);
+  readExpectStatus(table, health.expectStatus);
+  readHealthHost(table, health.host);
+  reader_.readDuration(table, "down_interval", health.downInterval);
+  reader_.readInt(table, "passive_fall", 0, 100, health.passiveFall);
+  reader_.readEnum(table, "on_down", "on_down", kOnDown, health.onDown);
+  pool.health = std::move(health);
+}
+
+// The Host header value goes into the request as one token.
+void Loader::readHealthHost(const toml::table& table, std::string& out) {
+  std::string host;
+  if (!reader_.readNonEmptyString(table, "host", host)) return;
+  bool printable = std::all_of(host.begin(), host.end(), [](char c) { return c > ' ' && c < 127; });
+  if (!printable) {
+    reader_.error(*table.get("host"), R"("host" must not contain spaces or control characters)");
+    return;
+  }
+  out = std::move(host);
+}
+
+// health_address (an IP, no port) and health_port replace the parts of the
+// member's address that probes use.
+void Loader::readHealthAddress(Member& member, const toml::table& table) {
+  std::string ip;
+  int port = member.address.port();
+  bool hasIp = reader_.readNonEmptyString(table, "health_address", ip);
+  bool hasPort = reader_.readInt(table, "health_port", 1, 65535, port);
+  if (!hasIp && !hasPort) return;
+  if (!hasIp) {
+    std::string text = member.address.text;
+    ip = text.substr(0, text.rfind(':'));
+  } else if (ip.find(':') != std::string::npos && ip.front() != '[') {
+    ip = "[" + ip + "]";
+  }
+  std::string why;
+  auto address = parseAddress(fmt::format("{}:{}", ip, port), &why);
+  if (!address) {
+    reader_.error(*table.get(hasIp ? "health_address" : "health_port"),
+                  fmt::format(R"("health_address": {})", why));
+    return;
+  }
+  member.healthAddress = std::move(address);
+}
+
+namespace {
+bool isPrime(uint64_t n) {
+  if (n < 2) return false;
+  for (uint64_t d = 2; d * d <= n; ++d)
+    if (n % d == 0) return false;
+  return true;
+}
+}  // namespace
+
+// Maglev needs a prime table, comfortably larger than the member count, so
+// that every member gets slots in proportion to its weight.
+void Loader::checkConsistentHash(Pool& pool, const toml::table& table) {
+  int size = static_cast<int>(pool.tableSize);
+  if (!table.contains("table_size")) {
+    // Unset: 65537, or the first prime above 100 x members for big pools.
+    uint64_t wanted = std::max<uint64_t>(pool.tableSize, 100 * pool.members.size());
+    while (!isPrime(wanted)) ++wanted;
+    pool.tableSize = static_cast<uint32_t>(wanted);
+  } else if (reader_.readInt(table, "table_size", 3, 16777213, size)) {
+    const toml::node& node = *table.get("table_size");
+    if (!isPrime(static_cast<uint64_t>(size))) {
+      uint64_t next = static_cast<uint64_t>(size) + 1;
+      while (!isPrime(next)) ++next;
+      reader_.error(node, fmt::format(R"("table_size" must be a prime number, got {} (try {}))", size, next));
+    } else if (static_cast<size_t>(size) < 100 * pool.members.size()) {
+      reader_.error(node, fmt::format(R"("table_size" must be at least 100 x the {} members, got {})",
+                                      pool.members.size(), size));
+    } else {
+      pool.tableSize = static_cast<uint32_t>(size);
+    }
+  }
+  double factor = 0;
+  if (reader_.readNumber(table, "hash_balance_factor", factor)) {
+    if (factor != 0 && !(factor >= 1.0 && factor <= 100.0))
+      reader_.error(*table.get("hash_balance_factor"),
+                    fmt::format(R"("hash_balance_factor" must be 0 (off) or from 1 to 100, got {})", factor));
+    else
+      pool.hashBalanceFactor = factor;
+  }
+}
+
+// The path goes into an HTTP request line, so it must be one token.
+void Loader::readHealthPath(const toml::table& table, std::string& out) {
+  std::string path;
+  if (!reader_.readString(table, "path", path)) return;
+  const toml::node& node = *table.get("path");
+  if (path.empty() || path.front() != '/') {
+    reader_.error(node, fmt::format(R"("path" must start with "/", got "{}")", path));
+    return;
+  }
+  bool printable = std::all_of(path.begin(), path.end(), [](char c) { return c > ' ' && c < 127; });
+  if (!printable) {
+    reader_.error(node, R"("path" must not contain spaces or control characters)");
+    return;
+  }
+  out = std::move(path);
+}
+
+void Loader::readExpectStatus(const toml::table& table, std::vector<int>& out) {
+  const toml::node* node = table.get("expect_status");
+  if (node == nullptr) return;
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    reader_.error(*node, fmt::format(R"("expect_status" must be an array such as [200], got {})",
+                                     typeName(node->type())));
+    return;
+  }
+  if (array->empty()) {
+    reader_.error(*node, R"("expect_status" must not be empty)");
+    return;
+  }
+  std::vector<int> codes;
+  for (const toml::node& element : *array) {
+    const toml::value<int64_t>* code = element.as_integer();
+    if (code != nullptr && code->get() >= 100 && code->get() <= 599) {
+      codes.push_back(static_cast<int>(code->get()));
+      continue;
+    }
+    std::string got = code ? std::to_string(code->get()) : std::string(typeName(element.type()));
+    reader_.error(
+        element,
+        fmt::format(R"("expect_status" entries must be integers from 100 to 599, got {})", got));
+  }
+  if (codes.size() == array->size()) out = std::move(codes);
+}
+
+void Loader::loadListeners(const toml::table& root) {
+  const toml::node* node = root.get("listener");
+  const toml::array* listeners = reader_.tableArrayAt(root, "listener", "[[listener]]");
+  if (node == nullptr) reader_.errorWithoutPosition("no [[listener]] defined");
+  if (listeners == nullptr) return;
+  if (listeners->empty()) reader_.error(*node, "no [[listener]] defined");
+  for (const toml::node& listener : *listeners) loadListener(*listener.as_table());
+}
+
+void Loader::loadListener(const toml::table& table) {
+  constexpr std::string_view where = "[[listener]]";
+  reader_.checkKeys(table, {"name", "bind", "pool", "max_connections", "idle_timeout"}, where);
+  Listener listener;
+  if (reader_.require(table, "name", where) &&
+      reader_.readNonEmptyString(table, "name", listener.name)) {
+    isDuplicate(listenerNames_, listener.name, *table.get("name"), "listener name", "");
+  }
+  if (reader_.require(table, "bind", where) && reader_.readAddress(table, "bind", listener.bind))
+    isDuplicate(listenerBinds_, listener.bind.text, *table.get("bind"), "listener bind address",
+                "");
+  if (reader_.require(table, "pool", where) &&
+      reader_.readNonEmptyString(table, "pool", listener.pool)) {
+    checkListenerPool(listener, *table.get("pool"));
+  }
+  reader_.readInt(table, "max_connections", 1, 1'000'000, listener.maxConnections);
+  reader_.readDuration(table, "idle_timeout", listener.idleTimeout);
+  config_.listeners.push_back(std::move(listener));
+}
+
+void Loader::checkListenerPool(const Listener& listener, const toml::node& poolNode) {
+  if (poolNames_.count(listener.pool) != 0) return;
+  std::string who =
+      listener.name.empty() ? "listener" : fmt::format(R"(listener "{}")", listener.name);
+  reader_.error(poolNode,
+                fmt::format(R"({} names pool "{}", which is not defined)", who, listener.pool));
+}
+
+// Records an error and returns true when `value` was seen before.
+bool Loader::isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
+                         std::string_view what, std::string_view context) {
+  auto [it, inserted] = seen.emplace(value, lineOf(node));
+  if (inserted) return false;
+  reader_.error(node, fmt::format(R"(duplicate {} "{}"{} (first at line {}))", what, value, context,
+                                  it->second));
+  return true;
+}
+
+}  // namespace
+
+LoadResult loadString(std::string_view text, std::string_view sourceName) {
+  std::string file(sourceName);
+  toml::table root;
+  try {
+    root = toml::parse(text, sourceName);
+  } catch (const toml::parse_error& e) {
+    const toml::source_position& begin = e.source().begin;
+    LoadResult result;
+    result.errors.push_back(Error{file, static_cast<int>(begin.line),
+                                  static_cast<int>(begin.column), std::string(e.description())});
+    return result;
+  }
+  return Loader(file).load(root);
+}
+
+}  // namespace config
