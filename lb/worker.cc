@@ -124,6 +124,10 @@ void Worker::run() {
     accessLog_.flush();
   }
   accessLog_.flush();
+  // Nothing may outlive the loop: tearing the ring down releases whatever
+  // it still holds (the tick timer, the eventfd read).
+  io_uring_queue_exit(&ring_);
+  ringReady_ = false;
 }
 
 bool Worker::finished() const {
@@ -137,7 +141,10 @@ void Worker::handle(const io_uring_cqe& cqe) {
     case Op::Ignore: return;
     case Op::Accept: return onAccept(data.slot, cqe.res, cqe.flags);
     case Op::AcceptRetry:
-      if (!stopping_) armAccept(data.slot);
+      if (stopping_)
+        acceptArmed_[data.slot] = false;
+      else
+        armAccept(data.slot);
       return;
     case Op::Wake: return onWake();
     case Op::Tick: return onTick();
@@ -220,7 +227,8 @@ void Worker::beginStop() {
     sqe = getSqe();
     io_uring_prep_cancel64(sqe, encode(UserData{Op::AcceptRetry, i, 0}), 0);
     prepare(sqe, Op::Ignore, 0, 0);
-    acceptArmed_[i] = false;
+    // acceptArmed_ stays set until the cancelled request's last completion
+    // arrives; leaving the loop before that would keep the socket accepting.
   }
   for (int& fd : options_.listenFds) {
     ::close(fd);  // the pending accept holds its own reference until cancelled
