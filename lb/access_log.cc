@@ -23,6 +23,7 @@ std::string_view toString(EndReason reason) {
     case EndReason::Limit: return "limit";
     case EndReason::Shutdown: return "shutdown";
     case EndReason::Reset: return "reset";
+    case EndReason::MemberDown: return "member_down";
   }
   return "unknown";
 }

@@ -21,6 +21,7 @@ enum class EndReason : uint8_t {
   Limit,
   Shutdown,
   Reset,
+  MemberDown,  // on_down = "close" ended it when health checks took its member down
 };
 
 std::string_view toString(EndReason reason);

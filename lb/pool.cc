@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
-#include "lb/policy/round_robin.h"
+#include "lb/policy/factory.h"
+#include "lb/policy/hash.h"
 
 namespace lb {
 
@@ -17,6 +19,13 @@ Pool::Pool(const config::Pool& pool) : config_(pool) {
     member->weight = static_cast<uint32_t>(spec.weight);
     member->backup = spec.backup;
     members_.push_back(std::move(member));
+  }
+  if (pool.balance == config::Balance::ConsistentHash) {
+    std::vector<policy::MemberSpec> primary, backup;
+    for (const auto& member : members_)
+      (member->backup ? backup : primary).push_back({member->name, member->weight});
+    primaryTable_ = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(primary, pool.tableSize));
+    backupTable_ = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(backup, pool.tableSize));
   }
   auto timeout = pool.connectTimeout;
   connectTimeout_.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
@@ -54,20 +63,26 @@ class GroupState final : public policy::MemberState {
   bool ignoreHealth_;
 };
 
-std::unique_ptr<policy::Policy> makeGroupPolicy(const config::Pool&,
-                                                std::span<Member* const> members) {
-  std::vector<policy::MemberSpec> specs;
-  for (const Member* member : members) specs.push_back({member->name, member->weight});
-  return std::make_unique<policy::RoundRobin>(specs);
-}
-
 }  // namespace
 
 PoolPicker::PoolPicker(const Pool& pool, uint64_t seed) : pool_(pool), random_(seed) {
   for (const auto& member : pool.members())
     (member->backup ? backup_ : primary_).members.push_back(member.get());
-  primary_.policy = makeGroupPolicy(pool.config(), primary_.members);
-  backup_.policy = makeGroupPolicy(pool.config(), backup_.members);
+  primary_.policy = makeGroupPolicy(primary_, false);
+  backup_.policy = makeGroupPolicy(backup_, true);
+}
+
+std::unique_ptr<policy::Policy> PoolPicker::makeGroupPolicy(const Group& group, bool backup) const {
+  const config::Pool& config = pool_.config();
+  if (config.balance == config::Balance::ConsistentHash)
+    return std::make_unique<policy::ConsistentHash>(pool_.table(backup), config.hashBalanceFactor);
+  std::vector<policy::MemberSpec> specs;
+  for (const Member* member : group.members) specs.push_back({member->name, member->weight});
+  switch (config.balance) {
+    case config::Balance::LeastConn: return policy::makePolicy(policy::Kind::LeastConn, specs);
+    case config::Balance::RandomTwo: return policy::makePolicy(policy::Kind::RandomTwo, specs);
+    default: return policy::makePolicy(policy::Kind::RoundRobin, specs);
+  }
 }
 
 Member* PoolPicker::pickFrom(Group& group, const policy::PickContext& base,
@@ -92,6 +107,26 @@ Member* PoolPicker::pick(const sockaddr_storage& client, std::span<Member* const
   return pickFrom(backup_, context, tried, true);
 }
 
-uint64_t PoolPicker::keyHash(const sockaddr_storage&) const { return 0; }
+// consistent_hash key: the client's address bytes (and port, for
+// source_ip_port) in network order, so the key means the same to every
+// ringlb process.
+uint64_t PoolPicker::keyHash(const sockaddr_storage& client) const {
+  if (pool_.config().balance != config::Balance::ConsistentHash) return 0;
+  bool withPort = pool_.config().hashKey == config::HashKey::SourceIpPort;
+  uint8_t key[18];
+  size_t length = 0;
+  if (client.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(client);
+    std::memcpy(key, &v4.sin_addr, 4);
+    length = 4;
+    if (withPort) std::memcpy(key + length, &v4.sin_port, 2), length += 2;
+  } else if (client.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(client);
+    std::memcpy(key, &v6.sin6_addr, 16);
+    length = 16;
+    if (withPort) std::memcpy(key + length, &v6.sin6_port, 2), length += 2;
+  }
+  return policy::hashClientKey({key, length});
+}
 
 }  // namespace lb

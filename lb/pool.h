@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "lb/policy/maglev.h"
 #include "lb/policy/policy.h"
 
 namespace lb {
@@ -35,6 +36,8 @@ struct Member {
   // Incremented when a connect is attempted; decremented exactly once when
   // that attempt fails or its session ends.
   SharedCounter active;
+  // Failed connects since the last successful one (passive health checks).
+  SharedCounter connectFailures;
 };
 
 class Pool {
@@ -47,10 +50,16 @@ class Pool {
   // The connect timeout as the kernel takes it (lives as long as the pool,
   // so SQEs may point at it).
   const __kernel_timespec* connectTimeout() const { return &connectTimeout_; }
+  // consistent_hash: one immutable table per group, shared by every worker.
+  std::shared_ptr<const policy::MaglevTable> table(bool backup) const {
+    return backup ? backupTable_ : primaryTable_;
+  }
 
  private:
   config::Pool config_;
   std::vector<std::unique_ptr<Member>> members_;
+  std::shared_ptr<const policy::MaglevTable> primaryTable_;
+  std::shared_ptr<const policy::MaglevTable> backupTable_;
   __kernel_timespec connectTimeout_{};
 };
 
@@ -83,6 +92,7 @@ class PoolPicker {
   Member* pickFrom(Group& group, const policy::PickContext& base, std::span<Member* const> tried,
                    bool ignoreHealth);
   uint64_t keyHash(const sockaddr_storage& client) const;
+  std::unique_ptr<policy::Policy> makeGroupPolicy(const Group& group, bool backup) const;
 
   const Pool& pool_;
   Group primary_;

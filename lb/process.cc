@@ -1,6 +1,5 @@
 #include "lb/process.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "lb/access_log.h"
+#include "lb/control.h"
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
@@ -79,30 +79,6 @@ sigset_t controlSignals() {
   return set;
 }
 
-// Control thread: serve signals until every worker has finished.
-void serveSignals(int signalFd, std::vector<std::unique_ptr<Worker>>& workers,
-                  const std::atomic<int>& running, const config::Config& config) {
-  bool stopping = false;
-  while (running.load() > 0) {
-    pollfd pfd{signalFd, POLLIN, 0};
-    if (poll(&pfd, 1, 100) <= 0) continue;
-    signalfd_siginfo info{};
-    if (read(signalFd, &info, sizeof info) != sizeof info) continue;
-    if (info.ssi_signo == SIGHUP) {
-      log::warn("SIGHUP: reloading is not supported yet; the running config stays");
-      continue;
-    }
-    if (stopping) {
-      log::warn("second {}: exiting now", strsignal(static_cast<int>(info.ssi_signo)));
-      _exit(1);
-    }
-    stopping = true;
-    log::info("{}: no longer accepting; waiting up to {}ms for sessions to end",
-              strsignal(static_cast<int>(info.ssi_signo)), config.global.shutdownTimeout.count());
-    for (auto& worker : workers) worker->requestStop();
-  }
-}
-
 }  // namespace
 
 int runProcess(const config::Config& config) {
@@ -155,8 +131,10 @@ int runProcess(const config::Config& config) {
     int result = future.get();
     if (result < 0) failed = result;
   }
+  Control control(config, runtime.pools, workers, running);
+  if (failed == 0) failed = control.start(signalFd);
   if (failed < 0) {
-    log::error("cannot start workers: io_uring: {}", std::strerror(-failed));
+    log::error("cannot start: io_uring: {}", std::strerror(-failed));
     for (auto& worker : workers) worker->requestStop();
   } else {
     for (const auto& listener : runtime.listeners)
@@ -164,7 +142,7 @@ int runProcess(const config::Config& config) {
                 listener->config.bind.text, listener->pool->name(),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
     log::info("ready: {} listeners, {} workers", runtime.listeners.size(), count);
-    serveSignals(signalFd, workers, running, config);
+    control.run();
   }
   for (auto& thread : threads) thread.join();
   ::close(signalFd);

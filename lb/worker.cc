@@ -236,6 +236,14 @@ void Worker::beginStop() {
   }
 }
 
+// on_down = "close": sessions on a member that health checks took down end
+// at the next tick rather than waiting for the member to answer.
+bool Worker::closesWhenDown(const Session& s) const {
+  const auto& health = options_.listeners[s.listenerIndex]->pool->config().health;
+  return health && health->onDown == config::OnDown::Close && s.member &&
+         !s.member->up.load(std::memory_order_relaxed);
+}
+
 void Worker::armTick() {
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_timeout(sqe, &tick_, 0, 0);
@@ -258,6 +266,10 @@ void Worker::onTick() {
       continue;
     }
     if (s.state != SessionState::Proxying) continue;
+    if (closesWhenDown(s)) {
+      endSession(s, EndReason::MemberDown);
+      continue;
+    }
     uint64_t idle = toNs(options_.listeners[s.listenerIndex]->config.idleTimeout);
     if (nowNs_ - s.lastActiveNs >= idle) endSession(s, EndReason::IdleTimeout);
   }

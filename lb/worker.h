@@ -64,6 +64,7 @@ class Worker {
   void onWake();
   void armTick();
   void onTick();
+  bool closesWhenDown(const Session& s) const;
   void beginStop();
   bool finished() const;
 

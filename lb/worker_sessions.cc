@@ -135,7 +135,11 @@ void Worker::startConnect(Session& s) {
 void Worker::onConnect(Session& s, int result) {
   s.connectPending = false;
   if (s.state != SessionState::Connecting) return;  // ended while connecting
-  if (result == 0) return startProxying(s);
+  if (result == 0) {
+    s.member->connectFailures.value.store(0, std::memory_order_relaxed);
+    return startProxying(s);
+  }
+  s.member->connectFailures.value.fetch_add(1, std::memory_order_relaxed);
   // The linked timeout cancels the connect when it fires: -ECANCELED here.
   s.endReason = result == -ECANCELED ? EndReason::ConnectTimeout : EndReason::ConnectRefused;
   log::debug("connect to member {} failed: {}", s.member->name,

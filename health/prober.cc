@@ -1,0 +1,180 @@
+#include "health/prober.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace health {
+namespace {
+
+// user_data: tag (8 bits) | step (8) | target (24) | generation (24).
+uint64_t encodeUserData(uint8_t tag, uint8_t step, size_t target, uint32_t generation) {
+  return (uint64_t{tag} << 56) | (uint64_t{step} << 48) | ((uint64_t{target} & 0xffffff) << 24) |
+         (generation & 0xffffff);
+}
+
+}  // namespace
+
+std::string formatDuration(Duration duration) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{:.3g}s", static_cast<double>(ms) / 1000.0);
+}
+
+std::string connectFailureReason(int error) {
+  switch (error) {
+    case ECONNREFUSED: return "connect refused";
+    case ECONNRESET: return "connection reset";
+    case ENETUNREACH:
+    case EHOSTUNREACH: return "unreachable";
+    default: return std::strerror(error);
+  }
+}
+
+Prober::Prober(io_uring* ring, uint8_t tag, std::vector<ProbeSpec> specs, OnTransition onTransition,
+               TimePoint now, uint64_t seed)
+    : ring_(ring), tag_(tag), onTransition_(std::move(onTransition)), random_(seed) {
+  targets_.reserve(specs.size());
+  for (ProbeSpec& spec : specs) {
+    Options options = spec.options;
+    targets_.push_back(Target{.spec = std::move(spec),
+                              .health = MemberHealth(options, now, nextRandom()),
+                              .status = {},
+                              .parser = {}});
+  }
+}
+
+Prober::~Prober() {
+  for (Target& target : targets_)
+    if (target.fd >= 0) ::close(target.fd);
+}
+
+uint64_t Prober::nextRandom() {
+  uint64_t z = (random_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+bool Prober::idle() const {
+  return std::all_of(targets_.begin(), targets_.end(),
+                     [](const Target& t) { return t.inflight == 0; });
+}
+
+void Prober::onTick(TimePoint now) {
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    Target& t = targets_[i];
+    if (t.running && now >= t.deadline) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+      if (!sqe) {
+        io_uring_submit(ring_);
+        sqe = io_uring_get_sqe(ring_);
+      }
+      io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), i, t.generation), 0);
+      io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion carries no work
+      finish(i, false, "timeout after " + formatDuration(t.spec.options.timeout), now);
+    } else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt()) {
+      start(i, now);
+    }
+  }
+}
+
+void Prober::start(size_t index, TimePoint now) {
+  Target& t = targets_[index];
+  t.fd = ::socket(t.spec.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  t.running = true;
+  t.startedAt = now;
+  t.deadline = now + t.spec.options.timeout;
+  t.sent = 0;
+  t.parser = StatusLineParser{};
+  if (t.fd < 0) return finish(index, false, std::strerror(errno), now);
+  submit(index, Step::Connect);
+}
+
+void Prober::submit(size_t index, Step step) {
+  Target& t = targets_[index];
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+  if (!sqe) {
+    io_uring_submit(ring_);
+    sqe = io_uring_get_sqe(ring_);
+  }
+  switch (step) {
+    case Step::Connect:
+      io_uring_prep_connect(sqe, t.fd, t.spec.address.sockaddrPtr(), t.spec.address.length);
+      break;
+    case Step::Send:
+      io_uring_prep_send(sqe, t.fd, t.spec.request.data() + t.sent, t.spec.request.size() - t.sent,
+                         MSG_NOSIGNAL);
+      break;
+    case Step::Recv:
+      io_uring_prep_recv(sqe, t.fd, t.buffer.data(), t.buffer.size(), 0);
+      break;
+  }
+  io_uring_sqe_set_data64(sqe, encodeUserData(tag_, static_cast<uint8_t>(step), index, t.generation));
+  t.step = step;
+  ++t.inflight;
+}
+
+void Prober::onCompletion(uint64_t userData, int result, TimePoint now) {
+  size_t index = (userData >> 24) & 0xffffff;
+  if (index >= targets_.size()) return;
+  Target& t = targets_[index];
+  --t.inflight;
+  uint32_t generation = userData & 0xffffff;
+  if (!t.running || generation != (t.generation & 0xffffff)) return;  // an abandoned probe
+  onStep(index, static_cast<Step>((userData >> 48) & 0xff), result, now);
+}
+
+void Prober::onStep(size_t index, Step step, int result, TimePoint now) {
+  Target& t = targets_[index];
+  if (result < 0) return finish(index, false, connectFailureReason(-result), now);
+  switch (step) {
+    case Step::Connect:
+      if (t.spec.kind == config::HealthKind::Tcp) return finish(index, true, "connected", now);
+      return submit(index, Step::Send);
+    case Step::Send:
+      t.sent += static_cast<size_t>(result);
+      return submit(index, t.sent < t.spec.request.size() ? Step::Send : Step::Recv);
+    case Step::Recv: {
+      if (result == 0) return finish(index, false, std::string(t.parser.finish().reason), now);
+      StatusLineParser::Result parsed =
+          t.parser.feed(std::span<const char>(t.buffer.data(), static_cast<size_t>(result)));
+      if (parsed.kind == StatusLineParser::Kind::NeedMore) return submit(index, Step::Recv);
+      if (parsed.kind == StatusLineParser::Kind::Bad) return finish(index, false, std::string(parsed.reason), now);
+      bool expected = std::find(t.spec.expectStatus.begin(), t.spec.expectStatus.end(),
+                                parsed.status) != t.spec.expectStatus.end();
+      return finish(index, expected, fmt::format("status {}", parsed.status), now);
+    }
+  }
+}
+
+void Prober::finish(size_t index, bool passed, std::string reason, TimePoint now) {
+  Target& t = targets_[index];
+  if (t.fd >= 0) ::close(t.fd);  // an op still in flight holds its own reference
+  t.fd = -1;
+  t.running = false;
+  ++t.generation;
+  t.status.lastDuration = now - t.startedAt;
+  ++t.status.probes;
+  if (!passed) ++t.status.failures;
+  auto transition = t.health.onProbeResult(passed, std::move(reason), now, nextRandom());
+  if (transition) onTransition_(index, *transition);
+}
+
+void Prober::onPassiveFailures(size_t target, uint64_t failures, TimePoint now) {
+  MemberHealth& health = targets_[target].health;
+  if (failures == 0) return health.onPassiveSuccess();
+  for (uint64_t i = 0; i < failures; ++i) {
+    auto transition = health.onPassiveFailure("connect failed in traffic", now, nextRandom());
+    if (transition) onTransition_(target, *transition);
+  }
+}
+
+}  // namespace health

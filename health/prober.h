@@ -1,0 +1,107 @@
+#pragma once
+// Active health probes on an io_uring that the caller owns and drives (the
+// control thread's ring; never a worker's). The prober submits SQEs tagged
+// with `tag` in the top byte of user_data; the caller hands back every
+// completion carrying that tag, and calls onTick() often (every few tens of
+// milliseconds): ticks start due probes and enforce probe deadlines.
+//
+// A probe: connect (tcp: done), then for http send the request and read until
+// the status line is complete. What is read is bounded by the status-line
+// parser, so a member sending garbage or an endless stream fails the probe
+// without growing memory.
+//
+// Invariant: a target starts a new probe only when none of its operations is
+// in flight; completions of an abandoned probe (timed out) carry an old
+// generation and only count down `inflight`.
+
+#include <liburing.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "health/http_status.h"
+#include "health/state_machine.h"
+
+namespace health {
+
+struct ProbeSpec {
+  std::string pool;    // for log lines and metrics
+  std::string member;  // the member's stable name
+  config::Address address;  // where to probe (the member, or its health_address/health_port)
+  config::HealthKind kind = config::HealthKind::Tcp;
+  std::string request;  // http: the whole request
+  std::vector<int> expectStatus;
+  Options options;
+};
+
+struct ProbeStatus {
+  Duration lastDuration{};  // of the last finished probe
+  uint64_t probes = 0;
+  uint64_t failures = 0;
+};
+
+class Prober {
+ public:
+  using OnTransition = std::function<void(size_t target, const Transition&)>;
+
+  Prober(io_uring* ring, uint8_t tag, std::vector<ProbeSpec> specs, OnTransition onTransition,
+         TimePoint now, uint64_t seed);
+  ~Prober();
+  Prober(const Prober&) = delete;
+  Prober& operator=(const Prober&) = delete;
+
+  void onTick(TimePoint now);
+  void onCompletion(uint64_t userData, int result, TimePoint now);
+  // Connect failures seen by the data plane since the last report (0: a
+  // connect succeeded, which resets the passive count).
+  void onPassiveFailures(size_t target, uint64_t failures, TimePoint now);
+
+  size_t size() const { return targets_.size(); }
+  const ProbeSpec& spec(size_t target) const { return targets_[target].spec; }
+  const MemberHealth& health(size_t target) const { return targets_[target].health; }
+  const ProbeStatus& status(size_t target) const { return targets_[target].status; }
+  // Probes with an operation still in flight (for stopping cleanly).
+  bool idle() const;
+
+ private:
+  enum class Step : uint8_t { Connect = 1, Send, Recv };
+
+  struct Target {
+    ProbeSpec spec;
+    MemberHealth health;
+    ProbeStatus status;
+    bool running = false;
+    uint32_t generation = 0;
+    uint32_t inflight = 0;
+    int fd = -1;
+    size_t sent = 0;
+    Step step = Step::Connect;
+    TimePoint startedAt{};
+    TimePoint deadline{};
+    StatusLineParser parser;
+    std::array<char, 512> buffer{};
+  };
+
+  void start(size_t index, TimePoint now);
+  void submit(size_t index, Step step);
+  void onStep(size_t index, Step step, int result, TimePoint now);
+  void finish(size_t index, bool passed, std::string reason, TimePoint now);
+  uint64_t nextRandom();
+
+  io_uring* ring_;
+  uint8_t tag_;
+  std::vector<Target> targets_;
+  OnTransition onTransition_;
+  uint64_t random_;
+};
+
+// "connect refused", "timeout after 1s", "status 503", ... from a -errno.
+std::string connectFailureReason(int error);
+// "250ms", "1s", "1.5s"
+std::string formatDuration(Duration duration);
+
+}  // namespace health

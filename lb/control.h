@@ -1,0 +1,59 @@
+#pragma once
+// The control thread: one io_uring of its own for signals, health probes and
+// a periodic tick. It never touches a worker's ring; what it learns reaches
+// the workers through the members' atomics (Member::up), which pickers read
+// on every pick.
+
+#include <liburing.h>
+#include <sys/signalfd.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "health/prober.h"
+#include "lb/pool.h"
+#include "lb/worker.h"
+
+namespace lb {
+
+class Control {
+ public:
+  Control(const config::Config& config, std::span<const std::unique_ptr<Pool>> pools,
+          std::span<const std::unique_ptr<Worker>> workers, const std::atomic<int>& runningWorkers);
+  ~Control();
+  Control(const Control&) = delete;
+  Control& operator=(const Control&) = delete;
+
+  // Sets up the ring and the signalfd (the control signals must already be
+  // blocked in every thread); 0 or -errno.
+  int start(int signalFd);
+  // Serves until every worker has finished.
+  void run();
+
+ private:
+  enum Tag : uint8_t { kSignal = 1, kTick = 2, kHealth = 3 };
+
+  void armSignalRead();
+  void onSignal();
+  void armTick();
+  void onTick(health::TimePoint now);
+  void readPassiveFailures(health::TimePoint now);
+  void onTransition(size_t target, const health::Transition& transition);
+
+  const config::Config& config_;
+  std::span<const std::unique_ptr<Worker>> workers_;
+  const std::atomic<int>& runningWorkers_;
+  io_uring ring_{};
+  bool ringReady_ = false;
+  int signalFd_ = -1;
+  signalfd_siginfo signalInfo_{};
+  __kernel_timespec tick_{0, 20 * 1000 * 1000};
+  bool stopping_ = false;
+  std::vector<Member*> probed_;               // parallel to the prober's targets
+  std::vector<uint64_t> seenFailures_;        // last Member::connectFailures read, per target
+  std::unique_ptr<health::Prober> prober_;
+};
+
+}  // namespace lb
