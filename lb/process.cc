@@ -149,7 +149,10 @@ int runProcess(const config::Config& config) {
   if (failed < 0) return 1;
   uint64_t left = 0;
   for (auto& worker : workers) left += worker->stats().sessionsOpenAtDeadline.load();
-  log::info("stopped: {} sessions were still open at the shutdown deadline and were closed", left);
+  if (left > 0)
+    log::warn("stopped: {} sessions were still open at the shutdown deadline and were closed", left);
+  else
+    log::info("stopped: every session ended before the shutdown deadline");
   return 0;
 }
 
