@@ -43,10 +43,14 @@ health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config
 
 }  // namespace
 
-Control::Control(const config::Config& config, std::span<const std::unique_ptr<Pool>> pools,
+Control::Control(const config::Config& config, std::span<const std::unique_ptr<Listener>> listeners,
+                 std::span<const std::unique_ptr<Pool>> pools,
                  std::span<const std::unique_ptr<Worker>> workers,
                  const std::atomic<int>& runningWorkers)
-    : config_(config), workers_(workers), runningWorkers_(runningWorkers) {
+    : config_(config),
+      sources_{listeners, pools, workers, this},
+      workers_(workers),
+      runningWorkers_(runningWorkers) {
   std::vector<health::ProbeSpec> specs;
   for (const auto& pool : pools) {
     const auto& health = pool->config().health;
@@ -57,6 +61,8 @@ Control::Control(const config::Config& config, std::span<const std::unique_ptr<P
     }
   }
   seenFailures_.assign(probed_.size(), 0);
+  seenProbes_.assign(probed_.size(), 0);
+  probeDurations_ = std::make_unique<DurationHistogram[]>(probed_.size());
   prober_ = std::make_unique<health::Prober>(
       &ring_, kHealth, std::move(specs),
       [this](size_t target, const health::Transition& t) { onTransition(target, t); },
@@ -64,11 +70,12 @@ Control::Control(const config::Config& config, std::span<const std::unique_ptr<P
 }
 
 Control::~Control() {
+  admin_.reset();
   prober_.reset();  // closes probe sockets before the ring goes
   if (ringReady_) io_uring_queue_exit(&ring_);
 }
 
-int Control::start(int signalFd) {
+int Control::start(int signalFd, int adminFd) {
   signalFd_ = signalFd;
   io_uring_params params{};
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
@@ -78,6 +85,10 @@ int Control::start(int signalFd) {
   ringReady_ = true;
   armSignalRead();
   armTick();
+  if (adminFd >= 0) {
+    admin_ = std::make_unique<Admin>(&ring_, kAdmin, adminFd, config_.admin.token, sources_);
+    admin_->start();
+  }
   return 0;
 }
 
@@ -93,11 +104,15 @@ void Control::run() {
     while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
       uint64_t data = cqe->user_data;
       int res = cqe->res;
+      uint32_t flags = cqe->flags;
       io_uring_cqe_seen(&ring_, cqe);
       switch (data >> 56) {
         case kSignal: onSignal(); break;
         case kTick: onTick(now); break;
         case kHealth: prober_->onCompletion(data, res, now); break;
+        case kAdmin:
+          if (admin_) admin_->onCompletion(data, res, flags);
+          break;
         default: break;  // cancel requests' own completions
       }
     }
@@ -136,7 +151,34 @@ void Control::armTick() {
 void Control::onTick(health::TimePoint now) {
   readPassiveFailures(now);
   if (!stopping_) prober_->onTick(now);
+  recordProbeDurations();
+  if (admin_) admin_->onTick(now);
   armTick();
+}
+
+void Control::recordProbeDurations() {
+  for (size_t i = 0; i < probed_.size(); ++i) {
+    const health::ProbeStatus& status = prober_->status(i);
+    if (status.probes == seenProbes_[i]) continue;
+    seenProbes_[i] = status.probes;
+    probeDurations_[i].record(std::chrono::duration<double>(status.lastDuration).count());
+  }
+}
+
+std::optional<size_t> Control::targetOf(const Member& member) const {
+  for (size_t i = 0; i < probed_.size(); ++i)
+    if (probed_[i] == &member) return i;
+  return std::nullopt;
+}
+
+const health::MemberHealth* Control::healthOf(const Member& member) const {
+  auto target = targetOf(member);
+  return target ? &prober_->health(*target) : nullptr;
+}
+
+const DurationHistogram* Control::probeDurationsOf(const Member& member) const {
+  auto target = targetOf(member);
+  return target ? &probeDurations_[*target] : nullptr;
 }
 
 // Workers count failed connects per member and reset the count on a

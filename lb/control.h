@@ -13,27 +13,35 @@
 
 #include "config/config.h"
 #include "health/prober.h"
+#include "lb/admin.h"
+#include "lb/listener.h"
+#include "lb/metrics.h"
 #include "lb/pool.h"
 #include "lb/worker.h"
 
 namespace lb {
 
-class Control {
+class Control final : public HealthView {
  public:
-  Control(const config::Config& config, std::span<const std::unique_ptr<Pool>> pools,
+  Control(const config::Config& config, std::span<const std::unique_ptr<Listener>> listeners,
+          std::span<const std::unique_ptr<Pool>> pools,
           std::span<const std::unique_ptr<Worker>> workers, const std::atomic<int>& runningWorkers);
   ~Control();
   Control(const Control&) = delete;
   Control& operator=(const Control&) = delete;
 
-  // Sets up the ring and the signalfd (the control signals must already be
-  // blocked in every thread); 0 or -errno.
-  int start(int signalFd);
+  // Sets up the ring, takes the signalfd (the control signals must already
+  // be blocked in every thread) and the admin listening socket (-1: none);
+  // 0 or -errno.
+  int start(int signalFd, int adminFd);
   // Serves until every worker has finished.
   void run();
 
+  const health::MemberHealth* healthOf(const Member& member) const override;
+  const DurationHistogram* probeDurationsOf(const Member& member) const override;
+
  private:
-  enum Tag : uint8_t { kSignal = 1, kTick = 2, kHealth = 3 };
+  enum Tag : uint8_t { kSignal = 1, kTick = 2, kHealth = 3, kAdmin = 4 };
 
   void armSignalRead();
   void onSignal();
@@ -41,8 +49,11 @@ class Control {
   void onTick(health::TimePoint now);
   void readPassiveFailures(health::TimePoint now);
   void onTransition(size_t target, const health::Transition& transition);
+  void recordProbeDurations();
+  std::optional<size_t> targetOf(const Member& member) const;
 
   const config::Config& config_;
+  ReportSources sources_;
   std::span<const std::unique_ptr<Worker>> workers_;
   const std::atomic<int>& runningWorkers_;
   io_uring ring_{};
@@ -53,7 +64,10 @@ class Control {
   bool stopping_ = false;
   std::vector<Member*> probed_;               // parallel to the prober's targets
   std::vector<uint64_t> seenFailures_;        // last Member::connectFailures read, per target
+  std::vector<uint64_t> seenProbes_;          // probes finished, per target
+  std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
   std::unique_ptr<health::Prober> prober_;
+  std::unique_ptr<Admin> admin_;
 };
 
 }  // namespace lb

@@ -13,13 +13,13 @@ namespace {
 constexpr int kBacklog = 4096;
 }
 
-int openListenSocket(const config::Address& address) {
+int openListenSocket(const config::Address& address, bool reusePort) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
   int result = 0;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||
       ::bind(fd, address.sockaddrPtr(), address.length) < 0 || ::listen(fd, kBacklog) < 0) {
     result = -errno;

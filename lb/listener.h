@@ -17,11 +17,11 @@ struct Listener {
   Pool* pool = nullptr;
   // Sessions open on this listener across all workers (max_connections).
   SharedCounter active;
-  // Connections closed at once because the listener was full.
-  SharedCounter rejectedByLimit;
+  ListenerCounters counters;
 };
 
-// A bound, listening, SO_REUSEPORT socket for `address`, or -errno.
-int openListenSocket(const config::Address& address);
+// A bound, listening socket for `address`, or -errno. With `reusePort`
+// several sockets share the address and the kernel spreads connections.
+int openListenSocket(const config::Address& address, bool reusePort = true);
 
 }  // namespace lb

@@ -16,21 +16,38 @@ Pool::Pool(const config::Pool& pool) : config_(pool) {
     auto member = std::make_unique<Member>();
     member->name = spec.name;
     member->address = spec.address;
-    member->weight = static_cast<uint32_t>(spec.weight);
+    member->weight.store(static_cast<uint32_t>(spec.weight));
     member->backup = spec.backup;
     members_.push_back(std::move(member));
   }
-  if (pool.balance == config::Balance::ConsistentHash) {
-    std::vector<policy::MemberSpec> primary, backup;
-    for (const auto& member : members_)
-      (member->backup ? backup : primary).push_back({member->name, member->weight});
-    primaryTable_ = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(primary, pool.tableSize));
-    backupTable_ = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(backup, pool.tableSize));
-  }
+  buildTables();
   auto timeout = pool.connectTimeout;
   connectTimeout_.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
   connectTimeout_.tv_nsec =
       std::chrono::duration_cast<std::chrono::nanoseconds>(timeout % std::chrono::seconds(1)).count();
+}
+
+Member* Pool::findMember(std::string_view name) const {
+  for (const auto& member : members_)
+    if (member->name == name) return member.get();
+  return nullptr;
+}
+
+void Pool::buildTables() {
+  if (config_.balance != config::Balance::ConsistentHash) return;
+  std::vector<policy::MemberSpec> primary, backup;
+  for (const auto& member : members_)
+    (member->backup ? backup : primary).push_back({member->name, member->weight.load()});
+  auto tables = std::make_shared<Tables>();
+  tables->primary = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(primary, config_.tableSize));
+  tables->backup = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(backup, config_.tableSize));
+  tables_.store(std::move(tables), std::memory_order_release);
+}
+
+void Pool::setWeight(Member& member, uint32_t weight) {
+  member.weight.store(weight, std::memory_order_relaxed);
+  buildTables();
+  version_.fetch_add(1, std::memory_order_release);
 }
 
 uint64_t SplitMix64::next() {
@@ -50,6 +67,7 @@ class GroupState final : public policy::MemberState {
 
   bool usable(size_t index) const override {
     const Member* member = members_[index];
+    if (member->draining.load(std::memory_order_relaxed)) return false;
     if (!ignoreHealth_ && !member->up.load(std::memory_order_relaxed)) return false;
     return std::find(tried_.begin(), tried_.end(), member) == tried_.end();
   }
@@ -68,16 +86,26 @@ class GroupState final : public policy::MemberState {
 PoolPicker::PoolPicker(const Pool& pool, uint64_t seed) : pool_(pool), random_(seed) {
   for (const auto& member : pool.members())
     (member->backup ? backup_ : primary_).members.push_back(member.get());
-  primary_.policy = makeGroupPolicy(primary_, false);
-  backup_.policy = makeGroupPolicy(backup_, true);
+  rebuildPolicies();
 }
 
-std::unique_ptr<policy::Policy> PoolPicker::makeGroupPolicy(const Group& group, bool backup) const {
+void PoolPicker::rebuildPolicies() {
+  version_ = pool_.version();
+  auto tables = pool_.tables();
+  primary_.policy = makeGroupPolicy(primary_, tables.get(), false);
+  backup_.policy = makeGroupPolicy(backup_, tables.get(), true);
+}
+
+std::unique_ptr<policy::Policy> PoolPicker::makeGroupPolicy(const Group& group,
+                                                            const Pool::Tables* tables,
+                                                            bool backup) const {
   const config::Pool& config = pool_.config();
   if (config.balance == config::Balance::ConsistentHash)
-    return std::make_unique<policy::ConsistentHash>(pool_.table(backup), config.hashBalanceFactor);
+    return std::make_unique<policy::ConsistentHash>(backup ? tables->backup : tables->primary,
+                                                    config.hashBalanceFactor);
   std::vector<policy::MemberSpec> specs;
-  for (const Member* member : group.members) specs.push_back({member->name, member->weight});
+  for (const Member* member : group.members)
+    specs.push_back({member->name, member->weight.load(std::memory_order_relaxed)});
   switch (config.balance) {
     case config::Balance::LeastConn: return policy::makePolicy(policy::Kind::LeastConn, specs);
     case config::Balance::RandomTwo: return policy::makePolicy(policy::Kind::RandomTwo, specs);
@@ -96,6 +124,7 @@ Member* PoolPicker::pickFrom(Group& group, const policy::PickContext& base,
 }
 
 Member* PoolPicker::pick(const sockaddr_storage& client, std::span<Member* const> tried) {
+  if (pool_.version() != version_) rebuildPolicies();
   policy::PickContext context;
   context.keyHash = keyHash(client);
   context.attempt = static_cast<uint32_t>(tried.size());

@@ -17,27 +17,26 @@
 #include "config/config.h"
 #include "lb/policy/maglev.h"
 #include "lb/policy/policy.h"
+#include "lb/stats.h"
 
 namespace lb {
-
-// A counter alone on its cache line, so workers bumping different members'
-// counts do not slow each other down.
-struct alignas(64) SharedCounter {
-  std::atomic<int64_t> value{0};
-};
 
 struct Member {
   std::string name;
   config::Address address;
-  uint32_t weight = 1;
   bool backup = false;
-  std::atomic<bool> up{true};  // written by health checking, read by pickers
+  // Written by the control thread (health checks, the admin endpoint), read
+  // by pickers on every pick.
+  std::atomic<bool> up{true};
+  std::atomic<bool> draining{false};
+  std::atomic<uint32_t> weight{1};
   // Connections attempted or established on this member and not yet ended.
   // Incremented when a connect is attempted; decremented exactly once when
   // that attempt fails or its session ends.
   SharedCounter active;
   // Failed connects since the last successful one (passive health checks).
   SharedCounter connectFailures;
+  MemberCounters counters;
 };
 
 class Pool {
@@ -47,20 +46,34 @@ class Pool {
   const std::string& name() const { return config_.name; }
   const config::Pool& config() const { return config_; }
   std::span<const std::unique_ptr<Member>> members() const { return members_; }
+  Member* findMember(std::string_view name) const;
   // The connect timeout as the kernel takes it (lives as long as the pool,
   // so SQEs may point at it).
   const __kernel_timespec* connectTimeout() const { return &connectTimeout_; }
-  // consistent_hash: one immutable table per group, shared by every worker.
-  std::shared_ptr<const policy::MaglevTable> table(bool backup) const {
-    return backup ? backupTable_ : primaryTable_;
-  }
+  PoolCounters& counters() const { return counters_; }
+
+  // consistent_hash: one immutable table per group, shared by every worker,
+  // replaced (never changed) when a weight changes.
+  struct Tables {
+    std::shared_ptr<const policy::MaglevTable> primary;
+    std::shared_ptr<const policy::MaglevTable> backup;
+  };
+  std::shared_ptr<const Tables> tables() const { return tables_.load(std::memory_order_acquire); }
+
+  // Control thread only. Publishes the new weight (and rebuilt tables);
+  // pickers rebuild their policies when they see the version change.
+  void setWeight(Member& member, uint32_t weight);
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
  private:
+  void buildTables();
+
   config::Pool config_;
   std::vector<std::unique_ptr<Member>> members_;
-  std::shared_ptr<const policy::MaglevTable> primaryTable_;
-  std::shared_ptr<const policy::MaglevTable> backupTable_;
+  std::atomic<std::shared_ptr<const Tables>> tables_;
+  std::atomic<uint64_t> version_{0};
   __kernel_timespec connectTimeout_{};
+  mutable PoolCounters counters_;
 };
 
 // splitmix64: small, fast, and good enough to choose between members.
@@ -92,11 +105,14 @@ class PoolPicker {
   Member* pickFrom(Group& group, const policy::PickContext& base, std::span<Member* const> tried,
                    bool ignoreHealth);
   uint64_t keyHash(const sockaddr_storage& client) const;
-  std::unique_ptr<policy::Policy> makeGroupPolicy(const Group& group, bool backup) const;
+  std::unique_ptr<policy::Policy> makeGroupPolicy(const Group& group, const Pool::Tables* tables,
+                                                  bool backup) const;
+  void rebuildPolicies();
 
   const Pool& pool_;
   Group primary_;
   Group backup_;
+  uint64_t version_ = 0;  // the pool version the policies were built for
   SplitMix64 random_;
 };
 

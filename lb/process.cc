@@ -93,6 +93,15 @@ int runProcess(const config::Config& config) {
   int count = workerCount(config);
   std::vector<std::vector<int>> fds;
   if (!bindAll(runtime, count, &fds)) return 1;
+  int adminFd = -1;
+  if (config.admin.listen) {
+    adminFd = openListenSocket(*config.admin.listen, false);
+    if (adminFd < 0) {
+      log::error("admin: cannot listen on {}: {}", config.admin.listen->text, std::strerror(-adminFd));
+      closeAll(fds);
+      return 1;
+    }
+  }
 
   // Workers inherit a mask without the control signals; only the control
   // thread takes them, through a signalfd. SIGPIPE is ignored: a peer that
@@ -131,8 +140,9 @@ int runProcess(const config::Config& config) {
     int result = future.get();
     if (result < 0) failed = result;
   }
-  Control control(config, runtime.pools, workers, running);
-  if (failed == 0) failed = control.start(signalFd);
+  Control control(config, runtime.listeners, runtime.pools, workers, running);
+  if (failed == 0) failed = control.start(signalFd, adminFd);
+  adminFd = -1;  // the control thread owns it now
   if (failed < 0) {
     log::error("cannot start: io_uring: {}", std::strerror(-failed));
     for (auto& worker : workers) worker->requestStop();

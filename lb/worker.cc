@@ -121,6 +121,8 @@ void Worker::run() {
       }
       stats_.completions.fetch_add(count, std::memory_order_relaxed);
     }
+    stats_.pipesInUse.store(pipes_.inUse(), std::memory_order_relaxed);
+    stats_.pipesSpare.store(pipes_.spare(), std::memory_order_relaxed);
     accessLog_.flush();
   }
   accessLog_.flush();

@@ -32,6 +32,8 @@ struct WorkerStats {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejectedByLimit{0};
   std::atomic<uint64_t> sessionsOpenAtDeadline{0};
+  std::atomic<uint64_t> pipesInUse{0};
+  std::atomic<uint64_t> pipesSpare{0};
 };
 
 class Worker {
@@ -85,6 +87,7 @@ class Worker {
   void releaseMember(Session& s);
   void maybeFree(Session& s);
   void logSession(const Session& s);
+  void countSession(const Session& s);
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
 
   static constexpr uint32_t kChunkShift = 10;

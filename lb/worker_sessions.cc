@@ -56,10 +56,11 @@ Session* Worker::allocSession() {
 void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   Listener& listener = *options_.listeners[listenerIndex];
+  bump(listener.counters.accepted);
   int64_t open = listener.active.value.fetch_add(1, std::memory_order_relaxed);
   if (open >= listener.config.maxConnections) {
     listener.active.value.fetch_sub(1, std::memory_order_relaxed);
-    listener.rejectedByLimit.value.fetch_add(1, std::memory_order_relaxed);
+    bump(listener.counters.rejectedByLimit);
     stats_.rejectedByLimit.fetch_add(1, std::memory_order_relaxed);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
@@ -105,9 +106,13 @@ void Worker::startConnect(Session& s) {
   bool mayRetry = s.attempts <= static_cast<uint32_t>(pool.config().retries);
   Member* member = mayRetry ? picker.pick(s.client, {s.tried.data(), s.attempts}) : nullptr;
   if (!member) {
-    if (s.attempts == 0) s.endReason = EndReason::NoMember;
+    if (s.attempts == 0) {
+      s.endReason = EndReason::NoMember;
+      bump(pool.counters().noMember);
+    }
     return endSession(s, s.endReason);
   }
+  if (s.attempts > 0) bump(pool.counters().retries);
   int fd = ::socket(member->address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     log::warn("socket for member {}: {}", member->name, std::strerror(errno));
@@ -135,13 +140,17 @@ void Worker::startConnect(Session& s) {
 void Worker::onConnect(Session& s, int result) {
   s.connectPending = false;
   if (s.state != SessionState::Connecting) return;  // ended while connecting
+  Member& member = *s.member;
   if (result == 0) {
-    s.member->connectFailures.value.store(0, std::memory_order_relaxed);
+    member.connectFailures.value.store(0, std::memory_order_relaxed);
+    bump(member.counters.connections);
     return startProxying(s);
   }
-  s.member->connectFailures.value.fetch_add(1, std::memory_order_relaxed);
+  member.connectFailures.value.fetch_add(1, std::memory_order_relaxed);
   // The linked timeout cancels the connect when it fires: -ECANCELED here.
-  s.endReason = result == -ECANCELED ? EndReason::ConnectTimeout : EndReason::ConnectRefused;
+  bool timedOut = result == -ECANCELED;
+  bump(timedOut ? member.counters.connectTimeout : member.counters.connectRefused);
+  s.endReason = timedOut ? EndReason::ConnectTimeout : EndReason::ConnectRefused;
   log::debug("connect to member {} failed: {}", s.member->name,
              result == -ECANCELED ? "timed out" : std::strerror(-result));
   ::close(s.memberFd);
@@ -317,6 +326,7 @@ void Worker::endSession(Session& s, EndReason reason) {
       pipes_.release(&f.pipe);
   }
   logSession(s);
+  countSession(s);
   // Pending operations hold their own file references, so closing now is
   // safe: the sockets really close once those operations are cancelled.
   if (s.clientFd >= 0) ::close(s.clientFd);
@@ -333,6 +343,14 @@ void Worker::maybeFree(Session& s) {
   s.nextFree = freeHead_;
   freeHead_ = s.index;
   --liveSessions_;
+}
+
+void Worker::countSession(const Session& s) {
+  Pool& pool = *options_.listeners[s.listenerIndex]->pool;
+  pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
+  if (!s.member || !s.connectedNs) return;
+  bump(s.member->counters.bytesIn, s.flows[0].bytes);
+  bump(s.member->counters.bytesOut, s.flows[1].bytes);
 }
 
 void Worker::logSession(const Session& s) {

@@ -1,0 +1,258 @@
+#include "lb/admin.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "lb/access_log.h"
+#include "lb/log.h"
+#include "lb/status_page.h"
+
+namespace lb {
+namespace {
+
+constexpr size_t kMaxConnections = 64;
+constexpr auto kRequestDeadline = std::chrono::seconds(5);
+
+AdminResponse text(int status, std::string body) {
+  AdminResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  if (!response.body.empty() && response.body.back() != '\n') response.body += '\n';
+  return response;
+}
+
+AdminResponse json(std::string body) {
+  AdminResponse response;
+  response.contentType = "application/json";
+  response.body = std::move(body);
+  return response;
+}
+
+// Compares without stopping at the first difference, so the time taken says
+// nothing about how much of a guessed token was right.
+bool sameSecret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0 && !b.empty();
+}
+
+}  // namespace
+
+Admin::Admin(io_uring* ring, uint8_t tag, int listenFd, std::string token, ReportSources sources)
+    : ring_(ring), tag_(tag), listenFd_(listenFd), token_(std::move(token)), sources_(sources),
+      connections_(kMaxConnections) {}
+
+Admin::~Admin() {
+  for (Connection& c : connections_)
+    if (c.fd >= 0) ::close(c.fd);
+  if (listenFd_ >= 0) ::close(listenFd_);
+}
+
+// user_data: tag (8) | step (8) | slot (16) | generation (32).
+uint64_t Admin::userData(Step step, size_t slot) const {
+  uint32_t generation = slot < connections_.size() ? connections_[slot].generation : 0;
+  return (uint64_t{tag_} << 56) | (uint64_t{static_cast<uint8_t>(step)} << 48) |
+         (uint64_t{slot & 0xffff} << 32) | generation;
+}
+
+io_uring_sqe* Admin::sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+  while (!sqe) {
+    io_uring_submit(ring_);
+    sqe = io_uring_get_sqe(ring_);
+  }
+  return sqe;
+}
+
+void Admin::start() { armAccept(); }
+
+void Admin::armAccept() {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_multishot_accept(s, listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, userData(Step::Accept, 0xffff));
+}
+
+void Admin::onCompletion(uint64_t data, int result, uint32_t flags) {
+  auto step = static_cast<Step>((data >> 48) & 0xff);
+  if (step == Step::Accept) return onAccept(result, flags);
+  size_t slot = (data >> 32) & 0xffff;
+  if (slot >= connections_.size()) return;
+  Connection& c = connections_[slot];
+  --c.inflight;
+  if (!c.open || static_cast<uint32_t>(data) != c.generation) return;
+  if (step == Step::Recv) return onRecv(slot, result);
+  if (result <= 0) return close(slot);
+  c.sent += static_cast<size_t>(result);
+  if (c.sent < c.response.size()) return submitSend(slot);
+  close(slot);
+}
+
+void Admin::onAccept(int fd, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) armAccept();
+  if (fd < 0) return;
+  for (size_t slot = 0; slot < connections_.size(); ++slot) {
+    Connection& c = connections_[slot];
+    if (c.open || c.inflight > 0) continue;
+    c.open = true;
+    c.fd = fd;
+    c.received.clear();
+    c.response.clear();
+    c.sent = 0;
+    c.deadline = std::chrono::steady_clock::now() + kRequestDeadline;
+    return submitRecv(slot);
+  }
+  ::close(fd);  // too many admin connections at once
+}
+
+void Admin::submitRecv(size_t slot) {
+  Connection& c = connections_[slot];
+  io_uring_sqe* s = sqe();
+  io_uring_prep_recv(s, c.fd, c.buffer.data(), c.buffer.size(), 0);
+  c.pending = userData(Step::Recv, slot);
+  io_uring_sqe_set_data64(s, c.pending);
+  ++c.inflight;
+}
+
+void Admin::submitSend(size_t slot) {
+  Connection& c = connections_[slot];
+  io_uring_sqe* s = sqe();
+  io_uring_prep_send(s, c.fd, c.response.data() + c.sent, c.response.size() - c.sent, MSG_NOSIGNAL);
+  c.pending = userData(Step::Send, slot);
+  io_uring_sqe_set_data64(s, c.pending);
+  ++c.inflight;
+}
+
+void Admin::onRecv(size_t slot, int result) {
+  Connection& c = connections_[slot];
+  if (result <= 0) return close(slot);
+  c.received.append(c.buffer.data(), static_cast<size_t>(result));
+  AdminRequest request;
+  switch (parseAdminRequest(c.received, &request)) {
+    case ParseOutcome::NeedMore: return submitRecv(slot);
+    case ParseOutcome::Bad: return respond(slot, text(400, "bad request"));
+    case ParseOutcome::TooLarge: return respond(slot, text(413, "request too large"));
+    case ParseOutcome::Done: return respond(slot, route(request));
+  }
+}
+
+void Admin::respond(size_t slot, const AdminResponse& response) {
+  Connection& c = connections_[slot];
+  c.response = serializeResponse(response);
+  c.sent = 0;
+  submitSend(slot);
+}
+
+// Closing the fd is safe with an operation in flight (it holds its own file
+// reference), but the socket only really closes once that operation ends, so
+// cancel it; bumping the generation makes its completion a no-op.
+void Admin::close(size_t slot) {
+  Connection& c = connections_[slot];
+  if (c.inflight > 0) {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_cancel64(s, c.pending, 0);
+    io_uring_sqe_set_data64(s, 0);
+  }
+  if (c.fd >= 0) ::close(c.fd);
+  c.fd = -1;
+  c.open = false;
+  ++c.generation;
+}
+
+void Admin::onTick(std::chrono::steady_clock::time_point now) {
+  for (size_t slot = 0; slot < connections_.size(); ++slot) {
+    Connection& c = connections_[slot];
+    if (c.open && now >= c.deadline) close(slot);
+  }
+}
+
+bool Admin::authorized(const AdminRequest& request) const {
+  if (token_.empty()) return true;
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string_view given = request.authorization;
+  if (given.substr(0, kBearer.size()) != kBearer) return false;
+  return sameSecret(given.substr(kBearer.size()), token_);
+}
+
+AdminResponse Admin::route(const AdminRequest& request) {
+  const std::string& path = request.path;
+  bool get = request.method == "GET" || request.method == "HEAD";
+  if (path == "/" || path == "/status" || path == "/metrics") {
+    if (!get) {
+      AdminResponse r = text(405, "use GET");
+      r.extraHeaders = "Allow: GET, HEAD\r\n";
+      return r;
+    }
+    if (path == "/metrics") {
+      AdminResponse r = text(200, renderMetrics(sources_));
+      r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+      return r;
+    }
+    if (path == "/status") return json(renderStatusJson(sources_));
+    AdminResponse r;
+    r.contentType = "text/html; charset=utf-8";
+    r.body = renderStatusPage(sources_);
+    return r;
+  }
+  constexpr std::string_view kPools = "/pools/";
+  if (std::string_view(path).substr(0, kPools.size()) == kPools) {
+    if (request.method != "POST") {
+      AdminResponse r = text(405, "use POST");
+      r.extraHeaders = "Allow: POST\r\n";
+      return r;
+    }
+    if (!authorized(request)) {
+      AdminResponse r = text(401, "a valid 'Authorization: Bearer TOKEN' header is required");
+      r.extraHeaders = "WWW-Authenticate: Bearer\r\n";
+      return r;
+    }
+    return memberAction(request, std::string_view(path).substr(kPools.size()));
+  }
+  return text(404, "not found");
+}
+
+// "{pool}/members/{member}/{drain|undrain|weight}"
+AdminResponse Admin::memberAction(const AdminRequest& request, std::string_view rest) {
+  size_t a = rest.find('/');
+  if (a == std::string_view::npos || rest.substr(a, 9) != "/members/") return text(404, "not found");
+  std::string_view poolName = rest.substr(0, a);
+  rest.remove_prefix(a + 9);
+  size_t b = rest.rfind('/');
+  if (b == std::string_view::npos) return text(404, "not found");
+  std::string_view memberName = rest.substr(0, b);
+  std::string_view action = rest.substr(b + 1);
+  Pool* pool = nullptr;
+  for (const auto& p : sources_.pools)
+    if (p->name() == poolName) pool = p.get();
+  Member* member = pool ? pool->findMember(memberName) : nullptr;
+  if (!member) return text(404, fmt::format("no member \"{}\" in pool \"{}\"", memberName, poolName));
+  if (action == "drain" || action == "undrain") {
+    bool drain = action == "drain";
+    member->draining.store(drain, std::memory_order_relaxed);
+    log::info("pool {} member {}: {} (admin)", poolName, memberName, drain ? "draining" : "undrained");
+  } else if (action == "weight") {
+    std::string_view body = request.body;
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
+      body.remove_suffix(1);
+    int weight = 0;
+    auto [end, error] = std::from_chars(body.data(), body.data() + body.size(), weight);
+    if (error != std::errc{} || end != body.data() + body.size() || weight < 1 || weight > 256)
+      return text(400, "the body must be an integer weight from 1 to 256");
+    pool->setWeight(*member, static_cast<uint32_t>(weight));
+    log::info("pool {} member {}: weight {} (admin)", poolName, memberName, weight);
+  } else {
+    return text(404, "not found");
+  }
+  std::string body = R"({"pool":")";
+  appendJsonEscaped(body, pool->name());
+  body += R"(","member":")";
+  appendJsonEscaped(body, member->name);
+  fmt::format_to(std::back_inserter(body), R"(","state":"{}","weight":{}}})" "\n", memberState(*member),
+                 member->weight.load());
+  return json(std::move(body));
+}
+
+}  // namespace lb

@@ -1,0 +1,106 @@
+#include "lb/admin_http.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace lb {
+namespace {
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool isToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c <= ' ' || c >= 127) return false;
+  return true;
+}
+
+// "GET /path HTTP/1.1"
+bool parseRequestLine(std::string_view line, AdminRequest* request) {
+  size_t first = line.find(' ');
+  size_t second = first == std::string_view::npos ? first : line.find(' ', first + 1);
+  if (second == std::string_view::npos) return false;
+  std::string_view method = line.substr(0, first);
+  std::string_view target = line.substr(first + 1, second - first - 1);
+  std::string_view version = line.substr(second + 1);
+  if (!isToken(method) || !isToken(target) || target.front() != '/') return false;
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") return false;
+  request->method = method;
+  request->path = target.substr(0, target.find('?'));
+  return true;
+}
+
+}  // namespace
+
+ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request) {
+  size_t headEnd = received.find("\r\n\r\n");
+  if (headEnd == std::string_view::npos)
+    return received.size() > kMaxAdminHead ? ParseOutcome::TooLarge : ParseOutcome::NeedMore;
+  if (headEnd > kMaxAdminHead) return ParseOutcome::TooLarge;
+  std::string_view head = received.substr(0, headEnd);
+  size_t lineEnd = head.find("\r\n");
+  if (!parseRequestLine(head.substr(0, lineEnd), request)) return ParseOutcome::Bad;
+
+  size_t contentLength = 0;
+  while (lineEnd != std::string_view::npos) {
+    head.remove_prefix(lineEnd + 2);
+    lineEnd = head.find("\r\n");
+    std::string_view line = head.substr(0, lineEnd);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return ParseOutcome::Bad;
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = trim(line.substr(colon + 1));
+    if (equalsIgnoreCase(name, "content-length")) {
+      auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), contentLength);
+      if (error != std::errc{} || end != value.data() + value.size()) return ParseOutcome::Bad;
+      if (contentLength > kMaxAdminBody) return ParseOutcome::TooLarge;
+    } else if (equalsIgnoreCase(name, "transfer-encoding")) {
+      return ParseOutcome::Bad;  // chunked bodies are not needed here
+    } else if (equalsIgnoreCase(name, "authorization")) {
+      request->authorization = value;
+    }
+  }
+  std::string_view rest = received.substr(headEnd + 4);
+  if (rest.size() < contentLength) return ParseOutcome::NeedMore;
+  request->body = rest.substr(0, contentLength);
+  return ParseOutcome::Done;
+}
+
+std::string_view statusText(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    default: return "Unknown";
+  }
+}
+
+std::string serializeResponse(const AdminResponse& response) {
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
+      "Connection: close\r\n{}\r\n{}",
+      response.status, statusText(response.status), response.contentType, response.body.size(),
+      response.extraHeaders, response.body);
+}
+
+}  // namespace lb

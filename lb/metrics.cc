@@ -1,0 +1,211 @@
+#include "lb/metrics.h"
+
+#include <fmt/format.h>
+
+#include "lb/access_log.h"
+
+namespace lb {
+namespace {
+
+using Out = std::back_insert_iterator<std::string>;
+
+std::string label(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(Out(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void histogram(std::string& out, std::string_view name, const std::string& labels,
+               const DurationHistogram& h) {
+  const auto& bounds = DurationHistogram::kBoundsSeconds;
+  for (size_t i = 0; i < bounds.size(); ++i)
+    fmt::format_to(Out(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, bounds[i], h.cumulative(i));
+  fmt::format_to(Out(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count());
+  fmt::format_to(Out(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, h.sumSeconds(), name,
+                 labels, h.count());
+}
+
+uint64_t load(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
+
+std::string memberLabels(const Pool& pool, const Member& member) {
+  return fmt::format("pool=\"{}\",member=\"{}\"", label(pool.name()), label(member.name));
+}
+
+// Emits one family with a line per member.
+template <typename Value>
+void perMember(std::string& out, const ReportSources& s, std::string_view name, std::string_view type,
+               std::string_view help, Value value) {
+  family(out, name, type, help);
+  for (const auto& pool : s.pools)
+    for (const auto& member : pool->members())
+      fmt::format_to(Out(out), "{}{{{}}} {}\n", name, memberLabels(*pool, *member), value(*member));
+}
+
+void listenerMetrics(std::string& out, const ReportSources& s) {
+  family(out, "ringlb_listener_connections_active", "gauge", "Sessions open on the listener.");
+  for (const auto& l : s.listeners)
+    fmt::format_to(Out(out), "ringlb_listener_connections_active{{listener=\"{}\"}} {}\n",
+                   label(l->config.name), l->active.value.load());
+  family(out, "ringlb_listener_connections_total", "counter", "Connections accepted by the listener.");
+  for (const auto& l : s.listeners)
+    fmt::format_to(Out(out), "ringlb_listener_connections_total{{listener=\"{}\"}} {}\n",
+                   label(l->config.name), load(l->counters.accepted));
+  family(out, "ringlb_listener_rejected_total", "counter",
+         "Connections closed at once because the listener was at max_connections.");
+  for (const auto& l : s.listeners)
+    fmt::format_to(Out(out), "ringlb_listener_rejected_total{{listener=\"{}\",reason=\"limit\"}} {}\n",
+                   label(l->config.name), load(l->counters.rejectedByLimit));
+}
+
+void memberMetrics(std::string& out, const ReportSources& s) {
+  perMember(out, s, "ringlb_member_connections_active", "gauge",
+            "Connections attempted or established on the member, across workers.",
+            [](const Member& m) { return m.active.value.load(); });
+  perMember(out, s, "ringlb_member_connections_total", "counter", "Sessions connected to the member.",
+            [](const Member& m) { return load(m.counters.connections); });
+  perMember(out, s, "ringlb_member_received_bytes_total", "counter",
+            "Bytes from clients written to the member (counted when sessions end).",
+            [](const Member& m) { return load(m.counters.bytesIn); });
+  perMember(out, s, "ringlb_member_sent_bytes_total", "counter",
+            "Bytes from the member written to clients (counted when sessions end).",
+            [](const Member& m) { return load(m.counters.bytesOut); });
+  family(out, "ringlb_member_connect_failures_total", "counter", "Failed connects to the member.");
+  for (const auto& pool : s.pools)
+    for (const auto& m : pool->members()) {
+      std::string labels = memberLabels(*pool, *m);
+      fmt::format_to(Out(out), "ringlb_member_connect_failures_total{{{},reason=\"refused\"}} {}\n",
+                     labels, load(m->counters.connectRefused));
+      fmt::format_to(Out(out), "ringlb_member_connect_failures_total{{{},reason=\"timeout\"}} {}\n",
+                     labels, load(m->counters.connectTimeout));
+    }
+  perMember(out, s, "ringlb_member_up", "gauge", "1 when health checks have the member up.",
+            [](const Member& m) { return m.up.load() ? 1 : 0; });
+  perMember(out, s, "ringlb_member_draining", "gauge", "1 when the member is draining.",
+            [](const Member& m) { return m.draining.load() ? 1 : 0; });
+  perMember(out, s, "ringlb_member_weight", "gauge", "The member's current weight.",
+            [](const Member& m) { return m.weight.load(); });
+}
+
+void healthMetrics(std::string& out, const ReportSources& s) {
+  if (!s.health) return;
+  perMember(out, s, "ringlb_member_health_transitions_total", "counter",
+            "Times health checks moved the member between up and down.", [&](const Member& m) {
+              const health::MemberHealth* h = s.health->healthOf(m);
+              return h ? h->transitions() : 0;
+            });
+  family(out, "ringlb_member_probe_duration_seconds", "histogram", "Health probe durations.");
+  for (const auto& pool : s.pools)
+    for (const auto& m : pool->members())
+      if (const DurationHistogram* h = s.health->probeDurationsOf(*m))
+        histogram(out, "ringlb_member_probe_duration_seconds", memberLabels(*pool, *m), *h);
+}
+
+void poolMetrics(std::string& out, const ReportSources& s) {
+  family(out, "ringlb_pool_retries_total", "counter", "Connects started after a failed one.");
+  for (const auto& p : s.pools)
+    fmt::format_to(Out(out), "ringlb_pool_retries_total{{pool=\"{}\"}} {}\n", label(p->name()),
+                   load(p->counters().retries));
+  family(out, "ringlb_pool_no_member_total", "counter",
+         "Clients closed because no member was available.");
+  for (const auto& p : s.pools)
+    fmt::format_to(Out(out), "ringlb_pool_no_member_total{{pool=\"{}\"}} {}\n", label(p->name()),
+                   load(p->counters().noMember));
+  family(out, "ringlb_pool_session_duration_seconds", "histogram", "Durations of ended sessions.");
+  for (const auto& p : s.pools)
+    histogram(out, "ringlb_pool_session_duration_seconds", fmt::format("pool=\"{}\"", label(p->name())),
+              p->counters().sessionDuration);
+}
+
+void workerMetrics(std::string& out, const ReportSources& s) {
+  family(out, "ringlb_worker_completions_total", "counter", "io_uring completions handled.");
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    fmt::format_to(Out(out), "ringlb_worker_completions_total{{worker=\"{}\"}} {}\n", i,
+                   load(s.workers[i]->stats().completions));
+  family(out, "ringlb_worker_stale_completions_total", "counter",
+         "Completions dropped because their session slot had moved on.");
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    fmt::format_to(Out(out), "ringlb_worker_stale_completions_total{{worker=\"{}\"}} {}\n", i,
+                   load(s.workers[i]->stats().staleCompletions));
+  family(out, "ringlb_worker_pipes", "gauge", "Splice pipes held by the worker.");
+  for (size_t i = 0; i < s.workers.size(); ++i) {
+    fmt::format_to(Out(out), "ringlb_worker_pipes{{worker=\"{}\",state=\"in_use\"}} {}\n", i,
+                   load(s.workers[i]->stats().pipesInUse));
+    fmt::format_to(Out(out), "ringlb_worker_pipes{{worker=\"{}\",state=\"spare\"}} {}\n", i,
+                   load(s.workers[i]->stats().pipesSpare));
+  }
+}
+
+std::string jsonString(std::string_view text) {
+  std::string out = "\"";
+  appendJsonEscaped(out, text);
+  out += '"';
+  return out;
+}
+
+std::string memberJson(const ReportSources& s, const Member& m) {
+  std::string healthJson = "null";
+  if (const health::MemberHealth* h = s.health ? s.health->healthOf(m) : nullptr) {
+    std::string_view last = h->lastResult() == health::ProbeResult::None     ? "none"
+                            : h->lastResult() == health::ProbeResult::Passed ? "passed"
+                                                                             : "failed";
+    healthJson = fmt::format(R"({{"state":"{}","last_result":"{}","last_reason":{},"transitions":{}}})",
+                             health::toString(h->state()), last, jsonString(h->lastReason()),
+                             h->transitions());
+  }
+  return fmt::format(
+      R"({{"name":{},"address":{},"state":"{}","weight":{},"backup":{},"active":{},"connections":{},"health":{}}})",
+      jsonString(m.name), jsonString(m.address.text), memberState(m), m.weight.load(),
+      m.backup ? "true" : "false", m.active.value.load(), load(m.counters.connections), healthJson);
+}
+
+}  // namespace
+
+std::string_view memberState(const Member& member) {
+  if (member.draining.load()) return "draining";
+  return member.up.load() ? "up" : "down";
+}
+
+std::string renderMetrics(const ReportSources& sources) {
+  std::string out;
+  listenerMetrics(out, sources);
+  memberMetrics(out, sources);
+  healthMetrics(out, sources);
+  poolMetrics(out, sources);
+  workerMetrics(out, sources);
+  return out;
+}
+
+std::string renderStatusJson(const ReportSources& s) {
+  std::string out = R"({"listeners":[)";
+  for (size_t i = 0; i < s.listeners.size(); ++i) {
+    const Listener& l = *s.listeners[i];
+    fmt::format_to(Out(out), R"({}{{"name":{},"bind":{},"pool":{},"active":{},"accepted":{}}})",
+                   i ? "," : "", jsonString(l.config.name), jsonString(l.config.bind.text),
+                   jsonString(l.config.pool), l.active.value.load(), load(l.counters.accepted));
+  }
+  out += R"(],"pools":[)";
+  for (size_t i = 0; i < s.pools.size(); ++i) {
+    const Pool& p = *s.pools[i];
+    fmt::format_to(Out(out), R"({}{{"name":{},"balance":"{}","health_checks":{},"members":[)",
+                   i ? "," : "", jsonString(p.name()), config::toString(p.config().balance),
+                   p.config().health ? "true" : "false");
+    for (size_t m = 0; m < p.members().size(); ++m)
+      out += (m ? "," : "") + memberJson(s, *p.members()[m]);
+    out += "]}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+}  // namespace lb

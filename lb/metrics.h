@@ -1,0 +1,38 @@
+#pragma once
+// What the admin endpoint reports: Prometheus text for /metrics and JSON for
+// /status, rendered from the live counters on the control thread.
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "health/prober.h"
+#include "lb/listener.h"
+#include "lb/pool.h"
+#include "lb/worker.h"
+
+namespace lb {
+
+// Health checking as the reports see it: which members are probed, and how.
+class HealthView {
+ public:
+  virtual ~HealthView() = default;
+  // nullptr when the member's pool has no health checks.
+  virtual const health::MemberHealth* healthOf(const Member& member) const = 0;
+  virtual const DurationHistogram* probeDurationsOf(const Member& member) const = 0;
+};
+
+struct ReportSources {
+  std::span<const std::unique_ptr<Listener>> listeners;
+  std::span<const std::unique_ptr<Pool>> pools;
+  std::span<const std::unique_ptr<Worker>> workers;
+  const HealthView* health = nullptr;
+};
+
+std::string renderMetrics(const ReportSources& sources);
+std::string renderStatusJson(const ReportSources& sources);
+
+// "up", "down" or "draining", as the status page shows a member.
+std::string_view memberState(const Member& member);
+
+}  // namespace lb

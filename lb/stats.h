@@ -1,0 +1,70 @@
+#pragma once
+// Counters that workers bump and the control thread reads when scraped.
+// All relaxed atomics: each value is exact, but a scrape is not a snapshot
+// across counters.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+namespace lb {
+
+// A counter alone on its cache line, so workers bumping different members'
+// counts do not slow each other down.
+struct alignas(64) SharedCounter {
+  std::atomic<int64_t> value{0};
+};
+
+inline void bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
+  counter.fetch_add(by, std::memory_order_relaxed);
+}
+
+// Cumulative counts of durations, in the Prometheus histogram sense.
+class DurationHistogram {
+ public:
+  static constexpr std::array<double, 12> kBoundsSeconds = {
+      0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600};
+
+  void record(double seconds) {
+    size_t bucket = 0;
+    while (bucket < kBoundsSeconds.size() && seconds > kBoundsSeconds[bucket]) ++bucket;
+    bump(buckets_[bucket]);
+    bump(count_);
+    bump(sumMicros_, static_cast<uint64_t>(seconds * 1e6));
+  }
+  // Observations at or under kBoundsSeconds[i] (i == size(): all of them).
+  uint64_t cumulative(size_t i) const {
+    uint64_t total = 0;
+    for (size_t b = 0; b <= i && b < buckets_.size(); ++b)
+      total += buckets_[b].load(std::memory_order_relaxed);
+    return total;
+  }
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sumSeconds() const { return static_cast<double>(sumMicros_.load(std::memory_order_relaxed)) / 1e6; }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBoundsSeconds.size() + 1> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sumMicros_{0};
+};
+
+struct MemberCounters {
+  std::atomic<uint64_t> connections{0};     // sessions that reached the member
+  std::atomic<uint64_t> bytesIn{0};         // client -> member, counted when a session ends
+  std::atomic<uint64_t> bytesOut{0};        // member -> client
+  std::atomic<uint64_t> connectRefused{0};
+  std::atomic<uint64_t> connectTimeout{0};
+};
+
+struct PoolCounters {
+  std::atomic<uint64_t> retries{0};   // connects started after a failed one
+  std::atomic<uint64_t> noMember{0};  // clients closed because no member was available
+  DurationHistogram sessionDuration;
+};
+
+struct ListenerCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> rejectedByLimit{0};
+};
+
+}  // namespace lb
