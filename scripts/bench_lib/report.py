@@ -1,0 +1,143 @@
+"""Medians over rounds, the markdown table, and the PERF.md targets."""
+
+import statistics
+
+CONTENDERS = ("direct", "haproxy", "nginx", "ringlb")
+
+
+class Figure:
+    def __init__(self, key, label, fmt, better, proxy_only=False):
+        self.key = key
+        self.label = label
+        self.fmt = fmt              # a format spec for one value
+        self.better = better        # "higher" or "lower"
+        self.proxy_only = proxy_only
+
+
+def figures(idle_counts):
+    few, many = idle_counts
+    return [
+        Figure("ka_rps", "keep-alive req/s (wrk -t1 -c50)", ",.0f", "higher"),
+        Figure("ka_p50_ms", "keep-alive p50 latency, ms", ".3f", "lower"),
+        Figure("ka_p99_ms", "keep-alive p99 latency, ms", ".3f", "lower"),
+        Figure("ka_cpu", "proxy CPU s per 100k keep-alive requests", ".2f", "lower", True),
+        Figure("close_rps", "Connection: close req/s", ",.0f", "higher"),
+        Figure("close_p99_ms", "Connection: close p99 latency, ms", ".3f", "lower"),
+        Figure("close_cpu", "proxy CPU s per 100k closed connections", ".2f", "lower", True),
+        Figure("bulk_fwd_gbps", "iperf3 Gbit/s, client to server", ".2f", "higher"),
+        Figure("bulk_rev_gbps", "iperf3 Gbit/s, server to client (-R)", ".2f", "higher"),
+        Figure("bulk_cpu_per_gb", "proxy CPU s per GB bulk (both directions)", ".3f", "lower", True),
+        Figure(f"idle_kib_{few}", f"proxy RSS KiB per idle connection, {few:,} idle", ".2f", "lower", True),
+        Figure(f"idle_kib_{many}", f"proxy RSS KiB per idle connection, {many:,} idle", ".2f", "lower", True),
+        Figure("many_rps", f"keep-alive req/s (-c50) with {many:,} idle open", ",.0f", "higher"),
+        Figure("many_p99_ms", f"keep-alive p99 ms with {many:,} idle open", ".3f", "lower"),
+        Figure("many_cpu", f"proxy CPU s per 100k requests with {many:,} idle open", ".2f", "lower", True),
+        Figure("many_cpu_ratio", f"CPU per request with {many:,} idle / with none", ".2f", "lower", True),
+    ]
+
+
+def round_figures(raw, idle_counts):
+    """The figures of one contender in one round, from its raw results
+    (a workload missing from RAW, because it failed, gives no figure)."""
+    few, many = idle_counts
+    out = {}
+    ka, close, many_run = raw.get("keepalive"), raw.get("close"), raw.get("many")
+    fwd, rev = raw.get("bulk_fwd"), raw.get("bulk_rev")
+    if ka:
+        out.update(ka_rps=ka["rps"], ka_p50_ms=ka["p50_ms"], ka_p99_ms=ka["p99_ms"],
+                   ka_cpu=ka.get("cpu_per_100k"))
+    if close:
+        out.update(close_rps=close["rps"], close_p99_ms=close["p99_ms"],
+                   close_cpu=close.get("cpu_per_100k"))
+    if fwd:
+        out["bulk_fwd_gbps"] = fwd["gbps"]
+    if rev:
+        out["bulk_rev_gbps"] = rev["gbps"]
+    if fwd and rev and "proxy_cpu_s" in fwd:
+        gigabytes = (fwd["bytes"] + rev["bytes"]) / 1e9
+        out["bulk_cpu_per_gb"] = (fwd["proxy_cpu_s"] + rev["proxy_cpu_s"]) / gigabytes
+    idle = raw.get("idle")
+    if idle and "rss_kib" in idle:
+        base = idle["rss_kib"]["0"]
+        for n in (few, many):
+            if str(n) in idle["rss_kib"]:
+                out[f"idle_kib_{n}"] = (idle["rss_kib"][str(n)] - base) / n
+    if many_run:
+        out.update(many_rps=many_run["rps"], many_p99_ms=many_run["p99_ms"],
+                   many_cpu=many_run.get("cpu_per_100k"))
+        if ka and ka.get("cpu_per_100k") and many_run.get("cpu_per_100k") is not None:
+            out["many_cpu_ratio"] = many_run["cpu_per_100k"] / ka["cpu_per_100k"]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def medians(per_round):
+    """{figure: median over the rounds that have it}."""
+    keys = {k for r in per_round for k in r}
+    return {k: statistics.median(r[k] for r in per_round if k in r) for k in keys}
+
+
+def _cell(value, fmt):
+    return "-" if value is None else format(value, fmt)
+
+
+def _ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def table(meds, idle_counts, contenders=CONTENDERS):
+    """The markdown table: one row per figure, one column per contender,
+    then ringlb as a ratio to HAProxy and to direct."""
+    head = ["figure"] + list(contenders) + ["ringlb/haproxy", "ringlb/direct"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for f in figures(idle_counts):
+        values = {c: meds.get(c, {}).get(f.key) for c in contenders}
+        arrow = "↑" if f.better == "higher" else "↓"
+        row = [f"{f.label} {arrow}"]
+        row += [_cell(values[c], f.fmt) for c in contenders]
+        row.append(_ratio(values.get("ringlb"), values.get("haproxy")))
+        row.append(_ratio(values.get("ringlb"), values.get("direct")))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def targets(meds, idle_counts):
+    """The targets of PERF.md, each with its measured value and whether it
+    is met: a list of (text, measured, met)."""
+    few, many = idle_counts
+    r, h, d = meds.get("ringlb", {}), meds.get("haproxy", {}), meds.get("direct", {})
+
+    def ratio(a, b, key):
+        return a[key] / b[key] if key in a and key in b and b[key] else None
+
+    checks = [
+        ("keep-alive req/s >= 1.2x HAProxy", ratio(r, h, "ka_rps"), ">=", 1.2),
+        ("keep-alive CPU/request <= 0.75x HAProxy", ratio(r, h, "ka_cpu"), "<=", 0.75),
+        ("Connection: close req/s >= 1.2x HAProxy", ratio(r, h, "close_rps"), ">=", 1.2),
+        ("CPU per closed connection <= 0.75x HAProxy", ratio(r, h, "close_cpu"), "<=", 0.75),
+        ("bulk client to server >= 1.5x HAProxy", ratio(r, h, "bulk_fwd_gbps"), ">=", 1.5),
+        ("bulk server to client >= 1.5x HAProxy", ratio(r, h, "bulk_rev_gbps"), ">=", 1.5),
+        ("bulk client to server >= 0.85x direct", ratio(r, d, "bulk_fwd_gbps"), ">=", 0.85),
+        ("bulk server to client >= 0.85x direct", ratio(r, d, "bulk_rev_gbps"), ">=", 0.85),
+        ("keep-alive p99 <= HAProxy's", ratio(r, h, "ka_p99_ms"), "<=", 1.0),
+        (f"idle memory <= 1 KiB per connection ({few:,})", r.get(f"idle_kib_{few}"), "<=", 1.0),
+        (f"idle memory <= 1 KiB per connection ({many:,})", r.get(f"idle_kib_{many}"), "<=", 1.0),
+        (f"CPU per request with {many:,} idle <= 1.25x with none",
+         r.get("many_cpu_ratio"), "<=", 1.25),
+    ]
+    out = []
+    for text, value, op, limit in checks:
+        met = None if value is None else (value >= limit if op == ">=" else value <= limit)
+        out.append((text, value, met))
+    return out
+
+
+def targets_text(meds, idle_counts):
+    lines = []
+    for text, value, met in targets(meds, idle_counts):
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[met]
+        shown = "-" if value is None else f"{value:.2f}"
+        lines.append(f"- {text}: {shown} ({verdict})")
+    return "\n".join(lines)

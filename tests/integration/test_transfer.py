@@ -1,0 +1,183 @@
+"""Bytes through ringlb arrive complete, in order and unchanged, both ways at
+once, with half-closes, and without ringlb buffering for a slow reader."""
+
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import MiB, member  # noqa: E402
+
+
+class TransferTest(harness.RinglbTest):
+
+    def start(self, handler, workers=2, **config):
+        self.member_backend = self.backend(handler, name="m1")
+        self.port = harness.free_port()
+        self.lb = self.start_ringlb(harness.make_config(
+            self.port, [member("m1", self.member_backend.address)], workers=workers, **config))
+
+    def test_concurrent_echo(self):
+        """4 clients x 64 MiB, each sending and receiving at the same time."""
+        self.start(harness.echo_handler)
+        clients, size = 4, 64 * MiB
+        outcome = {}  # client index -> (sent digest, received count, received digest, address)
+
+        def one_client(i):
+            stream = harness.Stream(size, seed=1000 + i)
+            s = harness.connect(self.port, timeout=120 * harness.SCALE)
+            sent = hashlib.sha256()
+
+            def sender():
+                for c in stream.chunks():
+                    s.sendall(c)
+                    sent.update(c)
+                s.shutdown(socket.SHUT_WR)
+
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            try:
+                n, digest = harness.hash_drain(s, expect=size)
+                t.join(120 * harness.SCALE)
+                outcome[i] = (sent.hexdigest(), n, digest, harness.client_name(s))
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=one_client, args=(i,), daemon=True) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(240 * harness.SCALE)
+        self.assertEqual(sorted(outcome), list(range(clients)), "a client did not finish")
+        for i, (sent, n, digest, client) in outcome.items():
+            self.assertEqual(n, size, f"client {i} received {n} of {size} bytes")
+            self.assertEqual(digest, sent, f"client {i}: the echo differs from what was sent")
+            e = self.lb.entry_for(client)
+            self.assertEqual((e["bytes_in"], e["bytes_out"]), (size, size), e)
+            self.assertEqual(e["member"], "m1", e)
+        self.assertBackendsClean(self.member_backend)
+
+    def test_download(self):
+        stream = harness.Stream(64 * MiB, seed=7)
+        self.start(harness.source_handler(stream))
+        with harness.connect(self.port, timeout=60 * harness.SCALE) as s:
+            client = harness.client_name(s)
+            n, digest = harness.hash_drain(s, expect=stream.total)
+        self.assertEqual(n, stream.total)
+        self.assertEqual(digest, stream.sha256())
+        e = self.lb.entry_for(client)
+        self.assertEqual((e["bytes_in"], e["bytes_out"]), (0, stream.total), e)
+
+    def test_upload(self):
+        stream = harness.Stream(64 * MiB + 12345, seed=8)
+        self.start(harness.sink_handler)
+        with harness.connect(self.port, timeout=60 * harness.SCALE) as s:
+            client = harness.client_name(s)
+            for c in stream.chunks():
+                s.sendall(c)
+            s.shutdown(socket.SHUT_WR)
+            reply, reset = harness.recv_all(s)
+        self.assertFalse(reset)
+        self.assertEqual(reply.decode(), f"{stream.total} {stream.sha256()}\n")
+        e = self.lb.entry_for(client)
+        self.assertEqual((e["bytes_in"], e["bytes_out"]), (stream.total, len(reply)), e)
+
+    def test_half_close(self):
+        """The client ends its direction first; the member's answer, which
+        depends on all it received, still reaches the client whole."""
+        self.start(harness.half_close_handler)
+        for size in (0, 1, 3 * MiB + 17):
+            stream = harness.Stream(size, seed=size)
+            with harness.connect(self.port, timeout=60 * harness.SCALE) as s:
+                client = harness.client_name(s)
+                for c in stream.chunks():
+                    s.sendall(c)
+                s.shutdown(socket.SHUT_WR)
+                reply, reset = harness.recv_all(s)
+            self.assertFalse(reset, f"size {size}: reset")
+            expected = harness.reply_for(stream.sha256())
+            self.assertEqual(len(reply), len(expected), f"size {size}: reply length")
+            self.assertTrue(reply == expected, f"size {size}: the reply differs")
+            e = self.lb.entry_for(client)
+            self.assertEqual((e["bytes_in"], e["bytes_out"]), (size, len(expected)), e)
+
+    def test_slow_reader_backpressure(self):
+        """A member pushes far more than the kernel buffers hold to a client
+        that reads nothing: the member must block and ringlb's memory must
+        not grow; then everything arrives intact."""
+        total = 256 * MiB
+        warmup = harness.Stream(4 * MiB, seed=1)
+        stream = harness.Stream(total, seed=2)
+        push = harness.source_handler(stream)
+        warm = harness.source_handler(warmup)
+
+        def handler(conn, backend):
+            with backend.lock:
+                first = backend.accepted == 1
+            (warm if first else push)(conn, backend)
+
+        self.start(handler, workers=1)
+        # Touch ringlb's data path once so that its buffers exist.
+        with harness.connect(self.port, timeout=60 * harness.SCALE) as s:
+            self.assertEqual(harness.hash_drain(s), (warmup.total, warmup.sha256()))
+        self.member_backend.state["sent"] = 0
+        baseline = self.lb.rss_kib()
+        limit = baseline + 32 * 1024
+
+        s = self.connect(self.port, timeout=60 * harness.SCALE, rcvbuf=256 * 1024)
+
+        def sent():
+            with self.member_backend.lock:
+                return self.member_backend.state.get("sent", 0)
+
+        # Wait until the member is stuck: no progress for a whole second.
+        last = {"value": -1, "since": time.monotonic()}
+        peak = [baseline]
+
+        def stuck():
+            peak[0] = max(peak[0], self.lb.rss_kib())
+            now, value = time.monotonic(), sent()
+            if value != last["value"]:
+                last["value"], last["since"] = value, now
+                return False
+            if value >= total // 2 or peak[0] >= limit:
+                return True  # no need to wait any longer: this fails below
+            return value > 0 and now - last["since"] >= 1.0
+
+        harness.wait_until(stuck, timeout=30 * harness.SCALE, what="the member to block", interval=0.05)
+        blocked_at = sent()
+        self.assertLess(blocked_at, total // 2,
+                        f"the member pushed {blocked_at >> 20} MiB to a client that read nothing")
+        self.assertLess(peak[0], limit,
+                        f"ringlb's RSS grew from {baseline} KiB to {peak[0]} KiB while the client did not read")
+
+        # Read slowly for a while, then at full speed; watch memory throughout.
+        h = hashlib.sha256()
+        n = 0
+        buf = bytearray(MiB)
+        view = memoryview(buf)
+        while n < total:
+            k = s.recv_into(buf, 64 * 1024 if n < 8 * MiB else MiB)
+            if k == 0:
+                break
+            h.update(view[:k])
+            n += k
+            if n < 8 * MiB:
+                time.sleep(0.001)
+            if n % (16 * MiB) < k:
+                peak[0] = max(peak[0], self.lb.rss_kib())
+        print(f"\nslow reader: the member blocked after {blocked_at / MiB:.1f} MiB; "
+              f"ringlb RSS {baseline} KiB at the start, {peak[0]} KiB at most", file=sys.stderr)
+        self.assertEqual(s.recv(1), b"", "data after the end")
+        self.assertEqual(n, total)
+        self.assertEqual(h.hexdigest(), stream.sha256())
+        self.assertLess(peak[0], limit, f"ringlb's RSS grew from {baseline} KiB to {peak[0]} KiB")
+        self.assertBackendsClean(self.member_backend)
+
+
+if __name__ == "__main__":
+    harness.main()
