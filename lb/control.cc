@@ -9,6 +9,7 @@
 
 #include "health/http_status.h"
 #include "lb/log.h"
+#include "lb/systemd_notify.h"
 
 namespace lb {
 namespace {
@@ -137,6 +138,7 @@ void Control::onSignal() {
     _exit(1);
   }
   stopping_ = true;
+  notifySystemd("STOPPING=1");
   log::info("{}: no longer accepting; waiting up to {}ms for sessions to end", strsignal(signal),
             config_.global.shutdownTimeout.count());
   for (const auto& worker : workers_) worker->requestStop();

@@ -16,6 +16,7 @@
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
+#include "lb/systemd_notify.h"
 #include "lb/worker.h"
 
 namespace lb {
@@ -152,6 +153,7 @@ int runProcess(const config::Config& config) {
                 listener->config.bind.text, listener->pool->name(),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
     log::info("ready: {} listeners, {} workers", runtime.listeners.size(), count);
+    notifySystemd("READY=1\nSTATUS=serving");
     control.run();
   }
   for (auto& thread : threads) thread.join();
