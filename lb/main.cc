@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "config/config.h"
+#include "lb/preview.h"
 #include "lb/process.h"
 
 namespace {
@@ -13,6 +14,8 @@ namespace {
 constexpr std::string_view kUsage =
     "usage: ringlb CONFIG            run with CONFIG (a TOML file)\n"
     "       ringlb --check CONFIG    validate CONFIG: print errors and exit 1, or a summary and exit 0\n"
+    "       ringlb --check NEW --against OLD\n"
+    "                                validate NEW and show what reloading from OLD to NEW would change\n"
     "       ringlb --version\n"
     "       ringlb --help\n";
 
@@ -39,6 +42,13 @@ int main(int argc, char** argv) {
     auto config = load(argv[2]);
     if (!config) return 1;
     fmt::print("{}\n", config::summary(*config));
+    return 0;
+  }
+  if (argc == 5 && std::string_view(argv[1]) == "--check" && std::string_view(argv[3]) == "--against") {
+    auto after = load(argv[2]);
+    auto before = load(argv[4]);
+    if (!after || !before) return 1;
+    fmt::print("{}\n{}", config::summary(*after), lb::previewReload(*before, *after));
     return 0;
   }
   if (argc != 2 || argv[1][0] == '-') {
