@@ -44,8 +44,9 @@ Prober::Prober(io_uring* ring, uint8_t tag, std::vector<ProbeSpec> specs, OnTran
   targets_.reserve(specs.size());
   for (ProbeSpec& spec : specs) {
     Options options = spec.options;
+    State initial = spec.initial;
     targets_.push_back(Target{.spec = std::move(spec),
-                              .health = MemberHealth(options, now, nextRandom()),
+                              .health = MemberHealth(options, now, nextRandom(), initial),
                               .status = {},
                               .parser = {}});
   }
@@ -83,6 +84,26 @@ void Prober::onTick(TimePoint now) {
     } else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt()) {
       start(i, now);
     }
+  }
+}
+
+void Prober::abandon() {
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    Target& t = targets_[i];
+    if (!t.running) continue;
+    if (t.inflight > 0) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+      if (!sqe) {
+        io_uring_submit(ring_);
+        sqe = io_uring_get_sqe(ring_);
+      }
+      io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), i, t.generation), 0);
+      io_uring_sqe_set_data64(sqe, 0);
+    }
+    if (t.fd >= 0) ::close(t.fd);
+    t.fd = -1;
+    t.running = false;
+    ++t.generation;
   }
 }
 

@@ -36,6 +36,7 @@ struct ProbeSpec {
   std::string request;  // http: the whole request
   std::vector<int> expectStatus;
   Options options;
+  State initial = State::Up;  // a member kept across a reload keeps its state
 };
 
 struct ProbeStatus {
@@ -55,6 +56,10 @@ class Prober {
   Prober& operator=(const Prober&) = delete;
 
   void onTick(TimePoint now);
+  // Stops every probe in flight without judging it (this prober has been
+  // replaced); completions still due only count down until idle().
+  void abandon();
+  uint8_t tag() const { return tag_; }
   void onCompletion(uint64_t userData, int result, TimePoint now);
   // Connect failures seen by the data plane since the last report (0: a
   // connect succeeded, which resets the passive count).

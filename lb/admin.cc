@@ -197,6 +197,21 @@ AdminResponse Admin::route(const AdminRequest& request) {
     r.body = renderStatusPage(sources_);
     return r;
   }
+  if (path == "/reload") {
+    if (request.method != "POST") {
+      AdminResponse r = text(405, "use POST");
+      r.extraHeaders = "Allow: POST\r\n";
+      return r;
+    }
+    if (!authorized(request)) {
+      AdminResponse r = text(401, "a valid 'Authorization: Bearer TOKEN' header is required");
+      r.extraHeaders = "WWW-Authenticate: Bearer\r\n";
+      return r;
+    }
+    std::string errors;
+    if (!reload_ || !reload_(&errors)) return text(400, "reload refused; the running config stays:\n" + errors);
+    return text(200, "reloaded");
+  }
   constexpr std::string_view kPools = "/pools/";
   if (std::string_view(path).substr(0, kPools.size()) == kPools) {
     if (request.method != "POST") {
@@ -225,7 +240,7 @@ AdminResponse Admin::memberAction(const AdminRequest& request, std::string_view 
   std::string_view memberName = rest.substr(0, b);
   std::string_view action = rest.substr(b + 1);
   Pool* pool = nullptr;
-  for (const auto& p : sources_.pools)
+  for (const auto& p : sources_.runtime->pools)
     if (p->name() == poolName) pool = p.get();
   Member* member = pool ? pool->findMember(memberName) : nullptr;
   if (!member) return text(404, fmt::format("no member \"{}\" in pool \"{}\"", memberName, poolName));

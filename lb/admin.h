@@ -29,6 +29,14 @@ class Admin {
   Admin& operator=(const Admin&) = delete;
 
   void start();
+  // POST /reload calls this; it returns false and fills the errors when the
+  // new config was refused.
+  void setReload(std::function<bool(std::string*)> reload) { reload_ = std::move(reload); }
+  // After a reload: report on, and act on, the new generation.
+  void setSources(const ReportSources& sources, std::string token) {
+    sources_ = sources;
+    token_ = std::move(token);
+  }
   void onCompletion(uint64_t userData, int result, uint32_t flags);
   // Closes connections past their deadline.
   void onTick(std::chrono::steady_clock::time_point now);
@@ -70,6 +78,7 @@ class Admin {
   std::string token_;
   ReportSources sources_;
   std::vector<Connection> connections_;
+  std::function<bool(std::string*)> reload_;
 };
 
 }  // namespace lb

@@ -39,21 +39,36 @@ health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config
   spec.request = health::buildRequest(health.path, health.host.empty() ? spec.address.text : health.host);
   spec.expectStatus = health.expectStatus;
   spec.options = healthOptions(health);
+  spec.initial = member.up.load() ? health::State::Up : health::State::Down;
   return spec;
 }
 
 }  // namespace
 
-Control::Control(const config::Config& config, std::span<const std::unique_ptr<Listener>> listeners,
-                 std::span<const std::unique_ptr<Pool>> pools,
+Control::Control(std::string configPath, config::Config config, std::shared_ptr<const Runtime> runtime,
                  std::span<const std::unique_ptr<Worker>> workers,
                  const std::atomic<int>& runningWorkers)
-    : config_(config),
-      sources_{listeners, pools, workers, this},
+    : configPath_(std::move(configPath)),
+      config_(std::move(config)),
+      runtime_(std::move(runtime)),
       workers_(workers),
       runningWorkers_(runningWorkers) {
+  startProber(health::Clock::now());
+}
+
+Control::~Control() {
+  admin_.reset();
+  prober_.reset();  // closes probe sockets before the ring goes
+  retiredProbers_.clear();
+  if (ringReady_) io_uring_queue_exit(&ring_);
+}
+
+// A prober for the current generation's health-checked members. Members kept
+// across a reload start in the state they were in.
+void Control::startProber(health::TimePoint now) {
   std::vector<health::ProbeSpec> specs;
-  for (const auto& pool : pools) {
+  probed_.clear();
+  for (const auto& pool : runtime_->pools) {
     const auto& health = pool->config().health;
     if (!health) continue;
     for (const auto& member : pool->members()) {
@@ -62,18 +77,20 @@ Control::Control(const config::Config& config, std::span<const std::unique_ptr<L
     }
   }
   seenFailures_.assign(probed_.size(), 0);
+  for (size_t i = 0; i < probed_.size(); ++i)
+    seenFailures_[i] = static_cast<uint64_t>(probed_[i]->connectFailures.value.load());
   seenProbes_.assign(probed_.size(), 0);
   probeDurations_ = std::make_unique<DurationHistogram[]>(probed_.size());
+  if (prober_) {
+    prober_->abandon();
+    retiredProbers_.push_back(std::move(prober_));
+  }
+  uint8_t tag = nextHealthTag_;
+  nextHealthTag_ = nextHealthTag_ == 255 ? kFirstHealth : nextHealthTag_ + 1;
   prober_ = std::make_unique<health::Prober>(
-      &ring_, kHealth, std::move(specs),
-      [this](size_t target, const health::Transition& t) { onTransition(target, t); },
-      health::Clock::now(), std::random_device{}());
-}
-
-Control::~Control() {
-  admin_.reset();
-  prober_.reset();  // closes probe sockets before the ring goes
-  if (ringReady_) io_uring_queue_exit(&ring_);
+      &ring_, tag, std::move(specs),
+      [this](size_t target, const health::Transition& t) { onTransition(target, t); }, now,
+      std::random_device{}());
 }
 
 int Control::start(int signalFd, int adminFd) {
@@ -87,7 +104,9 @@ int Control::start(int signalFd, int adminFd) {
   armSignalRead();
   armTick();
   if (adminFd >= 0) {
-    admin_ = std::make_unique<Admin>(&ring_, kAdmin, adminFd, config_.admin.token, sources_);
+    admin_ = std::make_unique<Admin>(&ring_, kAdmin, adminFd, config_.admin.token,
+                                     ReportSources{runtime_.get(), workers_, this});
+    admin_->setReload([this](std::string* errors) { return reload(errors); });
     admin_->start();
   }
   return 0;
@@ -107,14 +126,17 @@ void Control::run() {
       int res = cqe->res;
       uint32_t flags = cqe->flags;
       io_uring_cqe_seen(&ring_, cqe);
-      switch (data >> 56) {
-        case kSignal: onSignal(); break;
-        case kTick: onTick(now); break;
-        case kHealth: prober_->onCompletion(data, res, now); break;
-        case kAdmin:
-          if (admin_) admin_->onCompletion(data, res, flags);
-          break;
-        default: break;  // cancel requests' own completions
+      uint8_t tag = static_cast<uint8_t>(data >> 56);
+      if (tag == kSignal) {
+        onSignal();
+      } else if (tag == kTick) {
+        onTick(now);
+      } else if (tag == kAdmin) {
+        if (admin_) admin_->onCompletion(data, res, flags);
+      } else if (tag >= kFirstHealth) {
+        if (prober_->tag() == tag) prober_->onCompletion(data, res, now);
+        for (auto& retired : retiredProbers_)
+          if (retired->tag() == tag) retired->onCompletion(data, res, now);
       }
     }
   }
@@ -130,7 +152,7 @@ void Control::onSignal() {
   int signal = static_cast<int>(signalInfo_.ssi_signo);
   armSignalRead();
   if (signal == SIGHUP) {
-    log::warn("SIGHUP: reloading is not supported yet; the running config stays");
+    if (!stopping_) reload(nullptr);
     return;
   }
   if (stopping_) {
@@ -140,8 +162,70 @@ void Control::onSignal() {
   stopping_ = true;
   notifySystemd("STOPPING=1");
   log::info("{}: no longer accepting; waiting up to {}ms for sessions to end", strsignal(signal),
-            config_.global.shutdownTimeout.count());
+            runtime_->global.shutdownTimeout.count());
   for (const auto& worker : workers_) worker->requestStop();
+}
+
+// Sockets for the listeners the new generation adds, one per worker, bound
+// before anything switches so that a port in use fails the whole reload.
+bool Control::bindNewListeners(const Runtime& next, std::vector<std::map<std::string, int>>* fds,
+                               std::string* errors) {
+  fds->assign(workers_.size(), {});
+  for (const auto& listener : next.listeners) {
+    if (keepsSocket(*runtime_, listener->config)) continue;
+    for (auto& perWorker : *fds) {
+      int fd = openListenSocket(listener->config.bind);
+      if (fd < 0) {
+        *errors += fmt::format("listener {}: cannot listen on {}: {}\n", listener->config.name,
+                               listener->config.bind.text, strerror(-fd));
+        for (auto& opened : *fds)
+          for (auto& [name, openedFd] : opened) ::close(openedFd);
+        return false;
+      }
+      perWorker.emplace(listener->config.name, fd);
+    }
+  }
+  return true;
+}
+
+bool Control::reload(std::string* errorsOut) {
+  notifySystemd("RELOADING=1");
+  std::string errors;
+  config::LoadResult loaded = config::loadFile(configPath_);
+  for (const config::Error& error : loaded.errors) errors += config::formatError(error) + "\n";
+  std::shared_ptr<const Runtime> next;
+  std::vector<std::map<std::string, int>> fds;
+  if (loaded.config) {
+    next = buildRuntime(*loaded.config, runtime_.get());
+    if (!bindNewListeners(*next, &fds, &errors)) next.reset();
+  }
+  if (!next) {
+    log::error("reload of {} failed; the running config stays:\n{}", configPath_, errors);
+    notifySystemd("READY=1");
+    if (errorsOut) *errorsOut = errors;
+    return false;
+  }
+  const config::Config& fresh = *loaded.config;
+  if (fresh.global.workers != config_.global.workers || fresh.global.accessLog != config_.global.accessLog ||
+      (fresh.admin.listen ? fresh.admin.listen->text : "") != (config_.admin.listen ? config_.admin.listen->text : ""))
+    log::warn("reload: changes to workers, access_log and [admin] listen take effect at the next restart");
+  // Members that left get no new connections; their sessions finish.
+  for (const auto& pool : runtime_->pools)
+    for (const auto& member : pool->members()) {
+      bool kept = false;
+      for (const auto& nextPool : next->pools)
+        for (const auto& m : nextPool->members()) kept |= m == member;
+      if (!kept) member->removed.store(true);
+    }
+  for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
+  runtime_ = std::move(next);
+  log::setLevel(fresh.global.logLevel);
+  config_ = std::move(*loaded.config);
+  startProber(health::Clock::now());
+  if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this}, config_.admin.token);
+  log::info("reloaded {}: {}", configPath_, config::summary(config_));
+  notifySystemd("READY=1");
+  return true;
 }
 
 void Control::armTick() {
@@ -153,9 +237,34 @@ void Control::armTick() {
 void Control::onTick(health::TimePoint now) {
   readPassiveFailures(now);
   if (!stopping_) prober_->onTick(now);
+  std::erase_if(retiredProbers_, [](const auto& p) { return p->idle(); });
   recordProbeDurations();
   if (admin_) admin_->onTick(now);
   armTick();
+}
+
+// Workers count failed connects per member and reset the count on a
+// successful one; feed what changed since the last tick to the state machine.
+void Control::readPassiveFailures(health::TimePoint now) {
+  for (size_t i = 0; i < probed_.size(); ++i) {
+    uint64_t failures =
+        static_cast<uint64_t>(probed_[i]->connectFailures.value.load(std::memory_order_relaxed));
+    if (failures == seenFailures_[i]) continue;
+    if (failures < seenFailures_[i]) {
+      prober_->onPassiveFailures(i, 0, now);  // a connect succeeded in between
+      seenFailures_[i] = 0;
+    }
+    if (failures > seenFailures_[i]) prober_->onPassiveFailures(i, failures - seenFailures_[i], now);
+    seenFailures_[i] = failures;
+  }
+}
+
+void Control::onTransition(size_t target, const health::Transition& transition) {
+  Member& member = *probed_[target];
+  member.up.store(transition.to == health::State::Up, std::memory_order_relaxed);
+  const health::ProbeSpec& spec = prober_->spec(target);
+  log::warn("pool {} member {}: {} -> {} ({})", spec.pool, spec.member,
+            health::toString(transition.from), health::toString(transition.to), transition.reason);
 }
 
 void Control::recordProbeDurations() {
@@ -181,30 +290,6 @@ const health::MemberHealth* Control::healthOf(const Member& member) const {
 const DurationHistogram* Control::probeDurationsOf(const Member& member) const {
   auto target = targetOf(member);
   return target ? &probeDurations_[*target] : nullptr;
-}
-
-// Workers count failed connects per member and reset the count on a
-// successful one; feed what changed since the last tick to the state machine.
-void Control::readPassiveFailures(health::TimePoint now) {
-  for (size_t i = 0; i < probed_.size(); ++i) {
-    uint64_t failures =
-        static_cast<uint64_t>(probed_[i]->connectFailures.value.load(std::memory_order_relaxed));
-    if (failures == seenFailures_[i]) continue;
-    if (failures < seenFailures_[i]) {
-      prober_->onPassiveFailures(i, 0, now);  // a connect succeeded in between
-      seenFailures_[i] = 0;
-    }
-    if (failures > seenFailures_[i]) prober_->onPassiveFailures(i, failures - seenFailures_[i], now);
-    seenFailures_[i] = failures;
-  }
-}
-
-void Control::onTransition(size_t target, const health::Transition& transition) {
-  Member& member = *probed_[target];
-  member.up.store(transition.to == health::State::Up, std::memory_order_relaxed);
-  const health::ProbeSpec& spec = prober_->spec(target);
-  log::warn("pool {} member {}: {} -> {} ({})", spec.pool, spec.member,
-            health::toString(transition.from), health::toString(transition.to), transition.reason);
 }
 
 }  // namespace lb

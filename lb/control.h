@@ -1,30 +1,30 @@
 #pragma once
-// The control thread: one io_uring of its own for signals, health probes and
-// a periodic tick. It never touches a worker's ring; what it learns reaches
-// the workers through the members' atomics (Member::up), which pickers read
-// on every pick.
+// The control thread: one io_uring of its own for signals, health probes,
+// the admin endpoint, reloads and a periodic tick. It never touches a
+// worker's ring; what it learns reaches the workers through the members'
+// atomics (Member::up, draining, weight), which pickers read on every pick,
+// and through Worker::adopt() for a new config generation.
 
 #include <liburing.h>
 #include <sys/signalfd.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <vector>
 
 #include "config/config.h"
 #include "health/prober.h"
 #include "lb/admin.h"
-#include "lb/listener.h"
 #include "lb/metrics.h"
-#include "lb/pool.h"
+#include "lb/runtime.h"
 #include "lb/worker.h"
 
 namespace lb {
 
 class Control final : public HealthView {
  public:
-  Control(const config::Config& config, std::span<const std::unique_ptr<Listener>> listeners,
-          std::span<const std::unique_ptr<Pool>> pools,
+  Control(std::string configPath, config::Config config, std::shared_ptr<const Runtime> runtime,
           std::span<const std::unique_ptr<Worker>> workers, const std::atomic<int>& runningWorkers);
   ~Control();
   Control(const Control&) = delete;
@@ -36,12 +36,16 @@ class Control final : public HealthView {
   int start(int signalFd, int adminFd);
   // Serves until every worker has finished.
   void run();
+  // Loads the config file again and, if it is valid and its new listeners
+  // can be bound, switches every worker to it. Otherwise the running config
+  // stays and the errors are logged (and returned, for POST /reload).
+  bool reload(std::string* errors);
 
   const health::MemberHealth* healthOf(const Member& member) const override;
   const DurationHistogram* probeDurationsOf(const Member& member) const override;
 
  private:
-  enum Tag : uint8_t { kSignal = 1, kTick = 2, kHealth = 3, kAdmin = 4 };
+  enum Tag : uint8_t { kSignal = 1, kTick = 2, kAdmin = 3, kFirstHealth = 16 };
 
   void armSignalRead();
   void onSignal();
@@ -51,9 +55,13 @@ class Control final : public HealthView {
   void onTransition(size_t target, const health::Transition& transition);
   void recordProbeDurations();
   std::optional<size_t> targetOf(const Member& member) const;
+  void startProber(health::TimePoint now);
+  bool bindNewListeners(const Runtime& next, std::vector<std::map<std::string, int>>* fds,
+                        std::string* errors);
 
-  const config::Config& config_;
-  ReportSources sources_;
+  std::string configPath_;
+  config::Config config_;
+  std::shared_ptr<const Runtime> runtime_;
   std::span<const std::unique_ptr<Worker>> workers_;
   const std::atomic<int>& runningWorkers_;
   io_uring ring_{};
@@ -62,11 +70,17 @@ class Control final : public HealthView {
   signalfd_siginfo signalInfo_{};
   __kernel_timespec tick_{0, 20 * 1000 * 1000};
   bool stopping_ = false;
-  std::vector<Member*> probed_;               // parallel to the prober's targets
-  std::vector<uint64_t> seenFailures_;        // last Member::connectFailures read, per target
-  std::vector<uint64_t> seenProbes_;          // probes finished, per target
-  std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
+
+  // Health: the prober of the current generation, and those replaced by a
+  // reload that still have probes in flight (each has its own user_data tag).
   std::unique_ptr<health::Prober> prober_;
+  std::vector<std::unique_ptr<health::Prober>> retiredProbers_;
+  uint8_t nextHealthTag_ = kFirstHealth;
+  std::vector<Member*> probed_;                          // parallel to the prober's targets
+  std::vector<uint64_t> seenFailures_;                   // last Member::connectFailures read
+  std::vector<uint64_t> seenProbes_;                     // probes finished, per target
+  std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
+
   std::unique_ptr<Admin> admin_;
 };
 

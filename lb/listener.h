@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "config/config.h"
@@ -12,12 +13,17 @@
 
 namespace lb {
 
-struct Listener {
-  config::Listener config;
-  Pool* pool = nullptr;
+// What outlives a reload of a listener that keeps its name.
+struct ListenerState {
   // Sessions open on this listener across all workers (max_connections).
   SharedCounter active;
   ListenerCounters counters;
+};
+
+struct Listener {
+  config::Listener config;
+  Pool* pool = nullptr;  // owned by the same Runtime
+  std::shared_ptr<ListenerState> state = std::make_shared<ListenerState>();
 };
 
 // A bound, listening socket for `address`, or -errno. With `reusePort`

@@ -57,5 +57,5 @@ int main(int argc, char** argv) {
   }
   auto config = load(argv[1]);
   if (!config) return 1;
-  return lb::runProcess(*config);
+  return lb::runProcess(argv[1], *config);
 }

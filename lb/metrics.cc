@@ -47,25 +47,25 @@ template <typename Value>
 void perMember(std::string& out, const ReportSources& s, std::string_view name, std::string_view type,
                std::string_view help, Value value) {
   family(out, name, type, help);
-  for (const auto& pool : s.pools)
+  for (const auto& pool : s.runtime->pools)
     for (const auto& member : pool->members())
       fmt::format_to(Out(out), "{}{{{}}} {}\n", name, memberLabels(*pool, *member), value(*member));
 }
 
 void listenerMetrics(std::string& out, const ReportSources& s) {
   family(out, "ringlb_listener_connections_active", "gauge", "Sessions open on the listener.");
-  for (const auto& l : s.listeners)
+  for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "ringlb_listener_connections_active{{listener=\"{}\"}} {}\n",
-                   label(l->config.name), l->active.value.load());
+                   label(l->config.name), l->state->active.value.load());
   family(out, "ringlb_listener_connections_total", "counter", "Connections accepted by the listener.");
-  for (const auto& l : s.listeners)
+  for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "ringlb_listener_connections_total{{listener=\"{}\"}} {}\n",
-                   label(l->config.name), load(l->counters.accepted));
+                   label(l->config.name), load(l->state->counters.accepted));
   family(out, "ringlb_listener_rejected_total", "counter",
          "Connections closed at once because the listener was at max_connections.");
-  for (const auto& l : s.listeners)
+  for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "ringlb_listener_rejected_total{{listener=\"{}\",reason=\"limit\"}} {}\n",
-                   label(l->config.name), load(l->counters.rejectedByLimit));
+                   label(l->config.name), load(l->state->counters.rejectedByLimit));
 }
 
 void memberMetrics(std::string& out, const ReportSources& s) {
@@ -81,7 +81,7 @@ void memberMetrics(std::string& out, const ReportSources& s) {
             "Bytes from the member written to clients (counted when sessions end).",
             [](const Member& m) { return load(m.counters.bytesOut); });
   family(out, "ringlb_member_connect_failures_total", "counter", "Failed connects to the member.");
-  for (const auto& pool : s.pools)
+  for (const auto& pool : s.runtime->pools)
     for (const auto& m : pool->members()) {
       std::string labels = memberLabels(*pool, *m);
       fmt::format_to(Out(out), "ringlb_member_connect_failures_total{{{},reason=\"refused\"}} {}\n",
@@ -105,7 +105,7 @@ void healthMetrics(std::string& out, const ReportSources& s) {
               return h ? h->transitions() : 0;
             });
   family(out, "ringlb_member_probe_duration_seconds", "histogram", "Health probe durations.");
-  for (const auto& pool : s.pools)
+  for (const auto& pool : s.runtime->pools)
     for (const auto& m : pool->members())
       if (const DurationHistogram* h = s.health->probeDurationsOf(*m))
         histogram(out, "ringlb_member_probe_duration_seconds", memberLabels(*pool, *m), *h);
@@ -113,16 +113,16 @@ void healthMetrics(std::string& out, const ReportSources& s) {
 
 void poolMetrics(std::string& out, const ReportSources& s) {
   family(out, "ringlb_pool_retries_total", "counter", "Connects started after a failed one.");
-  for (const auto& p : s.pools)
+  for (const auto& p : s.runtime->pools)
     fmt::format_to(Out(out), "ringlb_pool_retries_total{{pool=\"{}\"}} {}\n", label(p->name()),
                    load(p->counters().retries));
   family(out, "ringlb_pool_no_member_total", "counter",
          "Clients closed because no member was available.");
-  for (const auto& p : s.pools)
+  for (const auto& p : s.runtime->pools)
     fmt::format_to(Out(out), "ringlb_pool_no_member_total{{pool=\"{}\"}} {}\n", label(p->name()),
                    load(p->counters().noMember));
   family(out, "ringlb_pool_session_duration_seconds", "histogram", "Durations of ended sessions.");
-  for (const auto& p : s.pools)
+  for (const auto& p : s.runtime->pools)
     histogram(out, "ringlb_pool_session_duration_seconds", fmt::format("pool=\"{}\"", label(p->name())),
               p->counters().sessionDuration);
 }
@@ -188,15 +188,15 @@ std::string renderMetrics(const ReportSources& sources) {
 
 std::string renderStatusJson(const ReportSources& s) {
   std::string out = R"({"listeners":[)";
-  for (size_t i = 0; i < s.listeners.size(); ++i) {
-    const Listener& l = *s.listeners[i];
+  for (size_t i = 0; i < s.runtime->listeners.size(); ++i) {
+    const Listener& l = *s.runtime->listeners[i];
     fmt::format_to(Out(out), R"({}{{"name":{},"bind":{},"pool":{},"active":{},"accepted":{}}})",
                    i ? "," : "", jsonString(l.config.name), jsonString(l.config.bind.text),
-                   jsonString(l.config.pool), l.active.value.load(), load(l.counters.accepted));
+                   jsonString(l.config.pool), l.state->active.value.load(), load(l.state->counters.accepted));
   }
   out += R"(],"pools":[)";
-  for (size_t i = 0; i < s.pools.size(); ++i) {
-    const Pool& p = *s.pools[i];
+  for (size_t i = 0; i < s.runtime->pools.size(); ++i) {
+    const Pool& p = *s.runtime->pools[i];
     fmt::format_to(Out(out), R"({}{{"name":{},"balance":"{}","health_checks":{},"members":[)",
                    i ? "," : "", jsonString(p.name()), config::toString(p.config().balance),
                    p.config().health ? "true" : "false");

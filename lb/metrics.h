@@ -9,6 +9,7 @@
 #include "health/prober.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
+#include "lb/runtime.h"
 #include "lb/worker.h"
 
 namespace lb {
@@ -23,8 +24,7 @@ class HealthView {
 };
 
 struct ReportSources {
-  std::span<const std::unique_ptr<Listener>> listeners;
-  std::span<const std::unique_ptr<Pool>> pools;
+  const Runtime* runtime = nullptr;  // the current config generation
   std::span<const std::unique_ptr<Worker>> workers;
   const HealthView* health = nullptr;
 };

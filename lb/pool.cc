@@ -11,13 +11,20 @@
 
 namespace lb {
 
-Pool::Pool(const config::Pool& pool) : config_(pool) {
+Pool::Pool(const config::Pool& pool, const Pool* previous) : config_(pool) {
+  if (previous) counters_ = previous->counters_;
   for (const config::Member& spec : pool.members) {
-    auto member = std::make_unique<Member>();
-    member->name = spec.name;
-    member->address = spec.address;
+    std::shared_ptr<Member> member;
+    if (previous)
+      for (const auto& old : previous->members_)
+        if (old->name == spec.name && old->address.text == spec.address.text) member = old;
+    if (!member) {
+      member = std::make_shared<Member>();
+      member->name = spec.name;
+      member->address = spec.address;
+    }
     member->weight.store(static_cast<uint32_t>(spec.weight));
-    member->backup = spec.backup;
+    member->backup.store(spec.backup);
     members_.push_back(std::move(member));
   }
   buildTables();
@@ -37,7 +44,7 @@ void Pool::buildTables() {
   if (config_.balance != config::Balance::ConsistentHash) return;
   std::vector<policy::MemberSpec> primary, backup;
   for (const auto& member : members_)
-    (member->backup ? backup : primary).push_back({member->name, member->weight.load()});
+    (member->backup.load() ? backup : primary).push_back({member->name, member->weight.load()});
   auto tables = std::make_shared<Tables>();
   tables->primary = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(primary, config_.tableSize));
   tables->backup = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(backup, config_.tableSize));
@@ -85,7 +92,7 @@ class GroupState final : public policy::MemberState {
 
 PoolPicker::PoolPicker(const Pool& pool, uint64_t seed) : pool_(pool), random_(seed) {
   for (const auto& member : pool.members())
-    (member->backup ? backup_ : primary_).members.push_back(member.get());
+    (member->backup.load() ? backup_ : primary_).members.push_back(member.get());
   rebuildPolicies();
 }
 

@@ -24,7 +24,10 @@ namespace lb {
 struct Member {
   std::string name;
   config::Address address;
-  bool backup = false;
+  std::atomic<bool> backup{false};
+  // Set when a reload removed the member: it gets no new connections and
+  // its sessions finish on their own.
+  std::atomic<bool> removed{false};
   // Written by the control thread (health checks, the admin endpoint), read
   // by pickers on every pick.
   std::atomic<bool> up{true};
@@ -41,16 +44,18 @@ struct Member {
 
 class Pool {
  public:
-  explicit Pool(const config::Pool& pool);
+  // Members of `previous` (the pool of the same name before a reload) that
+  // keep their name and address are kept, with their counters and state.
+  explicit Pool(const config::Pool& pool, const Pool* previous = nullptr);
 
   const std::string& name() const { return config_.name; }
   const config::Pool& config() const { return config_; }
-  std::span<const std::unique_ptr<Member>> members() const { return members_; }
+  std::span<const std::shared_ptr<Member>> members() const { return members_; }
   Member* findMember(std::string_view name) const;
   // The connect timeout as the kernel takes it (lives as long as the pool,
   // so SQEs may point at it).
   const __kernel_timespec* connectTimeout() const { return &connectTimeout_; }
-  PoolCounters& counters() const { return counters_; }
+  PoolCounters& counters() const { return *counters_; }
 
   // consistent_hash: one immutable table per group, shared by every worker,
   // replaced (never changed) when a weight changes.
@@ -69,11 +74,11 @@ class Pool {
   void buildTables();
 
   config::Pool config_;
-  std::vector<std::unique_ptr<Member>> members_;
+  std::vector<std::shared_ptr<Member>> members_;
   std::atomic<std::shared_ptr<const Tables>> tables_;
   std::atomic<uint64_t> version_{0};
   __kernel_timespec connectTimeout_{};
-  mutable PoolCounters counters_;
+  std::shared_ptr<PoolCounters> counters_ = std::make_shared<PoolCounters>();
 };
 
 // splitmix64: small, fast, and good enough to choose between members.
@@ -96,6 +101,7 @@ class PoolPicker {
   // then backups; when none is up and the pool says use_all, any member not
   // yet tried. nullptr when nothing is left.
   Member* pick(const sockaddr_storage& client, std::span<Member* const> tried);
+  const Pool& pool() const { return pool_; }
 
  private:
   struct Group {

@@ -16,29 +16,12 @@
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
+#include "lb/runtime.h"
 #include "lb/systemd_notify.h"
 #include "lb/worker.h"
 
 namespace lb {
 namespace {
-
-struct Runtime {
-  std::vector<std::unique_ptr<Pool>> pools;
-  std::vector<std::unique_ptr<Listener>> listeners;
-};
-
-Runtime buildRuntime(const config::Config& config) {
-  Runtime runtime;
-  for (const config::Pool& pool : config.pools) runtime.pools.push_back(std::make_unique<Pool>(pool));
-  for (const config::Listener& spec : config.listeners) {
-    auto listener = std::make_unique<Listener>();
-    listener->config = spec;
-    for (auto& pool : runtime.pools)
-      if (pool->name() == spec.pool) listener->pool = pool.get();
-    runtime.listeners.push_back(std::move(listener));
-  }
-  return runtime;
-}
 
 int workerCount(const config::Config& config) {
   if (config.global.workers > 0) return config.global.workers;
@@ -82,7 +65,7 @@ sigset_t controlSignals() {
 
 }  // namespace
 
-int runProcess(const config::Config& config) {
+int runProcess(const std::string& configPath, const config::Config& config) {
   log::setLevel(config.global.logLevel);
   std::string error;
   auto sink = AccessLogSink::open(config.global.accessLog, &error);
@@ -90,10 +73,10 @@ int runProcess(const config::Config& config) {
     log::error("{}", error);
     return 1;
   }
-  Runtime runtime = buildRuntime(config);
+  std::shared_ptr<const Runtime> runtime = buildRuntime(config, nullptr);
   int count = workerCount(config);
   std::vector<std::vector<int>> fds;
-  if (!bindAll(runtime, count, &fds)) return 1;
+  if (!bindAll(*runtime, count, &fds)) return 1;
   int adminFd = -1;
   if (config.admin.listen) {
     adminFd = openListenSocket(*config.admin.listen, false);
@@ -116,10 +99,9 @@ int runProcess(const config::Config& config) {
   for (int w = 0; w < count; ++w) {
     WorkerOptions options;
     options.index = w;
-    for (auto& listener : runtime.listeners) options.listeners.push_back(listener.get());
+    options.runtime = runtime;
     options.listenFds = std::move(fds[w]);
     options.accessLog = sink;
-    options.shutdownTimeout = config.global.shutdownTimeout;
     workers.push_back(std::make_unique<Worker>(std::move(options)));
   }
 
@@ -141,18 +123,18 @@ int runProcess(const config::Config& config) {
     int result = future.get();
     if (result < 0) failed = result;
   }
-  Control control(config, runtime.listeners, runtime.pools, workers, running);
+  Control control(configPath, config, runtime, workers, running);
   if (failed == 0) failed = control.start(signalFd, adminFd);
   adminFd = -1;  // the control thread owns it now
   if (failed < 0) {
     log::error("cannot start: io_uring: {}", std::strerror(-failed));
     for (auto& worker : workers) worker->requestStop();
   } else {
-    for (const auto& listener : runtime.listeners)
+    for (const auto& listener : runtime->listeners)
       log::info("listener {} on {} -> pool {} ({} members, {})", listener->config.name,
                 listener->config.bind.text, listener->pool->name(),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
-    log::info("ready: {} listeners, {} workers", runtime.listeners.size(), count);
+    log::info("ready: {} listeners, {} workers", runtime->listeners.size(), count);
     notifySystemd("READY=1\nSTATUS=serving");
     control.run();
   }

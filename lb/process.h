@@ -3,12 +3,15 @@
 // binds every listening socket before starting anything, runs the workers,
 // and serves signals on the calling (control) thread until stopped.
 
+#include <string>
+
 #include "config/config.h"
 
 namespace lb {
 
 // Returns the process exit code: 0 after a clean stop, 1 when the config
 // could not be put into effect (a port in use, no io_uring, ...).
-int runProcess(const config::Config& config);
+// `configPath` is read again on reload (SIGHUP, POST /reload).
+int runProcess(const std::string& configPath, const config::Config& config);
 
 }  // namespace lb

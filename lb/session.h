@@ -25,6 +25,7 @@ namespace lb {
 struct Listener;
 struct Member;
 class PoolPicker;
+struct WorkerGeneration;
 
 enum class SessionState : uint8_t { Free, Connecting, Proxying, Closing };
 
@@ -54,7 +55,8 @@ struct Session {
   uint32_t nextFree = 0;  // free-list link while Free
   int clientFd = -1;
   int memberFd = -1;
-  uint16_t listenerIndex = 0;
+  uint16_t listenerIndex = 0;  // in runtime->runtime->listeners
+  WorkerGeneration* runtime = nullptr;  // the config generation it started in
   Member* member = nullptr;  // counted in member->active while set
   std::array<Member*, kMaxAttempts> tried{};
   uint64_t acceptedNs = 0;

@@ -64,12 +64,12 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool) {
 std::string renderStatusPage(const ReportSources& s) {
   std::string out(kHead);
   out += "<table><tr><th>listener</th><th>bind</th><th>pool</th><th>active</th><th>accepted</th></tr>\n";
-  for (const auto& l : s.listeners)
+  for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                    html(l->config.name), html(l->config.bind.text), html(l->config.pool),
-                   l->active.value.load(), l->counters.accepted.load());
+                   l->state->active.value.load(), l->state->counters.accepted.load());
   out += "</table>\n";
-  for (const auto& pool : s.pools) poolTable(out, s, *pool);
+  for (const auto& pool : s.runtime->pools) poolTable(out, s, *pool);
   out += "<p class=\"muted\">Refreshes every 2 s. Also: <a href=\"/status\">/status</a> (JSON), "
          "<a href=\"/metrics\">/metrics</a> (Prometheus).</p>\n</body></html>\n";
   return out;

@@ -34,30 +34,47 @@ Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
       pipes_(kPipeBytes, kSparePipes),
       accessLog_(options_.accessLog) {
-  // One picker per pool, shared by the listeners that use that pool.
-  for (Listener* listener : options_.listeners) {
+  current_ = makeGeneration(options_.runtime);
+  for (uint32_t i = 0; i < options_.listenFds.size(); ++i)
+    listenerSlots_.push_back(ListenerSlot{options_.listenFds[i], i, true, false});
+  options_.listenFds.clear();
+  computeTick();
+}
+
+// One picker per pool, shared by the listeners that use that pool.
+std::unique_ptr<WorkerGeneration> Worker::makeGeneration(std::shared_ptr<const Runtime> runtime) {
+  auto generation = std::make_unique<WorkerGeneration>();
+  generation->runtime = std::move(runtime);
+  for (const auto& listener : generation->runtime->listeners) {
     PoolPicker* picker = nullptr;
-    for (size_t i = 0; i < pickerOfListener_.size(); ++i)
-      if (options_.listeners[i]->pool == listener->pool) picker = pickerOfListener_[i];
+    for (const auto& existing : generation->pickers)
+      if (&existing->pool() == listener->pool) picker = existing.get();
     if (!picker) {
       uint64_t seed = static_cast<uint64_t>(options_.index + 1) * 0x9e3779b97f4a7c15ull ^ monotonicNs();
-      pickers_.push_back(std::make_unique<PoolPicker>(*listener->pool, seed));
-      picker = pickers_.back().get();
+      generation->pickers.push_back(std::make_unique<PoolPicker>(*listener->pool, seed));
+      picker = generation->pickers.back().get();
     }
-    pickerOfListener_.push_back(picker);
+    generation->pickerOfListener.push_back(picker);
+  }
+  return generation;
+}
+
+void Worker::computeTick() {
+  minIdleNs_ = 0;
+  for (const auto& listener : current_->runtime->listeners) {
     uint64_t idle = toNs(listener->config.idleTimeout);
     minIdleNs_ = minIdleNs_ == 0 ? idle : std::min(minIdleNs_, idle);
   }
   uint64_t tick = std::clamp(minIdleNs_ / 4, kTickMinNs, kTickMaxNs);
   tick_.tv_sec = static_cast<int64_t>(tick / 1'000'000'000u);
   tick_.tv_nsec = static_cast<int64_t>(tick % 1'000'000'000u);
-  acceptArmed_.assign(options_.listeners.size(), false);
 }
 
 Worker::~Worker() {
   if (ringReady_) io_uring_queue_exit(&ring_);
-  for (int fd : options_.listenFds)
-    if (fd >= 0) ::close(fd);
+  for (ListenerSlot& slot : listenerSlots_)
+    if (slot.fd >= 0) ::close(slot.fd);
+  for (auto& [name, fd] : pendingFds_) ::close(fd);
   if (wakeFd_ >= 0) ::close(wakeFd_);
 }
 
@@ -82,7 +99,7 @@ int Worker::start() {
   nowNs_ = monotonicNs();
   armWake();
   armTick();
-  for (uint32_t i = 0; i < options_.listeners.size(); ++i) armAccept(i);
+  for (uint32_t i = 0; i < listenerSlots_.size(); ++i) armAccept(i);
   result = io_uring_submit(&ring_);
   return result < 0 ? result : 0;
 }
@@ -134,7 +151,8 @@ void Worker::run() {
 
 bool Worker::finished() const {
   if (!stopping_ || liveSessions_ > 0) return false;
-  return std::none_of(acceptArmed_.begin(), acceptArmed_.end(), [](bool armed) { return armed; });
+  return std::none_of(listenerSlots_.begin(), listenerSlots_.end(),
+                      [](const ListenerSlot& slot) { return slot.armed; });
 }
 
 void Worker::handle(const io_uring_cqe& cqe) {
@@ -143,10 +161,10 @@ void Worker::handle(const io_uring_cqe& cqe) {
     case Op::Ignore: return;
     case Op::Accept: return onAccept(data.slot, cqe.res, cqe.flags);
     case Op::AcceptRetry:
-      if (stopping_)
-        acceptArmed_[data.slot] = false;
-      else
+      if (listenerSlots_[data.slot].open)
         armAccept(data.slot);
+      else
+        listenerSlots_[data.slot].armed = false;
       return;
     case Op::Wake: return onWake();
     case Op::Tick: return onTick();
@@ -160,41 +178,68 @@ void Worker::handle(const io_uring_cqe& cqe) {
   handleSession(data.op, data.slot, cqe.res);
 }
 
-void Worker::armAccept(uint32_t listenerIndex) {
+void Worker::armAccept(uint32_t slot) {
   io_uring_sqe* sqe = getSqe();
-  io_uring_prep_multishot_accept(sqe, options_.listenFds[listenerIndex], nullptr, nullptr,
+  io_uring_prep_multishot_accept(sqe, listenerSlots_[slot].fd, nullptr, nullptr,
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
-  prepare(sqe, Op::Accept, listenerIndex, 0);
-  acceptArmed_[listenerIndex] = true;
+  prepare(sqe, Op::Accept, slot, 0);
+  listenerSlots_[slot].armed = true;
 }
 
 // A multishot accept keeps posting until a completion lacks F_MORE; then it
 // has stopped and must be armed again (after a pause if the cause was a lack
-// of fds or memory, so an exhausted process does not spin).
-void Worker::onAccept(uint32_t listenerIndex, int result, uint32_t flags) {
+// of fds or memory, so an exhausted process does not spin). A slot that is
+// no longer open (stop, or its listener left in a reload) is not re-armed.
+void Worker::onAccept(uint32_t slot, int result, uint32_t flags) {
+  ListenerSlot& listenerSlot = listenerSlots_[slot];
   if (!(flags & IORING_CQE_F_MORE)) {
-    acceptArmed_[listenerIndex] = false;
-    if (stopping_) {
+    listenerSlot.armed = false;
+    if (!listenerSlot.open) {
       if (result >= 0) ::close(result);
       return;
     }
     if (result < 0) {
       if (result != -ECANCELED)
-        log::warn("listener {}: accept: {}", options_.listeners[listenerIndex]->config.name,
+        log::warn("listener {}: accept: {}",
+                  current_->runtime->listeners[listenerSlot.listener]->config.name,
                   std::strerror(-result));
-      armAcceptRetry(listenerIndex);
+      armAcceptRetry(slot);
       return;
     }
-    armAccept(listenerIndex);
+    armAccept(slot);
   }
-  if (result >= 0) openSession(listenerIndex, result);
+  if (result < 0) return;
+  if (!listenerSlot.open) {
+    ::close(result);  // accepted in the instant before the slot was closed
+    return;
+  }
+  openSession(listenerSlot.listener, result);
 }
 
-void Worker::armAcceptRetry(uint32_t listenerIndex) {
+void Worker::armAcceptRetry(uint32_t slot) {
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_timeout(sqe, &acceptRetryDelay_, 0, 0);
-  prepare(sqe, Op::AcceptRetry, listenerIndex, 0);
-  acceptArmed_[listenerIndex] = true;  // the retry will arm it
+  prepare(sqe, Op::AcceptRetry, slot, 0);
+  listenerSlots_[slot].armed = true;  // the retry will arm it
+}
+
+// Stops accepting on a slot: cancels its accept (or retry timer) and closes
+// the socket. `armed` stays set until the cancelled request's last
+// completion arrives, so the slot is not reused (nor the loop left) early.
+void Worker::closeListenerSlot(uint32_t slot) {
+  ListenerSlot& listenerSlot = listenerSlots_[slot];
+  if (!listenerSlot.open) return;
+  listenerSlot.open = false;
+  if (listenerSlot.armed) {
+    io_uring_sqe* sqe = getSqe();
+    io_uring_prep_cancel64(sqe, encode(UserData{Op::Accept, slot, 0}), 0);
+    prepare(sqe, Op::Ignore, 0, 0);
+    sqe = getSqe();
+    io_uring_prep_cancel64(sqe, encode(UserData{Op::AcceptRetry, slot, 0}), 0);
+    prepare(sqe, Op::Ignore, 0, 0);
+  }
+  ::close(listenerSlot.fd);  // the pending accept holds its own reference until cancelled
+  listenerSlot.fd = -1;
 }
 
 void Worker::armWake() {
@@ -205,7 +250,79 @@ void Worker::armWake() {
 
 void Worker::onWake() {
   if (stopRequested_.load() && !stopping_) beginStop();
-  if (!stopping_) armWake();
+  if (!stopping_) {
+    applyPending();
+    armWake();
+  }
+}
+
+void Worker::adopt(std::shared_ptr<const Runtime> runtime, std::map<std::string, int> newListenFds) {
+  {
+    std::lock_guard lock(pendingMutex_);
+    pendingRuntime_ = std::move(runtime);
+    for (auto& [name, fd] : newListenFds) {
+      auto [it, inserted] = pendingFds_.emplace(name, fd);
+      if (!inserted) {
+        ::close(it->second);
+        it->second = fd;
+      }
+    }
+  }
+  uint64_t one = 1;
+  ssize_t ignored = ::write(wakeFd_, &one, sizeof one);
+  (void)ignored;
+}
+
+// Switches to the newest runtime: listeners that stay keep their sockets,
+// listeners that left stop accepting, new ones start. Sessions already open
+// keep their generation until they end.
+void Worker::applyPending() {
+  std::shared_ptr<const Runtime> runtime;
+  std::map<std::string, int> fds;
+  {
+    std::lock_guard lock(pendingMutex_);
+    runtime = std::move(pendingRuntime_);
+    fds.swap(pendingFds_);
+  }
+  if (!runtime) return;
+  const Runtime& old = *current_->runtime;
+  std::vector<bool> served(runtime->listeners.size(), false);
+  for (uint32_t slot = 0; slot < listenerSlots_.size(); ++slot) {
+    ListenerSlot& listenerSlot = listenerSlots_[slot];
+    if (!listenerSlot.open) continue;
+    const Listener& was = *old.listeners[listenerSlot.listener];
+    bool kept = false;
+    for (uint32_t i = 0; i < runtime->listeners.size() && !kept; ++i) {
+      if (!served[i] && !fds.count(runtime->listeners[i]->config.name) &&
+          runtime->listeners[i]->config.name == was.config.name &&
+          keepsSocket(old, runtime->listeners[i]->config)) {
+        listenerSlot.listener = i;
+        served[i] = kept = true;
+      }
+    }
+    if (!kept) closeListenerSlot(slot);
+  }
+  for (uint32_t i = 0; i < runtime->listeners.size(); ++i) {
+    auto it = fds.find(runtime->listeners[i]->config.name);
+    if (served[i] || it == fds.end()) continue;
+    uint32_t slot = 0;
+    while (slot < listenerSlots_.size() && (listenerSlots_[slot].open || listenerSlots_[slot].armed)) ++slot;
+    if (slot == listenerSlots_.size()) listenerSlots_.emplace_back();
+    listenerSlots_[slot] = ListenerSlot{it->second, i, true, false};
+    fds.erase(it);
+    armAccept(slot);
+  }
+  for (auto& [name, fd] : fds) ::close(fd);  // not needed after all
+  WorkerGeneration* previous = current_.get();
+  retired_.push_back(std::move(current_));
+  current_ = makeGeneration(std::move(runtime));
+  computeTick();
+  if (previous->sessions == 0) releaseGeneration(previous);
+}
+
+void Worker::releaseGeneration(WorkerGeneration* generation) {
+  if (generation == current_.get() || generation->sessions > 0) return;
+  std::erase_if(retired_, [&](const auto& g) { return g.get() == generation; });
 }
 
 void Worker::requestStop() {
@@ -220,28 +337,14 @@ void Worker::requestStop() {
 // keep flowing until they end or the deadline passes.
 void Worker::beginStop() {
   stopping_ = true;
-  deadlineNs_ = nowNs_ + toNs(options_.shutdownTimeout);
-  for (uint32_t i = 0; i < options_.listeners.size(); ++i) {
-    if (!acceptArmed_[i]) continue;
-    io_uring_sqe* sqe = getSqe();
-    io_uring_prep_cancel64(sqe, encode(UserData{Op::Accept, i, 0}), 0);
-    prepare(sqe, Op::Ignore, 0, 0);
-    sqe = getSqe();
-    io_uring_prep_cancel64(sqe, encode(UserData{Op::AcceptRetry, i, 0}), 0);
-    prepare(sqe, Op::Ignore, 0, 0);
-    // acceptArmed_ stays set until the cancelled request's last completion
-    // arrives; leaving the loop before that would keep the socket accepting.
-  }
-  for (int& fd : options_.listenFds) {
-    ::close(fd);  // the pending accept holds its own reference until cancelled
-    fd = -1;
-  }
+  deadlineNs_ = nowNs_ + toNs(current_->runtime->global.shutdownTimeout);
+  for (uint32_t slot = 0; slot < listenerSlots_.size(); ++slot) closeListenerSlot(slot);
 }
 
 // on_down = "close": sessions on a member that health checks took down end
 // at the next tick rather than waiting for the member to answer.
 bool Worker::closesWhenDown(const Session& s) const {
-  const auto& health = options_.listeners[s.listenerIndex]->pool->config().health;
+  const auto& health = listenerOf(s).pool->config().health;
   return health && health->onDown == config::OnDown::Close && s.member &&
          !s.member->up.load(std::memory_order_relaxed);
 }
@@ -272,7 +375,7 @@ void Worker::onTick() {
       endSession(s, EndReason::MemberDown);
       continue;
     }
-    uint64_t idle = toNs(options_.listeners[s.listenerIndex]->config.idleTimeout);
+    uint64_t idle = toNs(listenerOf(s).config.idleTimeout);
     if (nowNs_ - s.lastActiveNs >= idle) endSession(s, EndReason::IdleTimeout);
   }
   armTick();

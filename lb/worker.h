@@ -7,23 +7,35 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "lb/access_log.h"
 #include "lb/listener.h"
 #include "lb/pipe_pool.h"
 #include "lb/pool.h"
+#include "lb/runtime.h"
 #include "lb/session.h"
 
 namespace lb {
 
 struct WorkerOptions {
   int index = 0;
-  std::vector<Listener*> listeners;
-  std::vector<int> listenFds;  // one per listener; the worker owns them
+  std::shared_ptr<const Runtime> runtime;
+  std::vector<int> listenFds;  // one per runtime listener; the worker owns them
   std::shared_ptr<AccessLogSink> accessLog;
-  std::chrono::milliseconds shutdownTimeout{30000};
+};
+
+// A runtime generation as one worker uses it. Sessions point at the
+// generation they started in; a generation replaced by a reload lives on
+// until its last session ends.
+struct WorkerGeneration {
+  std::shared_ptr<const Runtime> runtime;
+  std::vector<std::unique_ptr<PoolPicker>> pickers;  // one per pool in use
+  std::vector<PoolPicker*> pickerOfListener;         // per runtime listener
+  uint32_t sessions = 0;
 };
 
 struct WorkerStats {
@@ -51,6 +63,10 @@ class Worker {
   // From any thread: stop accepting, let sessions finish up to the shutdown
   // timeout, then close what is left.
   void requestStop();
+  // From any thread: switch new connections to `runtime` (a reload).
+  // `newListenFds` holds sockets for listeners the worker does not have yet,
+  // by listener name; the worker takes them over.
+  void adopt(std::shared_ptr<const Runtime> runtime, std::map<std::string, int> newListenFds);
 
   const WorkerStats& stats() const { return stats_; }
 
@@ -59,9 +75,13 @@ class Worker {
   io_uring_sqe* getSqe();
   void prepare(io_uring_sqe* sqe, Op op, uint32_t slot, uint32_t generation);
   void handle(const io_uring_cqe& cqe);
-  void armAccept(uint32_t listenerIndex);
-  void onAccept(uint32_t listenerIndex, int result, uint32_t flags);
-  void armAcceptRetry(uint32_t listenerIndex);
+  void armAccept(uint32_t slot);
+  void onAccept(uint32_t slot, int result, uint32_t flags);
+  void armAcceptRetry(uint32_t slot);
+  void closeListenerSlot(uint32_t slot);
+  std::unique_ptr<WorkerGeneration> makeGeneration(std::shared_ptr<const Runtime> runtime);
+  void applyPending();
+  void computeTick();
   void armWake();
   void onWake();
   void armTick();
@@ -75,6 +95,10 @@ class Worker {
   Session& slot(uint32_t index) { return chunks_[index >> kChunkShift][index & kChunkMask]; }
   void handleSession(Op op, uint32_t index, int result);
   void openSession(uint32_t listenerIndex, int clientFd);
+  const Listener& listenerOf(const Session& s) const {
+    return *s.runtime->runtime->listeners[s.listenerIndex];
+  }
+  void releaseGeneration(WorkerGeneration* generation);
   void startConnect(Session& s);
   void onConnect(Session& s, int result);
   void startProxying(Session& s);
@@ -98,8 +122,8 @@ class Worker {
   WorkerOptions options_;
   io_uring ring_{};
   bool ringReady_ = false;
-  std::vector<std::unique_ptr<PoolPicker>> pickers_;  // one per pool
-  std::vector<PoolPicker*> pickerOfListener_;
+  std::unique_ptr<WorkerGeneration> current_;
+  std::vector<std::unique_ptr<WorkerGeneration>> retired_;  // with sessions still open
   std::vector<std::unique_ptr<Session[]>> chunks_;
   uint32_t slotsInUse_ = 0;   // high-water mark of slots ever handed out
   uint32_t freeHead_ = kNoSlot;
@@ -109,7 +133,18 @@ class Worker {
   WorkerStats stats_;
   uint64_t nowNs_ = 0;
 
-  std::vector<bool> acceptArmed_;
+  // Listening sockets. A slot is stable for as long as an accept on it may
+  // complete: accept user_data carries the slot index.
+  struct ListenerSlot {
+    int fd = -1;
+    uint32_t listener = 0;  // index in the current runtime's listeners
+    bool open = false;      // accepting for the current runtime
+    bool armed = false;     // an accept or its retry timer is in flight
+  };
+  std::vector<ListenerSlot> listenerSlots_;
+  std::mutex pendingMutex_;
+  std::shared_ptr<const Runtime> pendingRuntime_;  // guarded by pendingMutex_
+  std::map<std::string, int> pendingFds_;          // guarded by pendingMutex_
   __kernel_timespec acceptRetryDelay_{0, 50 * 1000 * 1000};
   int wakeFd_ = -1;
   uint64_t wakeValue_ = 0;

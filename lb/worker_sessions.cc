@@ -55,25 +55,28 @@ Session* Worker::allocSession() {
 
 void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-  Listener& listener = *options_.listeners[listenerIndex];
-  bump(listener.counters.accepted);
-  int64_t open = listener.active.value.fetch_add(1, std::memory_order_relaxed);
+  const Listener& listener = *current_->runtime->listeners[listenerIndex];
+  ListenerState& state = *listener.state;
+  bump(state.counters.accepted);
+  int64_t open = state.active.value.fetch_add(1, std::memory_order_relaxed);
   if (open >= listener.config.maxConnections) {
-    listener.active.value.fetch_sub(1, std::memory_order_relaxed);
-    bump(listener.counters.rejectedByLimit);
+    state.active.value.fetch_sub(1, std::memory_order_relaxed);
+    bump(state.counters.rejectedByLimit);
     stats_.rejectedByLimit.fetch_add(1, std::memory_order_relaxed);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
   }
   Session* s = allocSession();
   if (!s) {
-    listener.active.value.fetch_sub(1, std::memory_order_relaxed);
+    state.active.value.fetch_sub(1, std::memory_order_relaxed);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
   }
   s->state = SessionState::Connecting;
   s->clientFd = clientFd;
   s->listenerIndex = static_cast<uint16_t>(listenerIndex);
+  s->runtime = current_.get();
+  ++current_->sessions;
   s->acceptedNs = nowNs_;
   s->lastActiveNs = nowNs_;
   socklen_t length = sizeof s->client;
@@ -89,7 +92,7 @@ void Worker::closeRejected(uint32_t listenerIndex, int clientFd, EndReason reaso
     (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&client), &length);
     std::string clientText = formatAddress(client);
     AccessRecord record;
-    record.listener = options_.listeners[listenerIndex]->config.name;
+    record.listener = current_->runtime->listeners[listenerIndex]->config.name;
     record.client = clientText;
     record.end = reason;
     accessLog_.record(record);
@@ -101,8 +104,8 @@ void Worker::closeRejected(uint32_t listenerIndex, int clientFd, EndReason reaso
 // bounded by a linked timeout. With nothing left to try the session ends
 // with the reason of the last failure (or no_member if nothing was tried).
 void Worker::startConnect(Session& s) {
-  PoolPicker& picker = *pickerOfListener_[s.listenerIndex];
-  const Pool& pool = *options_.listeners[s.listenerIndex]->pool;
+  PoolPicker& picker = *s.runtime->pickerOfListener[s.listenerIndex];
+  const Pool& pool = *listenerOf(s).pool;
   bool mayRetry = s.attempts <= static_cast<uint32_t>(pool.config().retries);
   Member* member = mayRetry ? picker.pick(s.client, {s.tried.data(), s.attempts}) : nullptr;
   if (!member) {
@@ -333,20 +336,24 @@ void Worker::endSession(Session& s, EndReason reason) {
   if (s.memberFd >= 0) ::close(s.memberFd);
   s.clientFd = s.memberFd = -1;
   releaseMember(s);
-  options_.listeners[s.listenerIndex]->active.value.fetch_sub(1, std::memory_order_relaxed);
+  listenerOf(s).state->active.value.fetch_sub(1, std::memory_order_relaxed);
   maybeFree(s);
 }
 
 void Worker::maybeFree(Session& s) {
   if (s.state != SessionState::Closing || s.inflight > 0) return;
   s.state = SessionState::Free;
+  WorkerGeneration* runtime = s.runtime;
+  s.runtime = nullptr;
+  --runtime->sessions;
+  releaseGeneration(runtime);
   s.nextFree = freeHead_;
   freeHead_ = s.index;
   --liveSessions_;
 }
 
 void Worker::countSession(const Session& s) {
-  Pool& pool = *options_.listeners[s.listenerIndex]->pool;
+  const Pool& pool = *listenerOf(s).pool;
   pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
   if (!s.member || !s.connectedNs) return;
   bump(s.member->counters.bytesIn, s.flows[0].bytes);
@@ -357,7 +364,7 @@ void Worker::logSession(const Session& s) {
   if (!accessLog_.enabled()) return;
   std::string client = formatAddress(s.client);
   AccessRecord record;
-  record.listener = options_.listeners[s.listenerIndex]->config.name;
+  record.listener = listenerOf(s).config.name;
   record.client = client;
   const Member* member = s.connectedNs ? s.member : nullptr;
   if (member) {
