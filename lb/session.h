@@ -30,15 +30,26 @@ struct WorkerGeneration;
 enum class SessionState : uint8_t { Free, Connecting, Proxying, Closing };
 
 // Flow 0 carries client -> member bytes, flow 1 member -> client.
+//
+// A flow waits for data with a receive into a ring buffer (copy path: the
+// buffer is then sent on, and returned when the send completes). A receive
+// that fills a whole buffer marks the flow as bulk: once that buffer is
+// sent, the flow moves the rest through a pipe with splice until the source
+// is drained, then waits with a receive again. At most one operation per
+// flow is in flight (opPending) besides a Continue NOP.
 struct Flow {
   Pipe pipe;
   uint32_t inPipe = 0;      // bytes read from the source, not yet written on
   uint64_t bytes = 0;       // bytes written to the destination
   bool eof = false;         // the source sent FIN
   bool finished = false;    // FIN passed on: shutdown(SHUT_WR) on the destination
-  bool pollPending = false;
+  bool opPending = false;
   bool continuePending = false;
-  Op pollOp = Op::Ignore;   // which poll is pending, for cancelling it
+  bool bulk = false;        // the last receive filled its buffer
+  Op pendingOp = Op::Ignore;  // the operation in flight, for cancelling it
+  int32_t buffer = -1;      // ring buffer held between receive and send, or -1
+  uint32_t bufferLength = 0;
+  uint32_t bufferSent = 0;
 };
 
 constexpr uint32_t kMaxAttempts = 17;  // 1 + the largest `retries` config allows

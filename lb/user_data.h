@@ -25,6 +25,10 @@ enum class Op : uint8_t {
   PollWritable1,  // direction 1: client writable
   Continue0,      // NOP: direction 0 used its budget, resume it later
   Continue1,      // NOP: direction 1 used its budget, resume it later
+  Recv0,          // direction 0: receive from the client into a ring buffer
+  Recv1,          // direction 1: receive from the member into a ring buffer
+  Send0,          // direction 0: send that buffer to the member
+  Send1,          // direction 1: send that buffer to the client
   Count,
 };
 

@@ -17,6 +17,10 @@ constexpr unsigned kRingEntries = 4096;
 constexpr unsigned kCompletionEntries = 16384;
 constexpr size_t kPipeBytes = 256 * 1024;
 constexpr size_t kSparePipes = 64;
+// The copy path's buffers: small messages go recv -> send through these;
+// a receive that fills one switches its flow to splice.
+constexpr unsigned kRingBuffers = 512;
+constexpr unsigned kRingBufferBytes = 16 * 1024;
 constexpr uint64_t kTickMinNs = 10'000'000;    // 10 ms
 constexpr uint64_t kTickMaxNs = 250'000'000;   // 250 ms
 
@@ -94,6 +98,10 @@ int Worker::start() {
   }
   if (result < 0) return result;
   ringReady_ = true;
+  result = buffers_.setup(&ring_, kRingBuffers, kRingBufferBytes, 0);
+  if (result < 0)
+    log::warn("worker {}: no provided-buffer ring ({}); every flow uses splice", options_.index,
+              std::strerror(-result));
   wakeFd_ = eventfd(0, EFD_CLOEXEC);
   if (wakeFd_ < 0) return -errno;
   nowNs_ = monotonicNs();
@@ -173,9 +181,11 @@ void Worker::handle(const io_uring_cqe& cqe) {
   if (data.slot >= slotsInUse_ || slot(data.slot).generation != data.generation ||
       slot(data.slot).state == SessionState::Free) {
     stats_.staleCompletions.fetch_add(1, std::memory_order_relaxed);
+    if (cqe.flags & IORING_CQE_F_BUFFER)
+      buffers_.recycle(static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
     return;
   }
-  handleSession(data.op, data.slot, cqe.res);
+  handleSession(data.op, data.slot, cqe.res, cqe.flags);
 }
 
 void Worker::armAccept(uint32_t slot) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lb/access_log.h"
+#include "lb/buffer_ring.h"
 #include "lb/listener.h"
 #include "lb/pipe_pool.h"
 #include "lb/pool.h"
@@ -93,7 +94,7 @@ class Worker {
   // worker_sessions.cc: a session's life.
   Session* allocSession();
   Session& slot(uint32_t index) { return chunks_[index >> kChunkShift][index & kChunkMask]; }
-  void handleSession(Op op, uint32_t index, int result);
+  void handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags);
   void openSession(uint32_t listenerIndex, int clientFd);
   const Listener& listenerOf(const Session& s) const {
     return *s.runtime->runtime->listeners[s.listenerIndex];
@@ -105,6 +106,10 @@ class Worker {
   void pump(Session& s, int flow);
   void armPoll(Session& s, int flow, bool writable);
   void armContinue(Session& s, int flow);
+  void armRead(Session& s, int flow);
+  void onReceived(Session& s, int flow, int result, uint32_t cqeFlags);
+  void sendBuffer(Session& s, int flow);
+  void onSent(Session& s, int flow, int result);
   void finishFlow(Session& s, int flow);
   void onFlowError(Session& s, int flow, bool writing, int error);
   void endSession(Session& s, EndReason reason);
@@ -129,6 +134,7 @@ class Worker {
   uint32_t freeHead_ = kNoSlot;
   uint32_t liveSessions_ = 0; // not Free
   PipePool pipes_;
+  BufferRing buffers_;
   AccessLog accessLog_;
   WorkerStats stats_;
   uint64_t nowNs_ = 0;

@@ -166,11 +166,11 @@ void Worker::startProxying(Session& s) {
   s.state = SessionState::Proxying;
   s.connectedNs = nowNs_;
   s.lastActiveNs = nowNs_;
-  pump(s, 0);
-  if (s.state == SessionState::Proxying) pump(s, 1);
+  armRead(s, 0);
+  armRead(s, 1);
 }
 
-void Worker::handleSession(Op op, uint32_t index, int result) {
+void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags) {
   Session& s = slot(index);
   --s.inflight;
   switch (op) {
@@ -181,10 +181,14 @@ void Worker::handleSession(Op op, uint32_t index, int result) {
     case Op::PollWritable0:
     case Op::PollWritable1: {
       int flow = (op == Op::PollReadable0 || op == Op::PollWritable0) ? 0 : 1;
-      s.flows[flow].pollPending = false;
+      s.flows[flow].opPending = false;
       if (s.state == SessionState::Proxying) pump(s, flow);
       break;
     }
+    case Op::Recv0:
+    case Op::Recv1: onReceived(s, op == Op::Recv0 ? 0 : 1, result, cqeFlags); break;
+    case Op::Send0:
+    case Op::Send1: onSent(s, op == Op::Send0 ? 0 : 1, result); break;
     case Op::Continue0:
     case Op::Continue1: {
       int flow = op == Op::Continue0 ? 0 : 1;
@@ -203,7 +207,7 @@ void Worker::handleSession(Op op, uint32_t index, int result) {
 // costs at most one pipe of buffering, in the kernel.
 void Worker::pump(Session& s, int flow) {
   Flow& f = s.flows[flow];
-  if (f.finished || f.pollPending || f.continuePending) return;
+  if (f.finished || f.opPending || f.continuePending) return;
   int from = sourceFd(s, flow);
   int to = destinationFd(s, flow);
   // A short read emptied the source and a short write filled the
@@ -219,10 +223,7 @@ void Worker::pump(Session& s, int flow) {
         f.bytes += static_cast<uint64_t>(n);
         s.lastActiveNs = nowNs_;
         if (f.inPipe > 0) return armPoll(s, flow, true);
-        if (sourceDrained) {
-          pipes_.release(&f.pipe);
-          return armPoll(s, flow, false);
-        }
+        if (sourceDrained) return armRead(s, flow);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -252,10 +253,7 @@ void Worker::pump(Session& s, int flow) {
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      pipes_.release(&f.pipe);  // idle flows hold no pipe
-      return armPoll(s, flow, false);
-    }
+    if (errno == EAGAIN) return armRead(s, flow);
     return onFlowError(s, flow, false, errno);
   }
   armContinue(s, flow);
@@ -264,13 +262,87 @@ void Worker::pump(Session& s, int flow) {
 void Worker::armPoll(Session& s, int flow, bool writable) {
   Flow& f = s.flows[flow];
   int fd = writable ? destinationFd(s, flow) : sourceFd(s, flow);
-  f.pollOp = writable ? (flow == 0 ? Op::PollWritable0 : Op::PollWritable1)
-                      : (flow == 0 ? Op::PollReadable0 : Op::PollReadable1);
+  f.pendingOp = writable ? (flow == 0 ? Op::PollWritable0 : Op::PollWritable1)
+                         : (flow == 0 ? Op::PollReadable0 : Op::PollReadable1);
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_poll_add(sqe, fd, writable ? POLLOUT : POLLIN);
-  prepare(sqe, f.pollOp, s.index, s.generation);
-  f.pollPending = true;
+  prepare(sqe, f.pendingOp, s.index, s.generation);
+  f.opPending = true;
   ++s.inflight;
+}
+
+// Waits for the source to have data: a receive into a ring buffer, which
+// holds no buffer until data arrives. Without a buffer ring (or with every
+// buffer in use: -ENOBUFS) the wait is a poll and the data moves by splice.
+void Worker::armRead(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  pipes_.release(&f.pipe);  // idle flows hold no pipe
+  if (!buffers_.ready()) return armPoll(s, flow, false);
+  f.pendingOp = flow == 0 ? Op::Recv0 : Op::Recv1;
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_recv(sqe, sourceFd(s, flow), nullptr, buffers_.bufferSize(), 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group();
+  prepare(sqe, f.pendingOp, s.index, s.generation);
+  f.opPending = true;
+  ++s.inflight;
+}
+
+void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
+  Flow& f = s.flows[flow];
+  f.opPending = false;
+  bool hasBuffer = cqeFlags & IORING_CQE_F_BUFFER;
+  auto id = static_cast<uint16_t>(cqeFlags >> IORING_CQE_BUFFER_SHIFT);
+  if (s.state != SessionState::Proxying) {
+    if (hasBuffer) buffers_.recycle(id);
+    return;
+  }
+  if (result > 0 && hasBuffer) {
+    f.buffer = id;
+    f.bufferLength = static_cast<uint32_t>(result);
+    f.bufferSent = 0;
+    f.bulk = f.bufferLength == buffers_.bufferSize();
+    s.lastActiveNs = nowNs_;
+    return sendBuffer(s, flow);
+  }
+  if (hasBuffer) buffers_.recycle(id);
+  if (result == 0) {
+    f.eof = true;
+    if (s.firstEof < 0) s.firstEof = static_cast<int8_t>(flow);
+    return finishFlow(s, flow);
+  }
+  if (result == -ENOBUFS) return armPoll(s, flow, false);  // every buffer is in flight: splice
+  onFlowError(s, flow, false, -result);
+}
+
+void Worker::sendBuffer(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  f.pendingOp = flow == 0 ? Op::Send0 : Op::Send1;
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_send(sqe, destinationFd(s, flow), buffers_.buffer(static_cast<uint16_t>(f.buffer)) + f.bufferSent,
+                     f.bufferLength - f.bufferSent, MSG_NOSIGNAL);
+  prepare(sqe, f.pendingOp, s.index, s.generation);
+  f.opPending = true;
+  ++s.inflight;
+}
+
+// The buffer goes back to the ring once all of it is sent (or the session
+// ended); a bulk flow then carries on by splice, others wait again.
+void Worker::onSent(Session& s, int flow, int result) {
+  Flow& f = s.flows[flow];
+  f.opPending = false;
+  if (s.state == SessionState::Proxying && result > 0) {
+    f.bytes += static_cast<uint64_t>(result);
+    f.bufferSent += static_cast<uint32_t>(result);
+    s.lastActiveNs = nowNs_;
+    if (f.bufferSent < f.bufferLength) return sendBuffer(s, flow);
+  }
+  buffers_.recycle(static_cast<uint16_t>(f.buffer));
+  f.buffer = -1;
+  if (s.state != SessionState::Proxying) return;
+  if (result <= 0) return onFlowError(s, flow, true, result < 0 ? -result : EPIPE);
+  if (f.bulk) return pump(s, flow);
+  armRead(s, flow);
 }
 
 void Worker::armContinue(Session& s, int flow) {
@@ -322,7 +394,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   };
   if (s.connectPending) cancel(Op::Connect);
   for (Flow& f : s.flows) {
-    if (f.pollPending) cancel(f.pollOp);
+    if (f.opPending) cancel(f.pendingOp);
     if (f.inPipe > 0)
       pipes_.drop(&f.pipe);
     else
