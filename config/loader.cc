@@ -239,7 +239,7 @@ void Loader::readHealthAddress(Member& member, const toml::table& table) {
     std::string text = member.address.text;
     ip = text.substr(0, text.rfind(':'));
   } else if (ip.find(':') != std::string::npos && ip.front() != '[') {
-    ip = "[" + ip + "]";
+    ip = fmt::format("[{}]", ip);
   }
   std::string why;
   auto address = parseAddress(fmt::format("{}:{}", ip, port), &why);

@@ -80,7 +80,7 @@ void Prober::onTick(TimePoint now) {
       }
       io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), i, t.generation), 0);
       io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion carries no work
-      finish(i, false, "timeout after " + formatDuration(t.spec.options.timeout), now);
+      finish(i, false, fmt::format("timeout after {}", formatDuration(t.spec.options.timeout)), now);
     } else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt()) {
       start(i, now);
     }

@@ -209,7 +209,7 @@ AdminResponse Admin::route(const AdminRequest& request) {
       return r;
     }
     std::string errors;
-    if (!reload_ || !reload_(&errors)) return text(400, "reload refused; the running config stays:\n" + errors);
+    if (!reload_ || !reload_(&errors)) return text(400, fmt::format("reload refused; the running config stays:\n{}", errors));
     return text(200, "reloaded");
   }
   constexpr std::string_view kPools = "/pools/";

@@ -200,8 +200,10 @@ std::string renderStatusJson(const ReportSources& s) {
     fmt::format_to(Out(out), R"({}{{"name":{},"balance":"{}","health_checks":{},"members":[)",
                    i ? "," : "", jsonString(p.name()), config::toString(p.config().balance),
                    p.config().health ? "true" : "false");
-    for (size_t m = 0; m < p.members().size(); ++m)
-      out += (m ? "," : "") + memberJson(s, *p.members()[m]);
+    for (size_t m = 0; m < p.members().size(); ++m) {
+      if (m) out += ',';
+      out += memberJson(s, *p.members()[m]);
+    }
     out += "]}";
   }
   out += "]}\n";
