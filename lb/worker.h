@@ -115,6 +115,7 @@ class Worker {
   void endSession(Session& s, EndReason reason);
   void releaseMember(Session& s);
   void maybeFree(Session& s);
+  void closeLater(int fd);
   void logSession(const Session& s);
   void countSession(const Session& s);
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);

@@ -79,9 +79,12 @@ void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   ++current_->sessions;
   s->acceptedNs = nowNs_;
   s->lastActiveNs = nowNs_;
-  socklen_t length = sizeof s->client;
-  (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&s->client), &length);
-  setNoDelay(clientFd);
+  // The client's address costs a syscall; only the access log and
+  // consistent hashing need it. TCP_NODELAY comes from the listening socket.
+  if (accessLog_.enabled() || listener.pool->config().balance == config::Balance::ConsistentHash) {
+    socklen_t length = sizeof s->client;
+    (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&s->client), &length);
+  }
   startConnect(*s);
 }
 
@@ -358,6 +361,7 @@ void Worker::armContinue(Session& s, int flow) {
 void Worker::finishFlow(Session& s, int flow) {
   Flow& f = s.flows[flow];
   pipes_.release(&f.pipe);
+  // A plain syscall: io_uring would run a shutdown on a kernel worker thread.
   (void)::shutdown(destinationFd(s, flow), SHUT_WR);
   f.finished = true;
   if (s.flows[1 - flow].finished)
@@ -404,12 +408,21 @@ void Worker::endSession(Session& s, EndReason reason) {
   countSession(s);
   // Pending operations hold their own file references, so closing now is
   // safe: the sockets really close once those operations are cancelled.
-  if (s.clientFd >= 0) ::close(s.clientFd);
-  if (s.memberFd >= 0) ::close(s.memberFd);
+  closeLater(s.clientFd);
+  closeLater(s.memberFd);
   s.clientFd = s.memberFd = -1;
   releaseMember(s);
   listenerOf(s).state->active.value.fetch_sub(1, std::memory_order_relaxed);
   maybeFree(s);
+}
+
+// Closes through the ring, batched with the next submit. Nothing else can
+// be handed the fd number before that close runs.
+void Worker::closeLater(int fd) {
+  if (fd < 0) return;
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_close(sqe, fd);
+  prepare(sqe, Op::Ignore, 0, 0);
 }
 
 void Worker::maybeFree(Session& s) {
