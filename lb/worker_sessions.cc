@@ -284,6 +284,9 @@ void Worker::armRead(Session& s, int flow) {
   f.pendingOp = flow == 0 ? Op::Recv0 : Op::Recv1;
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_recv(sqe, sourceFd(s, flow), nullptr, buffers_.bufferSize(), 0);
+  // The source has just been drained (or the session just connected): go
+  // straight to waiting instead of a receive that would say EAGAIN.
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = buffers_.group();
   prepare(sqe, f.pendingOp, s.index, s.generation);
