@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -84,11 +85,27 @@ void Admin::onCompletion(uint64_t data, int result, uint32_t flags) {
   Connection& c = connections_[slot];
   --c.inflight;
   if (!c.open || static_cast<uint32_t>(data) != c.generation) return;
-  if (step == Step::Recv) return onRecv(slot, result);
+  if (step == Step::Recv) return c.lingering ? onLinger(slot, result) : onRecv(slot, result);
   if (result <= 0) return close(slot);
   c.sent += static_cast<size_t>(result);
   if (c.sent < c.response.size()) return submitSend(slot);
-  close(slot);
+  linger(slot);
+}
+
+// Closing a socket with unread input resets it, and the reset can reach the
+// client before the response. So: send FIN, read and discard until the
+// client closes (bounded by the connection's deadline), then close.
+void Admin::linger(size_t slot) {
+  Connection& c = connections_[slot];
+  (void)::shutdown(c.fd, SHUT_WR);
+  c.lingering = true;
+  c.deadline = std::min(c.deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+  submitRecv(slot);
+}
+
+void Admin::onLinger(size_t slot, int result) {
+  if (result <= 0) return close(slot);
+  submitRecv(slot);
 }
 
 void Admin::onAccept(int fd, uint32_t flags) {
@@ -98,6 +115,7 @@ void Admin::onAccept(int fd, uint32_t flags) {
     Connection& c = connections_[slot];
     if (c.open || c.inflight > 0) continue;
     c.open = true;
+    c.lingering = false;
     c.fd = fd;
     c.received.clear();
     c.response.clear();
@@ -135,7 +153,11 @@ void Admin::onRecv(size_t slot, int result) {
     case ParseOutcome::NeedMore: return submitRecv(slot);
     case ParseOutcome::Bad: return respond(slot, text(400, "bad request"));
     case ParseOutcome::TooLarge: return respond(slot, text(413, "request too large"));
-    case ParseOutcome::Done: return respond(slot, route(request));
+    case ParseOutcome::Done: {
+      AdminResponse response = route(request);
+      response.headOnly = request.method == "HEAD";
+      return respond(slot, response);
+    }
   }
 }
 

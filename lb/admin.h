@@ -52,6 +52,7 @@ class Admin {
     uint32_t inflight = 0;  // at most one operation at a time
     uint64_t pending = 0;   // that operation's user_data, for cancelling it
     bool open = false;
+    bool lingering = false;  // response sent, discarding input until the client closes
     std::chrono::steady_clock::time_point deadline{};
     std::string received;
     std::string response;
@@ -65,6 +66,8 @@ class Admin {
   void submitRecv(size_t slot);
   void submitSend(size_t slot);
   void onRecv(size_t slot, int result);
+  void linger(size_t slot);
+  void onLinger(size_t slot, int result);
   void respond(size_t slot, const AdminResponse& response);
   void close(size_t slot);
   io_uring_sqe* sqe();

@@ -46,12 +46,23 @@ bool parseRequestLine(std::string_view line, AdminRequest* request) {
   return true;
 }
 
+// True while the head may still end (with CRLFCRLF starting at or before
+// kMaxAdminHead) once more bytes arrive, however the bytes were split.
+bool mayStillEndInBound(std::string_view received) {
+  if (received.size() <= kMaxAdminHead) return true;
+  constexpr std::string_view kEnd = "\r\n\r\n";
+  for (size_t start = received.size() - std::min<size_t>(received.size(), 3); start <= kMaxAdminHead;
+       ++start)
+    if (kEnd.substr(0, received.size() - start) == received.substr(start)) return true;
+  return false;
+}
+
 }  // namespace
 
 ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request) {
   size_t headEnd = received.find("\r\n\r\n");
   if (headEnd == std::string_view::npos)
-    return received.size() > kMaxAdminHead ? ParseOutcome::TooLarge : ParseOutcome::NeedMore;
+    return mayStillEndInBound(received) ? ParseOutcome::NeedMore : ParseOutcome::TooLarge;
   if (headEnd > kMaxAdminHead) return ParseOutcome::TooLarge;
   std::string_view head = received.substr(0, headEnd);
   size_t lineEnd = head.find("\r\n");
@@ -100,7 +111,7 @@ std::string serializeResponse(const AdminResponse& response) {
       "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
       "Connection: close\r\n{}\r\n{}",
       response.status, statusText(response.status), response.contentType, response.body.size(),
-      response.extraHeaders, response.body);
+      response.extraHeaders, response.headOnly ? std::string() : response.body);
 }
 
 }  // namespace lb

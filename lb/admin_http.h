@@ -21,6 +21,7 @@ struct AdminResponse {
   std::string contentType = "text/plain; charset=utf-8";
   std::string body;
   std::string extraHeaders;  // whole "Name: value\r\n" lines
+  bool headOnly = false;     // a HEAD request: Content-Length of the body, no body
 };
 
 constexpr size_t kMaxAdminHead = 8 * 1024;

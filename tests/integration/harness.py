@@ -34,7 +34,7 @@ MiB = 1 << 20
 # End reasons of the access log (the contract with lb/access_log).
 END_REASONS = {
     "client_closed", "member_closed", "connect_refused", "connect_timeout",
-    "no_member", "idle_timeout", "limit", "shutdown", "reset",
+    "no_member", "idle_timeout", "limit", "shutdown", "reset", "member_down",
 }
 ACCESS_LOG_FIELDS = {
     "time", "listener", "client", "member", "member_address", "bytes_in",

@@ -1,0 +1,254 @@
+#include "lb/admin_http.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+namespace lb {
+namespace {
+
+struct Parsed {
+  ParseOutcome outcome;
+  AdminRequest request;
+};
+
+Parsed parse(std::string_view bytes) {
+  Parsed p;
+  p.outcome = parseAdminRequest(bytes, &p.request);
+  return p;
+}
+
+const char* name(ParseOutcome outcome) {
+  switch (outcome) {
+    case ParseOutcome::NeedMore: return "NeedMore";
+    case ParseOutcome::Done: return "Done";
+    case ParseOutcome::Bad: return "Bad";
+    case ParseOutcome::TooLarge: return "TooLarge";
+  }
+  return "?";
+}
+
+// Long inputs are shown by their size and their last bytes.
+std::string describe(const std::string& bytes) {
+  if (bytes.size() <= 120) return testing::PrintToString(bytes);
+  return std::to_string(bytes.size()) + " bytes ending " + testing::PrintToString(bytes.substr(bytes.size() - 40));
+}
+
+#define EXPECT_OUTCOME(bytes, expected) \
+  EXPECT_STREQ(name(parse(bytes).outcome), name(expected)) << "input: " << describe(std::string(bytes))
+
+TEST(AdminHttp, GoodGet) {
+  Parsed p = parse("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9900\r\nAccept: */*\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.method, "GET");
+  EXPECT_EQ(p.request.path, "/metrics");
+  EXPECT_EQ(p.request.body, "");
+  EXPECT_EQ(p.request.authorization, "");
+}
+
+TEST(AdminHttp, GetWithoutHeadersAndHttp10) {
+  Parsed p = parse("GET / HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.method, "GET");
+  EXPECT_EQ(p.request.path, "/");
+}
+
+TEST(AdminHttp, QueryStringIsStripped) {
+  Parsed p = parse("GET /status?pretty=1&x=y HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.path, "/status");
+  p = parse("GET /?refresh HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.path, "/");
+}
+
+TEST(AdminHttp, AuthorizationHeaderAnyCaseTrimmed) {
+  Parsed p = parse("POST /pools/p/members/m/drain HTTP/1.1\r\nauthorization: \t Bearer abc \t\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.method, "POST");
+  EXPECT_EQ(p.request.authorization, "Bearer abc");
+  p = parse("POST /x HTTP/1.1\r\nAUTHORIZATION:Bearer t\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.authorization, "Bearer t");
+}
+
+TEST(AdminHttp, HeadArrivingInPiecesNeedsMore) {
+  const std::string whole = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (size_t n = 0; n < whole.size(); ++n) EXPECT_OUTCOME(whole.substr(0, n), ParseOutcome::NeedMore);
+  EXPECT_OUTCOME(whole, ParseOutcome::Done);
+}
+
+TEST(AdminHttp, PostBodySplitAcrossCalls) {
+  const std::string head =
+      "POST /pools/p/members/m1/weight HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+      "Authorization: Bearer tok\r\n\r\n";
+  const std::string whole = head + "128\n";
+  // The bytes received so far grow call by call: NeedMore until the last
+  // body byte is in.
+  for (size_t n = 0; n < whole.size(); ++n) EXPECT_OUTCOME(whole.substr(0, n), ParseOutcome::NeedMore);
+  Parsed p = parse(whole);
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.method, "POST");
+  EXPECT_EQ(p.request.path, "/pools/p/members/m1/weight");
+  EXPECT_EQ(p.request.body, "128\n");
+  EXPECT_EQ(p.request.authorization, "Bearer tok");
+  // Bytes past Content-Length are not part of the body.
+  p = parse(whole + "GET / HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.body, "128\n");
+}
+
+TEST(AdminHttp, ContentLengthBound) {
+  const std::string atLimit = "POST /x HTTP/1.1\r\nContent-Length: 4096\r\n\r\n";
+  EXPECT_OUTCOME(atLimit, ParseOutcome::NeedMore);
+  Parsed p = parse(atLimit + std::string(4096, 'b'));
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.body.size(), 4096u);
+  // Over 4 KiB: refused as soon as the head is in, without waiting for the body.
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 4097\r\n\r\n", ParseOutcome::TooLarge);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\ncontent-length: 100000\r\n\r\n", ParseOutcome::TooLarge);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, HeadBound) {
+  const std::string line = "GET /metrics HTTP/1.1\r\n";
+  // An unfinished head: NeedMore up to 8 KiB, TooLarge past it.
+  std::string head = line + "X-Big: ";
+  head += std::string(kMaxAdminHead - head.size(), 'a');
+  ASSERT_EQ(head.size(), kMaxAdminHead);
+  EXPECT_OUTCOME(head, ParseOutcome::NeedMore);
+  EXPECT_OUTCOME(head + "a", ParseOutcome::TooLarge);
+  // A 10 KiB header, complete or not.
+  std::string big = line + "X-Big: " + std::string(10 * 1024, 'a');
+  EXPECT_OUTCOME(big, ParseOutcome::TooLarge);
+  EXPECT_OUTCOME(big + "\r\n\r\n", ParseOutcome::TooLarge);
+  // A complete head of exactly 8 KiB (without its blank line) is accepted,
+  // one byte more is not.
+  std::string exact = line + "X-Big: ";
+  exact += std::string(kMaxAdminHead - exact.size(), 'a');
+  EXPECT_OUTCOME(exact + "\r\n\r\n", ParseOutcome::Done);
+  EXPECT_OUTCOME(exact + "a\r\n\r\n", ParseOutcome::TooLarge);
+}
+
+// A head of exactly kMaxAdminHead bytes is accepted when it arrives whole
+// (HeadBound above) but refused when its terminating CRLFCRLF arrives in a
+// later read: after "...\r\n" the bytes received (8194) exceed the bound and
+// no "\r\n\r\n" is found yet, so the verdict depends on how TCP cut the
+// stream. Disabled until lb/admin_http.cc allows for a partly received
+// terminator (reported, not fixed here: lb/ is not this test's to change).
+TEST(AdminHttp, HeadAtTheBoundDoesNotDependOnHowItArrives) {
+  std::string exact = "GET /metrics HTTP/1.1\r\nX-Big: ";
+  exact += std::string(kMaxAdminHead - exact.size(), 'a');
+  const std::string whole = exact + "\r\n\r\n";
+  for (size_t n = exact.size(); n < whole.size(); ++n)
+    EXPECT_OUTCOME(whole.substr(0, n), ParseOutcome::NeedMore);
+  EXPECT_OUTCOME(whole, ParseOutcome::Done);
+}
+
+TEST(AdminHttp, BadRequestLines) {
+  for (std::string_view line : {
+           "GET /x",                  // no version
+           "GET",                     // method only
+           "",                        // empty
+           "GET  /x HTTP/1.1",        // two spaces
+           " GET /x HTTP/1.1",        // leading space
+           "GET /x HTTP/1.1 ",        // trailing space
+           "GET /x HTTP/1.1 extra",   // a fourth part
+           "GET x HTTP/1.1",          // target not starting with /
+           "GET * HTTP/1.1",
+           "GET http://h/x HTTP/1.1", // absolute form
+           "GET /x http/1.1",         // version is case-sensitive
+           "GET /x HTTP/1",
+           "GET /x HTTP/1.2",
+           "GET /x HTTP/2.0",
+           "GET /x HTTP/2",
+           "G\x01T /x HTTP/1.1",      // control byte in the method
+           "GET /a\x7f HTTP/1.1",     // DEL in the target
+           "GET /\xff HTTP/1.1",      // non-ASCII in the target
+           "GET\t/x HTTP/1.1",        // tab is not the separator
+       }) {
+    std::string request = std::string(line) + "\r\nHost: x\r\n\r\n";
+    EXPECT_OUTCOME(request, ParseOutcome::Bad);
+  }
+  EXPECT_OUTCOME("\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME(std::string("\x00\xff\xfe garbage\r\n\r\n", 15), ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, Http2IsBad) {
+  EXPECT_OUTCOME("GET /metrics HTTP/2.0\r\n\r\n", ParseOutcome::Bad);
+  // The HTTP/2 connection preface.
+  EXPECT_OUTCOME("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, TransferEncodingIsBad) {
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\ntransfer-encoding: identity\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: gzip\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, HeaderWithoutColonIsBad) {
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost x\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost: x\r\njunk\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\n: no name\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, BadContentLength) {
+  for (std::string_view value : {"abc", "12x", "-1", "+3", "1 2", "", "0x10"}) {
+    std::string request = "POST /x HTTP/1.1\r\nContent-Length: " + std::string(value) + "\r\n\r\n";
+    EXPECT_OUTCOME(request, ParseOutcome::Bad);
+  }
+}
+
+TEST(AdminHttp, SerializeResponse) {
+  AdminResponse r;
+  r.status = 200;
+  r.contentType = "application/json";
+  r.body = "{\"a\":1}\n";
+  r.extraHeaders = "X-Extra: yes\r\n";
+  std::string text = serializeResponse(r);
+  size_t headEnd = text.find("\r\n\r\n");
+  ASSERT_NE(headEnd, std::string::npos);
+  std::string head = text.substr(0, headEnd + 2);
+  EXPECT_EQ(text.substr(headEnd + 4), r.body);
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("\r\nContent-Length: 8\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nConnection: close\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nContent-Type: application/json\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nX-Extra: yes\r\n"), std::string::npos) << head;
+}
+
+TEST(AdminHttp, SerializeErrorResponses) {
+  for (auto [status, text] : {std::pair{400, "Bad Request"}, {401, "Unauthorized"}, {404, "Not Found"},
+                              {405, "Method Not Allowed"}, {413, "Payload Too Large"}}) {
+    AdminResponse r;
+    r.status = status;
+    std::string out = serializeResponse(r);
+    EXPECT_EQ(out.rfind("HTTP/1.1 " + std::to_string(status) + " " + text + "\r\n", 0), 0u) << out;
+    EXPECT_NE(out.find("\r\nContent-Length: 0\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("\r\nConnection: close\r\n"), std::string::npos) << out;
+    EXPECT_EQ(out.substr(out.size() - 4), "\r\n\r\n") << out;
+  }
+  AdminResponse big;
+  big.body = std::string(5000, 'z');
+  std::string out = serializeResponse(big);
+  EXPECT_NE(out.find("\r\nContent-Length: 5000\r\n"), std::string::npos);
+  EXPECT_EQ(out.size() - out.find("\r\n\r\n") - 4, 5000u);
+}
+
+// Whatever the body holds (even blank lines), the head ends at the first
+// CRLFCRLF and exactly Content-Length bytes follow it.
+TEST(AdminHttp, SerializedBodyMatchesContentLength) {
+  for (std::string body : {std::string(), std::string("x"), std::string("line\r\n\r\nwith blank lines\n")}) {
+    AdminResponse r;
+    r.body = body;
+    std::string out = serializeResponse(r);
+    size_t headEnd = out.find("\r\n\r\n");
+    ASSERT_NE(headEnd, std::string::npos);
+    EXPECT_EQ(out.substr(headEnd + 4), body);
+    EXPECT_NE(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace lb
