@@ -34,8 +34,9 @@ enum class SessionState : uint8_t { Free, Connecting, Proxying, Closing };
 // A flow waits for data with a receive into a ring buffer (copy path: the
 // buffer is then sent on, and returned when the send completes). A receive
 // that fills a whole buffer marks the flow as bulk: once that buffer is
-// sent, the flow moves the rest through a pipe with splice until the source
-// is drained, then waits with a receive again. At most one operation per
+// sent, the flow moves data through a pipe with splice, waiting with polls,
+// until a read smaller than a buffer ends the burst; then it waits with a
+// receive again. At most one operation per
 // flow is in flight (opPending) besides a Continue NOP.
 struct Flow {
   Pipe pipe;

@@ -107,6 +107,7 @@ class Worker {
   void armPoll(Session& s, int flow, bool writable);
   void armContinue(Session& s, int flow);
   void armRead(Session& s, int flow);
+  void waitForSource(Session& s, int flow);
   void onReceived(Session& s, int flow, int result, uint32_t cqeFlags);
   void sendBuffer(Session& s, int flow);
   void onSent(Session& s, int flow, int result);

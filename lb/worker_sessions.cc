@@ -226,7 +226,7 @@ void Worker::pump(Session& s, int flow) {
         f.bytes += static_cast<uint64_t>(n);
         s.lastActiveNs = nowNs_;
         if (f.inPipe > 0) return armPoll(s, flow, true);
-        if (sourceDrained) return armRead(s, flow);
+        if (sourceDrained) return waitForSource(s, flow);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -247,6 +247,7 @@ void Worker::pump(Session& s, int flow) {
     if (n > 0) {
       f.inPipe = static_cast<uint32_t>(n);
       sourceDrained = static_cast<size_t>(n) < pipes_.capacity();
+      if (static_cast<size_t>(n) < buffers_.bufferSize()) f.bulk = false;
       s.lastActiveNs = nowNs_;
       continue;
     }
@@ -256,7 +257,7 @@ void Worker::pump(Session& s, int flow) {
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return armRead(s, flow);
+    if (errno == EAGAIN) return waitForSource(s, flow);
     return onFlowError(s, flow, false, errno);
   }
   armContinue(s, flow);
@@ -272,6 +273,17 @@ void Worker::armPoll(Session& s, int flow, bool writable) {
   prepare(sqe, f.pendingOp, s.index, s.generation);
   f.opPending = true;
   ++s.inflight;
+}
+
+// A bulk flow keeps to splice (a poll, then splice again) until a read
+// smaller than a ring buffer says the burst is over; then it waits with a
+// receive, the cheaper path for small messages.
+void Worker::waitForSource(Session& s, int flow) {
+  if (s.flows[flow].bulk) {
+    pipes_.release(&s.flows[flow].pipe);
+    return armPoll(s, flow, false);
+  }
+  armRead(s, flow);
 }
 
 // Waits for the source to have data: a receive into a ring buffer, which
