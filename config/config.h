@@ -47,6 +47,9 @@ struct Global {
   LogLevel logLevel = LogLevel::Info;
   std::string accessLog = "stdout";  // a path, "stdout" or "off"
   Duration shutdownTimeout = std::chrono::seconds(30);
+  // After a reload removes a member, its sessions are closed once this has
+  // passed; zero (unset): they run until they end on their own.
+  Duration removedMemberTimeout{0};
 };
 
 struct Admin {

@@ -98,12 +98,15 @@ void Loader::checkTopLevelKeys(const toml::table& root) {
 }
 
 void Loader::loadGlobal(const toml::table& table) {
-  reader_.checkKeys(table, {"workers", "log_level", "access_log", "shutdown_timeout"}, "[global]");
+  reader_.checkKeys(table,
+                    {"workers", "log_level", "access_log", "shutdown_timeout", "removed_member_timeout"},
+                    "[global]");
   Global& global = config_.global;
   reader_.readInt(table, "workers", 1, 1024, global.workers);
   reader_.readEnum(table, "log_level", "log_level", kLogLevels, global.logLevel);
   reader_.readNonEmptyString(table, "access_log", global.accessLog);
   reader_.readDuration(table, "shutdown_timeout", global.shutdownTimeout);
+  reader_.readDuration(table, "removed_member_timeout", global.removedMemberTimeout);
 }
 
 void Loader::loadAdmin(const toml::table& table) {

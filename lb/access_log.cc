@@ -24,6 +24,7 @@ std::string_view toString(EndReason reason) {
     case EndReason::Shutdown: return "shutdown";
     case EndReason::Reset: return "reset";
     case EndReason::MemberDown: return "member_down";
+    case EndReason::MemberRemoved: return "member_removed";
   }
   return "unknown";
 }

@@ -21,7 +21,8 @@ enum class EndReason : uint8_t {
   Limit,
   Shutdown,
   Reset,
-  MemberDown,  // on_down = "close" ended it when health checks took its member down
+  MemberDown,     // on_down = "close" ended it when health checks took its member down
+  MemberRemoved,  // removed_member_timeout ended it after a reload removed its member
 };
 
 std::string_view toString(EndReason reason);

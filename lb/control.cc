@@ -1,6 +1,7 @@
 #include "lb/control.h"
 
 #include <signal.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -215,7 +216,17 @@ bool Control::reload(std::string* errorsOut) {
       bool kept = false;
       for (const auto& nextPool : next->pools)
         for (const auto& m : nextPool->members()) kept |= m == member;
-      if (!kept) member->removed.store(true);
+      if (!kept) {
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        member->removedAtNs.store(static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u +
+                                  static_cast<uint64_t>(now.tv_nsec));
+        member->removed.store(true);
+        log::info("reload: member {} of pool {} removed; its sessions {}", member->name, pool->name(),
+                  fresh.global.removedMemberTimeout.count() > 0
+                      ? fmt::format("close after {}ms", fresh.global.removedMemberTimeout.count())
+                      : std::string("finish on their own"));
+      }
     }
   for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
   runtime_ = std::move(next);

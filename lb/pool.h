@@ -28,6 +28,7 @@ struct Member {
   // Set when a reload removed the member: it gets no new connections and
   // its sessions finish on their own.
   std::atomic<bool> removed{false};
+  std::atomic<uint64_t> removedAtNs{0};  // CLOCK_MONOTONIC, when `removed` was set
   // Written by the control thread (health checks, the admin endpoint), read
   // by pickers on every pick.
   std::atomic<bool> up{true};

@@ -359,6 +359,13 @@ bool Worker::closesWhenDown(const Session& s) const {
          !s.member->up.load(std::memory_order_relaxed);
 }
 
+// removed_member_timeout: a reload removed the session's member a while ago.
+bool Worker::removedTooLong(const Session& s) const {
+  uint64_t timeout = toNs(current_->runtime->global.removedMemberTimeout);
+  if (timeout == 0 || !s.member || !s.member->removed.load(std::memory_order_relaxed)) return false;
+  return nowNs_ - s.member->removedAtNs.load(std::memory_order_relaxed) >= timeout;
+}
+
 void Worker::armTick() {
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_timeout(sqe, &tick_, 0, 0);
@@ -383,6 +390,10 @@ void Worker::onTick() {
     if (s.state != SessionState::Proxying) continue;
     if (closesWhenDown(s)) {
       endSession(s, EndReason::MemberDown);
+      continue;
+    }
+    if (removedTooLong(s)) {
+      endSession(s, EndReason::MemberRemoved);
       continue;
     }
     uint64_t idle = toNs(listenerOf(s).config.idleTimeout);

@@ -88,6 +88,7 @@ class Worker {
   void armTick();
   void onTick();
   bool closesWhenDown(const Session& s) const;
+  bool removedTooLong(const Session& s) const;
   void beginStop();
   bool finished() const;
 

@@ -35,6 +35,7 @@ MiB = 1 << 20
 END_REASONS = {
     "client_closed", "member_closed", "connect_refused", "connect_timeout",
     "no_member", "idle_timeout", "limit", "shutdown", "reset", "member_down",
+    "member_removed",
 }
 ACCESS_LOG_FIELDS = {
     "time", "listener", "client", "member", "member_address", "bytes_in",

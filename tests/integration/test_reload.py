@@ -190,6 +190,34 @@ class ReloadTest(harness.RinglbTest):
         harness.wait_until(lambda: self.reloads(lb) == 2, what="the second reload")
         harness.wait_until(lambda: harness.connect_refused(second), what="the removed listener to refuse")
 
+    def test_removed_member_timeout_closes_its_sessions(self):
+        by_name = {b.name: b for b in self.backends}
+
+        def config(names):
+            members = [member(n, by_name[n].address) for n in names]
+            return harness.make_config(self.port, members, workers=2,
+                                       global_={"removed_member_timeout": "300ms"})
+        lb = self.start_ringlb(config(["m1"]))
+        held = harness.connect(self.port)
+        client = harness.client_name(held)
+        held.sendall(b"before\n")
+        self.assertEqual(harness.recv_exact(held, 7), b"before\n")
+        with open(lb.config_path, "w") as f:
+            f.write(config(["m2"]))
+        lb.signal(signal.SIGHUP)
+        harness.wait_until(lambda: self.reloads(lb) == 1, what="the reload")
+        # New connections go to m2 at once; the session on m1 is closed
+        # once removed_member_timeout has passed.
+        with harness.connect(self.port) as s:
+            s.sendall(b"new\n")
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(harness.recv_all(s)[0], b"new\n")
+        harness.wait_closed_by_peer(held, timeout=5 * harness.SCALE)
+        e = lb.entry_for(client)
+        self.assertEqual(e["end"], "member_removed", e)
+        self.assertEqual(e["member"], "m1", e)
+        held.close()
+
     def test_check_against_previews_the_move(self):
         old = self.write_config(self.config(["m1", "m2", "m3"]).replace("least_conn", "consistent_hash"), "old.toml")
         new = self.write_config(self.config(["m1", "m2"]).replace("least_conn", "consistent_hash"), "new.toml")
