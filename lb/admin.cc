@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -34,11 +35,13 @@ AdminResponse json(std::string body) {
 }
 
 // Compares without stopping at the first difference, so the time taken says
-// nothing about how much of a guessed token was right.
-bool sameSecret(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
-  return diff == 0 && !b.empty();
+// nothing about how much of a guessed token was right (its length aside).
+bool sameSecret(std::string_view given, std::string_view secret) {
+  if (secret.empty() || given.size() != secret.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < secret.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i] ^ secret[i]);
+  return diff == 0;
 }
 
 }  // namespace
@@ -191,6 +194,21 @@ void Admin::onTick(std::chrono::steady_clock::time_point now) {
   }
 }
 
+// Calls that change state must be POSTs and carry the token (when one is set).
+std::optional<AdminResponse> Admin::refuseChange(const AdminRequest& request) const {
+  if (request.method != "POST") {
+    AdminResponse r = text(405, "use POST");
+    r.extraHeaders = "Allow: POST\r\n";
+    return r;
+  }
+  if (!authorized(request)) {
+    AdminResponse r = text(401, "a valid 'Authorization: Bearer TOKEN' header is required");
+    r.extraHeaders = "WWW-Authenticate: Bearer\r\n";
+    return r;
+  }
+  return std::nullopt;
+}
+
 bool Admin::authorized(const AdminRequest& request) const {
   if (token_.empty()) return true;
   constexpr std::string_view kBearer = "Bearer ";
@@ -219,34 +237,15 @@ AdminResponse Admin::route(const AdminRequest& request) {
     r.body = renderStatusPage(sources_);
     return r;
   }
-  if (path == "/reload") {
-    if (request.method != "POST") {
-      AdminResponse r = text(405, "use POST");
-      r.extraHeaders = "Allow: POST\r\n";
-      return r;
-    }
-    if (!authorized(request)) {
-      AdminResponse r = text(401, "a valid 'Authorization: Bearer TOKEN' header is required");
-      r.extraHeaders = "WWW-Authenticate: Bearer\r\n";
-      return r;
-    }
-    std::string errors;
-    if (!reload_ || !reload_(&errors)) return text(400, fmt::format("reload refused; the running config stays:\n{}", errors));
-    return text(200, "reloaded");
-  }
   constexpr std::string_view kPools = "/pools/";
-  if (std::string_view(path).substr(0, kPools.size()) == kPools) {
-    if (request.method != "POST") {
-      AdminResponse r = text(405, "use POST");
-      r.extraHeaders = "Allow: POST\r\n";
-      return r;
-    }
-    if (!authorized(request)) {
-      AdminResponse r = text(401, "a valid 'Authorization: Bearer TOKEN' header is required");
-      r.extraHeaders = "WWW-Authenticate: Bearer\r\n";
-      return r;
-    }
-    return memberAction(request, std::string_view(path).substr(kPools.size()));
+  bool pools = std::string_view(path).substr(0, kPools.size()) == kPools;
+  if (path == "/reload" || pools) {
+    if (auto refused = refuseChange(request)) return *refused;
+    if (pools) return memberAction(request, std::string_view(path).substr(kPools.size()));
+    std::string errors;
+    if (!reload_ || !reload_(&errors))
+      return text(400, fmt::format("reload refused; the running config stays:\n{}", errors));
+    return text(200, "reloaded");
   }
   return text(404, "not found");
 }

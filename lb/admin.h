@@ -13,6 +13,7 @@
 #include <array>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,7 @@ class Admin {
 
   AdminResponse memberAction(const AdminRequest& request, std::string_view path);
   bool authorized(const AdminRequest& request) const;
+  std::optional<AdminResponse> refuseChange(const AdminRequest& request) const;
 
   io_uring* ring_;
   uint8_t tag_;
