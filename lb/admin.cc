@@ -111,8 +111,15 @@ void Admin::onLinger(size_t slot, int result) {
   submitRecv(slot);
 }
 
+// An accept that stopped on an error (out of fds, ...) is re-armed at the
+// next tick, not at once, so an exhausted process does not spin.
 void Admin::onAccept(int fd, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE)) armAccept();
+  if (!(flags & IORING_CQE_F_MORE)) {
+    if (fd < 0)
+      acceptPaused_ = true;
+    else
+      armAccept();
+  }
   if (fd < 0) return;
   for (size_t slot = 0; slot < connections_.size(); ++slot) {
     Connection& c = connections_[slot];
@@ -188,6 +195,10 @@ void Admin::close(size_t slot) {
 }
 
 void Admin::onTick(std::chrono::steady_clock::time_point now) {
+  if (acceptPaused_) {
+    acceptPaused_ = false;
+    armAccept();
+  }
   for (size_t slot = 0; slot < connections_.size(); ++slot) {
     Connection& c = connections_[slot];
     if (c.open && now >= c.deadline) close(slot);

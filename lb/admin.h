@@ -84,6 +84,7 @@ class Admin {
   ReportSources sources_;
   std::vector<Connection> connections_;
   std::function<bool(std::string*)> reload_;
+  bool acceptPaused_ = false;  // the accept stopped on an error; re-armed at the next tick
 };
 
 }  // namespace lb
