@@ -3,7 +3,9 @@ line written for it."""
 
 import collections
 import os
+import socket
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -92,6 +94,44 @@ class BalanceTest(harness.RinglbTest):
             self.assertLessEqual(abs(count - 100), 2, f"{name} got {count} of 300: {counts}")
         self.check_access_log(results)
         self.assertBackendsClean(*self.backends)
+
+    def test_ipv6_listener_and_members(self):
+        # Two echo members on [::1] behind a listener on [::1]: bytes intact,
+        # both members used, addresses logged in [v6]:port form.
+        members = []
+        for name in ("v6a", "v6b"):
+            server = socket.socket(socket.AF_INET6)
+            server.bind(("::1", 0))
+            server.listen(16)
+            self.addCleanup(server.close)
+            threading.Thread(target=self.echo_forever, args=(server,), daemon=True).start()
+            members.append((name, f"[::1]:{server.getsockname()[1]}"))
+        port = harness.free_port()
+        text = harness.make_config(port, [member(n, a) for n, a in members]).replace(
+            f'bind = "127.0.0.1:{port}"', f'bind = "[::1]:{port}"')
+        lb = self.start_ringlb(text)
+        for i in range(4):
+            with socket.create_connection(("::1", port), timeout=harness.WAIT) as s:
+                line = f"six {i}\n".encode()
+                s.sendall(line)
+                s.shutdown(socket.SHUT_WR)
+                self.assertEqual(harness.recv_all(s)[0], line)
+        entries = lb.wait_entries(4)
+        self.assertEqual({e["member"] for e in entries}, {"v6a", "v6b"})
+        for e in entries:
+            self.assertTrue(e["client"].startswith("[::1]:"), e)
+            self.assertEqual(e["member_address"], dict(members)[e["member"]], e)
+
+    @staticmethod
+    def echo_forever(server):
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
 
 
 if __name__ == "__main__":
