@@ -61,6 +61,16 @@ void listenerMetrics(std::string& out, const ReportSources& s) {
   for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "ringlb_listener_connections_total{{listener=\"{}\"}} {}\n",
                    label(l->config.name), load(l->state->counters.accepted));
+  family(out, "ringlb_listener_received_bytes_total", "counter",
+         "Bytes from clients forwarded to members (counted when sessions end).");
+  for (const auto& l : s.runtime->listeners)
+    fmt::format_to(Out(out), "ringlb_listener_received_bytes_total{{listener=\"{}\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.bytesIn));
+  family(out, "ringlb_listener_sent_bytes_total", "counter",
+         "Bytes from members forwarded to clients (counted when sessions end).");
+  for (const auto& l : s.runtime->listeners)
+    fmt::format_to(Out(out), "ringlb_listener_sent_bytes_total{{listener=\"{}\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.bytesOut));
   family(out, "ringlb_listener_rejected_total", "counter",
          "Connections closed at once because the listener was at max_connections.");
   for (const auto& l : s.runtime->listeners)

@@ -65,6 +65,8 @@ struct PoolCounters {
 struct ListenerCounters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejectedByLimit{0};
+  std::atomic<uint64_t> bytesIn{0};   // client -> member, counted when sessions end
+  std::atomic<uint64_t> bytesOut{0};  // member -> client
 };
 
 }  // namespace lb

@@ -455,6 +455,9 @@ void Worker::maybeFree(Session& s) {
 void Worker::countSession(const Session& s) {
   const Pool& pool = *listenerOf(s).pool;
   pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
+  ListenerCounters& listener = listenerOf(s).state->counters;
+  bump(listener.bytesIn, s.flows[0].bytes);
+  bump(listener.bytesOut, s.flows[1].bytes);
   if (!s.member || !s.connectedNs) return;
   bump(s.member->counters.bytesIn, s.flows[0].bytes);
   bump(s.member->counters.bytesOut, s.flows[1].bytes);

@@ -24,6 +24,8 @@ FAMILIES = {
     "ringlb_listener_connections_active": "gauge",
     "ringlb_listener_connections_total": "counter",
     "ringlb_listener_rejected_total": "counter",
+    "ringlb_listener_received_bytes_total": "counter",
+    "ringlb_listener_sent_bytes_total": "counter",
     "ringlb_member_connections_active": "gauge",
     "ringlb_member_connections_total": "counter",
     "ringlb_member_received_bytes_total": "counter",
@@ -140,6 +142,11 @@ class AdminTest(harness.RinglbTest):
                          sent + greeting + 4 * len(chunk))
         self.assertEqual(m.total("ringlb_member_sent_bytes_total", pool="p"),
                          received + len(big.member) + 1 + greeting + 4 * len(chunk))
+        # The listener's byte counters are the sums over its pool's members.
+        self.assertEqual(m.value("ringlb_listener_received_bytes_total", listener="front"),
+                         m.total("ringlb_member_received_bytes_total", pool="p"))
+        self.assertEqual(m.value("ringlb_listener_sent_bytes_total", listener="front"),
+                         m.total("ringlb_member_sent_bytes_total", pool="p"))
         self.assertEqual(m.value("ringlb_member_connect_failures_total", pool="q", member="dead",
                                  reason="refused"), 1)
         self.assertEqual(m.value("ringlb_member_connect_failures_total", pool="q", member="dead",
