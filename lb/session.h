@@ -7,8 +7,8 @@
 //  - `inflight` counts this session's SQEs whose final CQE has not arrived.
 //    A slot returns to Free only in Closing with inflight == 0, so no
 //    completion can ever reach a slot that has been reused.
-//  - In Closing both fds are already closed; completions only decrement
-//    inflight.
+//  - In Closing both fds are closed (or their close is queued on the ring);
+//    completions only decrement inflight and hand ring buffers back.
 //  - A flow holds a pipe only while bytes are in it or about to be.
 
 #include <sys/socket.h>

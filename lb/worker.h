@@ -1,7 +1,9 @@
 #pragma once
 // A worker thread: one io_uring, its own listening sockets, its sessions,
-// pipes and policy state. Nothing here is shared with other workers except
-// the Member and Listener counters (relaxed atomics) and the access-log sink.
+// pipes, ring buffers and policy state. Nothing here is shared with other
+// workers except the Member and Listener counters (relaxed atomics), the
+// immutable config generations (Runtime) and the access-log sink. A reload
+// reaches the worker through adopt() (a mailbox and its eventfd).
 
 #include <liburing.h>
 
