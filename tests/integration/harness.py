@@ -407,12 +407,16 @@ class Blackhole:
 
 
 class BackendProcess:
-    """A backend in its own process (so that a test can kill it)."""
+    """A backend in its own process (so that a test can kill it). The child
+    runs `script serve ARGS...` and prints "port N" once listening; by
+    default the script is this file and ARGS are MODE NAME."""
 
-    def __init__(self, name, mode="name"):
+    def __init__(self, name, mode="name", script=None, serve_args=None):
         self.name = name
+        script = script or os.path.abspath(__file__)
+        serve_args = [mode, name] if serve_args is None else serve_args
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "serve", mode, name],
+            [sys.executable, script, "serve", *serve_args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # "port N" once listening
         if not line.startswith("port "):
@@ -425,8 +429,9 @@ class BackendProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(WAIT)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if not pipe.closed:
+                pipe.close()
 
 
 def serve_main(argv):

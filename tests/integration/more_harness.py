@@ -14,7 +14,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import threading
 
@@ -144,29 +143,12 @@ def set_state(backend, **values):
         backend.state.update(values)
 
 
-class ProcBackend:
+class ProcBackend(harness.BackendProcess):
     """session_handler in its own process, so that a test can kill it (its
     port then refuses connects)."""
 
     def __init__(self, name):
-        self.name = name
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "serve", name],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("port "):
-            self.proc.kill()
-            raise AssertionError(f"backend process did not start: {line!r} {self.proc.stderr.read()}")
-        self.port = int(line.split()[1])
-        self.address = f"{LOOPBACK}:{self.port}"
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(WAIT)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if not pipe.closed:
-                pipe.close()
+        super().__init__(name, script=os.path.abspath(__file__), serve_args=[name])
 
 
 class PortSwitch:
