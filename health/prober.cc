@@ -69,42 +69,44 @@ bool Prober::idle() const {
                      [](const Target& t) { return t.inflight == 0; });
 }
 
+io_uring_sqe* Prober::nextSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_);
+  while (!sqe) {
+    io_uring_submit(ring_);
+    sqe = io_uring_get_sqe(ring_);
+  }
+  return sqe;
+}
+
+// Ends the probe of a target: its operation in flight (if any) is cancelled,
+// its socket closed, and its generation moved on so the late completion is
+// only counted.
+void Prober::stop(size_t index) {
+  Target& t = targets_[index];
+  if (t.inflight > 0) {
+    io_uring_sqe* sqe = nextSqe();
+    io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), index, t.generation), 0);
+    io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion carries no work
+  }
+  if (t.fd >= 0) ::close(t.fd);  // an op still in flight holds its own reference
+  t.fd = -1;
+  t.running = false;
+  ++t.generation;
+}
+
 void Prober::onTick(TimePoint now) {
   for (size_t i = 0; i < targets_.size(); ++i) {
     Target& t = targets_[i];
-    if (t.running && now >= t.deadline) {
-      io_uring_sqe* sqe = io_uring_get_sqe(ring_);
-      if (!sqe) {
-        io_uring_submit(ring_);
-        sqe = io_uring_get_sqe(ring_);
-      }
-      io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), i, t.generation), 0);
-      io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion carries no work
+    if (t.running && now >= t.deadline)
       finish(i, false, fmt::format("timeout after {}", formatDuration(t.spec.options.timeout)), now);
-    } else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt()) {
+    else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt())
       start(i, now);
-    }
   }
 }
 
 void Prober::abandon() {
-  for (size_t i = 0; i < targets_.size(); ++i) {
-    Target& t = targets_[i];
-    if (!t.running) continue;
-    if (t.inflight > 0) {
-      io_uring_sqe* sqe = io_uring_get_sqe(ring_);
-      if (!sqe) {
-        io_uring_submit(ring_);
-        sqe = io_uring_get_sqe(ring_);
-      }
-      io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), i, t.generation), 0);
-      io_uring_sqe_set_data64(sqe, 0);
-    }
-    if (t.fd >= 0) ::close(t.fd);
-    t.fd = -1;
-    t.running = false;
-    ++t.generation;
-  }
+  for (size_t i = 0; i < targets_.size(); ++i)
+    if (targets_[i].running) stop(i);
 }
 
 void Prober::start(size_t index, TimePoint now) {
@@ -121,11 +123,7 @@ void Prober::start(size_t index, TimePoint now) {
 
 void Prober::submit(size_t index, Step step) {
   Target& t = targets_[index];
-  io_uring_sqe* sqe = io_uring_get_sqe(ring_);
-  if (!sqe) {
-    io_uring_submit(ring_);
-    sqe = io_uring_get_sqe(ring_);
-  }
+  io_uring_sqe* sqe = nextSqe();
   switch (step) {
     case Step::Connect:
       io_uring_prep_connect(sqe, t.fd, t.spec.address.sockaddrPtr(), t.spec.address.length);
@@ -178,10 +176,7 @@ void Prober::onStep(size_t index, Step step, int result, TimePoint now) {
 
 void Prober::finish(size_t index, bool passed, std::string reason, TimePoint now) {
   Target& t = targets_[index];
-  if (t.fd >= 0) ::close(t.fd);  // an op still in flight holds its own reference
-  t.fd = -1;
-  t.running = false;
-  ++t.generation;
+  stop(index);
   t.status.lastDuration = now - t.startedAt;
   ++t.status.probes;
   if (!passed) ++t.status.failures;

@@ -91,6 +91,8 @@ class Prober {
     std::array<char, 512> buffer{};
   };
 
+  io_uring_sqe* nextSqe();
+  void stop(size_t index);
   void start(size_t index, TimePoint now);
   void submit(size_t index, Step step);
   void onStep(size_t index, Step step, int result, TimePoint now);

@@ -77,6 +77,8 @@ void Control::startProber(health::TimePoint now) {
       probed_.push_back(member.get());
     }
   }
+  targetOf_.clear();
+  for (size_t i = 0; i < probed_.size(); ++i) targetOf_.emplace(probed_[i], i);
   seenFailures_.assign(probed_.size(), 0);
   for (size_t i = 0; i < probed_.size(); ++i)
     seenFailures_[i] = static_cast<uint64_t>(probed_[i]->connectFailures.value.load());
@@ -288,9 +290,9 @@ void Control::recordProbeDurations() {
 }
 
 std::optional<size_t> Control::targetOf(const Member& member) const {
-  for (size_t i = 0; i < probed_.size(); ++i)
-    if (probed_[i] == &member) return i;
-  return std::nullopt;
+  auto it = targetOf_.find(&member);
+  if (it == targetOf_.end()) return std::nullopt;
+  return it->second;
 }
 
 const health::MemberHealth* Control::healthOf(const Member& member) const {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <vector>
 
@@ -77,6 +78,7 @@ class Control final : public HealthView {
   std::vector<std::unique_ptr<health::Prober>> retiredProbers_;
   uint8_t nextHealthTag_ = kFirstHealth;
   std::vector<Member*> probed_;                          // parallel to the prober's targets
+  std::unordered_map<const Member*, size_t> targetOf_;   // probed_ inverted, for reports
   std::vector<uint64_t> seenFailures_;                   // last Member::connectFailures read
   std::vector<uint64_t> seenProbes_;                     // probes finished, per target
   std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target

@@ -18,6 +18,8 @@ int openListenSocket(const config::Address& address, bool reusePort) {
   if (fd < 0) return -errno;
   int one = 1;
   int result = 0;
+  // TCP_NODELAY here is inherited by every accepted socket, so the data
+  // path never sets it per connection.
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
       (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||

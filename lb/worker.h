@@ -44,8 +44,6 @@ struct WorkerGeneration {
 struct WorkerStats {
   std::atomic<uint64_t> completions{0};
   std::atomic<uint64_t> staleCompletions{0};
-  std::atomic<uint64_t> accepted{0};
-  std::atomic<uint64_t> rejectedByLimit{0};
   std::atomic<uint64_t> sessionsOpenAtDeadline{0};
   std::atomic<uint64_t> pipesInUse{0};
   std::atomic<uint64_t> pipesSpare{0};

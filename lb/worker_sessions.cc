@@ -54,7 +54,6 @@ Session* Worker::allocSession() {
 }
 
 void Worker::openSession(uint32_t listenerIndex, int clientFd) {
-  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   const Listener& listener = *current_->runtime->listeners[listenerIndex];
   ListenerState& state = *listener.state;
   bump(state.counters.accepted);
@@ -62,7 +61,6 @@ void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   if (open >= listener.config.maxConnections) {
     state.active.value.fetch_sub(1, std::memory_order_relaxed);
     bump(state.counters.rejectedByLimit);
-    stats_.rejectedByLimit.fetch_add(1, std::memory_order_relaxed);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
   }
