@@ -11,15 +11,6 @@
 #include <fmt/format.h>
 
 namespace health {
-namespace {
-
-// user_data: tag (8 bits) | step (8) | target (24) | generation (24).
-uint64_t encodeUserData(uint8_t tag, uint8_t step, size_t target, uint32_t generation) {
-  return (uint64_t{tag} << 56) | (uint64_t{step} << 48) | ((uint64_t{target} & 0xffffff) << 24) |
-         (generation & 0xffffff);
-}
-
-}  // namespace
 
 std::string formatDuration(Duration duration) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
@@ -38,9 +29,12 @@ std::string connectFailureReason(int error) {
   }
 }
 
-Prober::Prober(io_uring* ring, uint8_t tag, std::vector<ProbeSpec> specs, OnTransition onTransition,
+Prober::Prober(ProbeRing* ring, uint16_t id, std::vector<ProbeSpec> specs, OnTransition onTransition,
                TimePoint now, uint64_t seed)
-    : ring_(ring), tag_(tag), onTransition_(std::move(onTransition)), random_(seed) {
+    : ring_(ring), id_(id), onTransition_(std::move(onTransition)), random_(seed) {
+  // Targets beyond what user_data can carry are not probed (over a million
+  // health-checked members: not a configuration anyone runs).
+  if (specs.size() > kProbeTargetLimit) specs.resize(kProbeTargetLimit);
   targets_.reserve(specs.size());
   for (ProbeSpec& spec : specs) {
     Options options = spec.options;
@@ -69,13 +63,9 @@ bool Prober::idle() const {
                      [](const Target& t) { return t.inflight == 0; });
 }
 
-io_uring_sqe* Prober::nextSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(ring_);
-  while (!sqe) {
-    io_uring_submit(ring_);
-    sqe = io_uring_get_sqe(ring_);
-  }
-  return sqe;
+uint64_t Prober::userData(size_t index, Step step) const {
+  return ring_->userData(id_, ProbeOp{static_cast<uint8_t>(step), static_cast<uint32_t>(index),
+                                      targets_[index].generation});
 }
 
 // Ends the probe of a target: its operation in flight (if any) is cancelled,
@@ -84,8 +74,8 @@ io_uring_sqe* Prober::nextSqe() {
 void Prober::stop(size_t index) {
   Target& t = targets_[index];
   if (t.inflight > 0) {
-    io_uring_sqe* sqe = nextSqe();
-    io_uring_prep_cancel64(sqe, encodeUserData(tag_, static_cast<uint8_t>(t.step), index, t.generation), 0);
+    io_uring_sqe* sqe = ring_->getSqe();
+    io_uring_prep_cancel64(sqe, userData(index, t.step), 0);
     io_uring_sqe_set_data64(sqe, 0);  // the cancel's own completion carries no work
   }
   if (t.fd >= 0) ::close(t.fd);  // an op still in flight holds its own reference
@@ -123,7 +113,7 @@ void Prober::start(size_t index, TimePoint now) {
 
 void Prober::submit(size_t index, Step step) {
   Target& t = targets_[index];
-  io_uring_sqe* sqe = nextSqe();
+  io_uring_sqe* sqe = ring_->getSqe();
   switch (step) {
     case Step::Connect:
       io_uring_prep_connect(sqe, t.fd, t.spec.address.sockaddrPtr(), t.spec.address.length);
@@ -136,19 +126,18 @@ void Prober::submit(size_t index, Step step) {
       io_uring_prep_recv(sqe, t.fd, t.buffer.data(), t.buffer.size(), 0);
       break;
   }
-  io_uring_sqe_set_data64(sqe, encodeUserData(tag_, static_cast<uint8_t>(step), index, t.generation));
+  io_uring_sqe_set_data64(sqe, userData(index, step));
   t.step = step;
   ++t.inflight;
 }
 
-void Prober::onCompletion(uint64_t userData, int result, TimePoint now) {
-  size_t index = (userData >> 24) & 0xffffff;
+void Prober::onCompletion(const ProbeOp& op, int result, TimePoint now) {
+  size_t index = op.target;
   if (index >= targets_.size()) return;
   Target& t = targets_[index];
   --t.inflight;
-  uint32_t generation = userData & 0xffffff;
-  if (!t.running || generation != (t.generation & 0xffffff)) return;  // an abandoned probe
-  onStep(index, static_cast<Step>((userData >> 48) & 0xff), result, now);
+  if (!t.running || op.generation != t.generation) return;  // an abandoned probe
+  onStep(index, static_cast<Step>(op.step), result, now);
 }
 
 void Prober::onStep(size_t index, Step step, int result, TimePoint now) {

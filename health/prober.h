@@ -1,9 +1,10 @@
 #pragma once
 // Active health probes on an io_uring that the caller owns and drives (the
-// control thread's ring; never a worker's). The prober submits SQEs tagged
-// with `tag` in the top byte of user_data; the caller hands back every
-// completion carrying that tag, and calls onTick() often (every few tens of
-// milliseconds): ticks start due probes and enforce probe deadlines.
+// control thread's ring; never a worker's). The prober takes SQEs and
+// user_data from the ProbeRing it is given, identifying itself by `id`; the
+// caller hands back every completion carrying that id, decoded, and calls
+// onTick() often (every few tens of milliseconds): ticks start due probes and
+// enforce probe deadlines.
 //
 // A probe: connect (tcp: done), then for http send the request and read until
 // the status line is complete. What is read is bounded by the status-line
@@ -14,8 +15,6 @@
 // in flight; completions of an abandoned probe (timed out) carry an old
 // generation and only count down `inflight`.
 
-#include <liburing.h>
-
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -24,6 +23,7 @@
 
 #include "config/config.h"
 #include "health/http_status.h"
+#include "health/probe_ring.h"
 #include "health/state_machine.h"
 
 namespace health {
@@ -49,7 +49,9 @@ class Prober {
  public:
   using OnTransition = std::function<void(size_t target, const Transition&)>;
 
-  Prober(io_uring* ring, uint8_t tag, std::vector<ProbeSpec> specs, OnTransition onTransition,
+  // `ring` must outlive the prober; `id` tells its completions from those
+  // of every other prober alive on the same ring.
+  Prober(ProbeRing* ring, uint16_t id, std::vector<ProbeSpec> specs, OnTransition onTransition,
          TimePoint now, uint64_t seed);
   ~Prober();
   Prober(const Prober&) = delete;
@@ -59,8 +61,8 @@ class Prober {
   // Stops every probe in flight without judging it (this prober has been
   // replaced); completions still due only count down until idle().
   void abandon();
-  uint8_t tag() const { return tag_; }
-  void onCompletion(uint64_t userData, int result, TimePoint now);
+  uint16_t id() const { return id_; }
+  void onCompletion(const ProbeOp& op, int result, TimePoint now);
   // Connect failures seen by the data plane since the last report (0: a
   // connect succeeded, which resets the passive count).
   void onPassiveFailures(size_t target, uint64_t failures, TimePoint now);
@@ -80,7 +82,7 @@ class Prober {
     MemberHealth health;
     ProbeStatus status;
     bool running = false;
-    uint32_t generation = 0;
+    uint16_t generation = 0;
     uint32_t inflight = 0;
     int fd = -1;
     size_t sent = 0;
@@ -91,7 +93,7 @@ class Prober {
     std::array<char, 512> buffer{};
   };
 
-  io_uring_sqe* nextSqe();
+  uint64_t userData(size_t index, Step step) const;
   void stop(size_t index);
   void start(size_t index, TimePoint now);
   void submit(size_t index, Step step);
@@ -99,8 +101,8 @@ class Prober {
   void finish(size_t index, bool passed, std::string reason, TimePoint now);
   uint64_t nextRandom();
 
-  io_uring* ring_;
-  uint8_t tag_;
+  ProbeRing* ring_;
+  uint16_t id_;
   std::vector<Target> targets_;
   OnTransition onTransition_;
   uint64_t random_;

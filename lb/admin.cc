@@ -11,12 +11,14 @@
 
 #include "lb/access_log.h"
 #include "lb/log.h"
+#include "lb/ring/user_data.h"
 #include "lb/status_page.h"
 
 namespace lb {
 namespace {
 
 constexpr size_t kMaxConnections = 64;
+constexpr size_t kNoConnection = ring::kMaxSlot;
 constexpr auto kRequestDeadline = std::chrono::seconds(5);
 
 AdminResponse text(int status, std::string body) {
@@ -46,8 +48,8 @@ bool sameSecret(std::string_view given, std::string_view secret) {
 
 }  // namespace
 
-Admin::Admin(io_uring* ring, uint8_t tag, int listenFd, std::string token, ReportSources sources)
-    : ring_(ring), tag_(tag), listenFd_(listenFd), token_(std::move(token)), sources_(sources),
+Admin::Admin(ring::Submitter* submitter, int listenFd, std::string token, ReportSources sources)
+    : submitter_(submitter), listenFd_(listenFd), token_(std::move(token)), sources_(sources),
       connections_(kMaxConnections) {}
 
 Admin::~Admin() {
@@ -56,38 +58,34 @@ Admin::~Admin() {
   if (listenFd_ >= 0) ::close(listenFd_);
 }
 
-// user_data: tag (8) | step (8) | slot (16) | generation (32).
+// user_data: Owner::Admin, op = step, slot = connection, its generation.
+// The accept is not a connection's: slot kNoConnection.
 uint64_t Admin::userData(Step step, size_t slot) const {
   uint32_t generation = slot < connections_.size() ? connections_[slot].generation : 0;
-  return (uint64_t{tag_} << 56) | (uint64_t{static_cast<uint8_t>(step)} << 48) |
-         (uint64_t{slot & 0xffff} << 32) | generation;
+  return ring::pack(ring::Tag{ring::Owner::Admin, static_cast<uint8_t>(step),
+                              static_cast<uint32_t>(slot), generation});
 }
 
-io_uring_sqe* Admin::sqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(ring_);
-  while (!sqe) {
-    io_uring_submit(ring_);
-    sqe = io_uring_get_sqe(ring_);
-  }
-  return sqe;
-}
+io_uring_sqe* Admin::sqe() { return submitter_->getSqe(); }
 
 void Admin::start() { armAccept(); }
 
 void Admin::armAccept() {
   io_uring_sqe* s = sqe();
   io_uring_prep_multishot_accept(s, listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(s, userData(Step::Accept, 0xffff));
+  io_uring_sqe_set_data64(s, userData(Step::Accept, kNoConnection));
 }
 
 void Admin::onCompletion(uint64_t data, int result, uint32_t flags) {
-  auto step = static_cast<Step>((data >> 48) & 0xff);
+  ring::Tag tag = ring::unpack(data);
+  if (tag.owner != ring::Owner::Admin) return;
+  auto step = static_cast<Step>(tag.op);
   if (step == Step::Accept) return onAccept(result, flags);
-  size_t slot = (data >> 32) & 0xffff;
+  size_t slot = tag.slot;
   if (slot >= connections_.size()) return;
   Connection& c = connections_[slot];
   --c.inflight;
-  if (!c.open || static_cast<uint32_t>(data) != c.generation) return;
+  if (!c.open || tag.generation != c.generation) return;
   if (step == Step::Recv) return c.lingering ? onLinger(slot, result) : onRecv(slot, result);
   if (result <= 0) return close(slot);
   c.sent += static_cast<size_t>(result);

@@ -19,12 +19,15 @@
 
 #include "lb/admin_http.h"
 #include "lb/metrics.h"
+#include "lb/ring/submitter.h"
 
 namespace lb {
 
 class Admin {
  public:
-  Admin(io_uring* ring, uint8_t tag, int listenFd, std::string token, ReportSources sources);
+  // SQEs come from `submitter` (the control thread's ring); completions
+  // tagged Owner::Admin are handed back through onCompletion().
+  Admin(ring::Submitter* submitter, int listenFd, std::string token, ReportSources sources);
   ~Admin();
   Admin(const Admin&) = delete;
   Admin& operator=(const Admin&) = delete;
@@ -46,7 +49,7 @@ class Admin {
   AdminResponse route(const AdminRequest& request);
 
  private:
-  enum class Step : uint8_t { Accept = 1, Recv, Send };
+  enum class Step : uint8_t { Accept = 1, Recv, Send };  // user_data's op
   struct Connection {
     int fd = -1;
     uint32_t generation = 0;
@@ -77,8 +80,7 @@ class Admin {
   bool authorized(const AdminRequest& request) const;
   std::optional<AdminResponse> refuseChange(const AdminRequest& request) const;
 
-  io_uring* ring_;
-  uint8_t tag_;
+  ring::Submitter* submitter_;
   int listenFd_;
   std::string token_;
   ReportSources sources_;

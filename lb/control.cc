@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <random>
 
@@ -14,8 +15,6 @@
 
 namespace lb {
 namespace {
-
-uint64_t tagged(uint8_t tag) { return uint64_t{tag} << 56; }
 
 health::Options healthOptions(const config::Health& health) {
   health::Options options;
@@ -88,10 +87,12 @@ void Control::startProber(health::TimePoint now) {
     prober_->abandon();
     retiredProbers_.push_back(std::move(prober_));
   }
-  uint8_t tag = nextHealthTag_;
-  nextHealthTag_ = nextHealthTag_ == 255 ? kFirstHealth : nextHealthTag_ + 1;
+  uint16_t id = ring::allocateProberId(&nextProberId_, [this](uint16_t candidate) {
+    return std::any_of(retiredProbers_.begin(), retiredProbers_.end(),
+                       [&](const auto& retired) { return retired->id() == candidate; });
+  });
   prober_ = std::make_unique<health::Prober>(
-      &ring_, tag, std::move(specs),
+      &probeRing_, id, std::move(specs),
       [this](size_t target, const health::Transition& t) { onTransition(target, t); }, now,
       std::random_device{}());
 }
@@ -107,7 +108,7 @@ int Control::start(int signalFd, int adminFd) {
   armSignalRead();
   armTick();
   if (adminFd >= 0) {
-    admin_ = std::make_unique<Admin>(&ring_, kAdmin, adminFd, config_.admin.token,
+    admin_ = std::make_unique<Admin>(&submitter_, adminFd, config_.admin.token,
                                      ReportSources{runtime_.get(), workers_, this});
     admin_->setReload([this](std::string* errors) { return reload(errors); });
     admin_->start();
@@ -115,43 +116,64 @@ int Control::start(int signalFd, int adminFd) {
   return 0;
 }
 
+// A ring error the kernel lets us recover from is handled inside the
+// submitter; any other ends the process (ring::Submitter), so this loop only
+// returns once every worker has finished.
 void Control::run() {
   while (runningWorkers_.load() > 0) {
-    int result = io_uring_submit_and_wait(&ring_, 1);
-    if (result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
-      log::error("control: io_uring_submit_and_wait: {}", strerror(-result));
-      return;
-    }
+    submitter_.submitAndWait();
     health::TimePoint now = health::Clock::now();
-    io_uring_cqe* cqe;
-    while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
-      uint64_t data = cqe->user_data;
-      int res = cqe->res;
-      uint32_t flags = cqe->flags;
-      io_uring_cqe_seen(&ring_, cqe);
-      uint8_t tag = static_cast<uint8_t>(data >> 56);
-      if (tag == kSignal) {
-        onSignal();
-      } else if (tag == kTick) {
-        onTick(now);
-      } else if (tag == kAdmin) {
-        if (admin_) admin_->onCompletion(data, res, flags);
-      } else if (tag >= kFirstHealth) {
-        if (prober_->tag() == tag) prober_->onCompletion(data, res, now);
-        for (auto& retired : retiredProbers_)
-          if (retired->tag() == tag) retired->onCompletion(data, res, now);
-      }
-    }
+    submitter_.drain([&](const io_uring_cqe& cqe) { onCompletion(cqe, now); });
   }
 }
 
-void Control::armSignalRead() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  io_uring_prep_read(sqe, signalFd_, &signalInfo_, sizeof signalInfo_, 0);
-  io_uring_sqe_set_data64(sqe, tagged(kSignal));
+void Control::onCompletion(const io_uring_cqe& cqe, health::TimePoint now) {
+  switch (ring::unpack(cqe.user_data).owner) {
+    case ring::Owner::ControlSignal: return onSignal(cqe.res);
+    case ring::Owner::ControlTick: return onTick(now);
+    case ring::Owner::Admin:
+      if (admin_) admin_->onCompletion(cqe.user_data, cqe.res, cqe.flags);
+      return;
+    case ring::Owner::Prober: {
+      ring::ProbeData probe = ring::decodeProbe(cqe.user_data);
+      health::ProbeOp op = ring::ProbeRingPort::probeOp(probe);
+      if (prober_->id() == probe.prober) return prober_->onCompletion(op, cqe.res, now);
+      for (auto& retired : retiredProbers_)
+        if (retired->id() == probe.prober) return retired->onCompletion(op, cqe.res, now);
+      return;
+    }
+    default: return;  // Owner::None: cancels, whose completions carry no work
+  }
 }
 
-void Control::onSignal() {
+SignalRead classifySignalRead(int result) {
+  if (result == static_cast<int>(sizeof(signalfd_siginfo))) return SignalRead::Signal;
+  if (result >= 0) return SignalRead::Retry;  // short: signalfd never does this, act on nothing
+  switch (result) {
+    case -EINTR:
+    case -EAGAIN:
+    case -ENOMEM: return SignalRead::Retry;
+    default: return SignalRead::Broken;
+  }
+}
+
+// signalInfo_ is cleared before each read, so nothing but a whole siginfo
+// from the read that just completed is ever acted on.
+void Control::armSignalRead() {
+  signalInfo_ = signalfd_siginfo{};
+  io_uring_sqe* sqe = submitter_.getSqe();
+  io_uring_prep_read(sqe, signalFd_, &signalInfo_, sizeof signalInfo_, 0);
+  io_uring_sqe_set_data64(sqe, ring::encodeOwner(ring::Owner::ControlSignal));
+}
+
+void Control::onSignal(int result) {
+  switch (classifySignalRead(result)) {
+    case SignalRead::Signal: break;
+    case SignalRead::Retry:
+      log::warn("control: signalfd read returned {}; reading again", result);
+      return armSignalRead();
+    case SignalRead::Broken: ring::exitOnRingError("control", "read from signalfd", result);
+  }
   int signal = static_cast<int>(signalInfo_.ssi_signo);
   armSignalRead();
   if (signal == SIGHUP) {
@@ -242,9 +264,9 @@ bool Control::reload(std::string* errorsOut) {
 }
 
 void Control::armTick() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  io_uring_sqe* sqe = submitter_.getSqe();
   io_uring_prep_timeout(sqe, &tick_, 0, 0);
-  io_uring_sqe_set_data64(sqe, tagged(kTick));
+  io_uring_sqe_set_data64(sqe, ring::encodeOwner(ring::Owner::ControlTick));
 }
 
 void Control::onTick(health::TimePoint now) {

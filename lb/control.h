@@ -18,10 +18,18 @@
 #include "health/prober.h"
 #include "lb/admin.h"
 #include "lb/metrics.h"
+#include "lb/ring/probe_ring_port.h"
+#include "lb/ring/submitter.h"
 #include "lb/runtime.h"
 #include "lb/worker.h"
 
 namespace lb {
+
+// What a completed signalfd read means: a whole siginfo to act on, nothing
+// to act on (re-arm the read and carry on), or a signalfd that cannot be
+// read any more (the process would ignore SIGTERM: exit at once).
+enum class SignalRead : uint8_t { Signal, Retry, Broken };
+SignalRead classifySignalRead(int result);
 
 class Control final : public HealthView {
  public:
@@ -46,10 +54,9 @@ class Control final : public HealthView {
   const DurationHistogram* probeDurationsOf(const Member& member) const override;
 
  private:
-  enum Tag : uint8_t { kSignal = 1, kTick = 2, kAdmin = 3, kFirstHealth = 16 };
-
+  void onCompletion(const io_uring_cqe& cqe, health::TimePoint now);
   void armSignalRead();
-  void onSignal();
+  void onSignal(int result);
   void armTick();
   void onTick(health::TimePoint now);
   void readPassiveFailures(health::TimePoint now);
@@ -67,16 +74,19 @@ class Control final : public HealthView {
   const std::atomic<int>& runningWorkers_;
   io_uring ring_{};
   bool ringReady_ = false;
+  ring::Submitter submitter_{&ring_, "control"};
+  ring::ProbeRingPort probeRing_{&submitter_};
   int signalFd_ = -1;
   signalfd_siginfo signalInfo_{};
   __kernel_timespec tick_{0, 20 * 1000 * 1000};
   bool stopping_ = false;
 
   // Health: the prober of the current generation, and those replaced by a
-  // reload that still have probes in flight (each has its own user_data tag).
+  // reload that still have probes in flight (each has its own id in
+  // user_data, never one a live prober holds: ring::allocateProberId).
   std::unique_ptr<health::Prober> prober_;
   std::vector<std::unique_ptr<health::Prober>> retiredProbers_;
-  uint8_t nextHealthTag_ = kFirstHealth;
+  uint16_t nextProberId_ = 0;
   std::vector<Member*> probed_;                          // parallel to the prober's targets
   std::unordered_map<const Member*, size_t> targetOf_;   // probed_ inverted, for reports
   std::vector<uint64_t> seenFailures_;                   // last Member::connectFailures read

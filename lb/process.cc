@@ -93,7 +93,14 @@ int runProcess(const std::string& configPath, const config::Config& config) {
   signal(SIGPIPE, SIG_IGN);
   sigset_t signals = controlSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Without the signalfd the process would ignore SIGTERM: refuse to start.
   int signalFd = signalfd(-1, &signals, SFD_CLOEXEC);
+  if (signalFd < 0) {
+    log::error("cannot start: signalfd: {}", std::strerror(errno));
+    closeAll(fds);
+    if (adminFd >= 0) ::close(adminFd);
+    return 1;
+  }
 
   std::vector<std::unique_ptr<Worker>> workers;
   for (int w = 0; w < count; ++w) {

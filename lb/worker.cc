@@ -36,6 +36,7 @@ uint64_t toNs(std::chrono::milliseconds d) { return static_cast<uint64_t>(d.coun
 
 Worker::Worker(WorkerOptions options)
     : options_(std::move(options)),
+      submitter_(&ring_, fmt::format("worker {}", options_.index)),
       pipes_(kPipeBytes, kSparePipes),
       accessLog_(options_.accessLog) {
   current_ = makeGeneration(options_.runtime);
@@ -112,40 +113,21 @@ int Worker::start() {
   return result < 0 ? result : 0;
 }
 
-io_uring_sqe* Worker::getSqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (!sqe) {
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
-  }
-  return sqe;
-}
+io_uring_sqe* Worker::getSqe() { return submitter_.getSqe(); }
 
 void Worker::prepare(io_uring_sqe* sqe, Op op, uint32_t slot, uint32_t generation) {
   io_uring_sqe_set_data64(sqe, encode(UserData{op, slot, generation}));
 }
 
+// The submitter recovers from what the kernel lets it (EINTR, EBUSY, EAGAIN,
+// EBADR) and ends the process on any other ring error, so the loop is never
+// left with a listening socket that nobody accepts from.
 void Worker::run() {
-  std::vector<io_uring_cqe*> batch(256);
   while (!finished()) {
-    int result = io_uring_submit_and_wait(&ring_, 1);
-    if (result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
-      log::error("worker {}: io_uring_submit_and_wait: {}", options_.index, std::strerror(-result));
-      break;
-    }
+    submitter_.submitAndWait();
     nowNs_ = monotonicNs();
-    for (;;) {
-      unsigned count = io_uring_peek_batch_cqe(&ring_, batch.data(), static_cast<unsigned>(batch.size()));
-      if (count == 0) break;
-      // Copy each CQE out before handling it: handlers may submit, and the
-      // kernel must be free to reuse the CQ entry once we advance.
-      for (unsigned i = 0; i < count; ++i) {
-        io_uring_cqe cqe = *batch[i];
-        io_uring_cqe_seen(&ring_, batch[i]);
-        handle(cqe);
-      }
-      stats_.completions.fetch_add(count, std::memory_order_relaxed);
-    }
+    unsigned count = submitter_.drain([this](const io_uring_cqe& cqe) { handle(cqe); });
+    stats_.completions.fetch_add(count, std::memory_order_relaxed);
     stats_.pipesInUse.store(pipes_.inUse(), std::memory_order_relaxed);
     stats_.pipesSpare.store(pipes_.spare(), std::memory_order_relaxed);
     accessLog_.flush();

@@ -15,9 +15,10 @@
 #include <vector>
 
 #include "lb/access_log.h"
-#include "lb/buffer_ring.h"
+#include "lb/ring/buffer_ring.h"
 #include "lb/listener.h"
-#include "lb/pipe_pool.h"
+#include "lb/ring/pipe_pool.h"
+#include "lb/ring/submitter.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
 #include "lb/session.h"
@@ -130,6 +131,7 @@ class Worker {
   WorkerOptions options_;
   io_uring ring_{};
   bool ringReady_ = false;
+  ring::Submitter submitter_;  // every SQE of ring_ comes from here
   std::unique_ptr<WorkerGeneration> current_;
   std::vector<std::unique_ptr<WorkerGeneration>> retired_;  // with sessions still open
   std::vector<std::unique_ptr<Session[]>> chunks_;

@@ -1,4 +1,4 @@
-#include "lb/pipe_pool.h"
+#include "lb/ring/pipe_pool.h"
 
 #include <fcntl.h>
 #include <unistd.h>

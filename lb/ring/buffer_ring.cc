@@ -1,4 +1,4 @@
-#include "lb/buffer_ring.h"
+#include "lb/ring/buffer_ring.h"
 
 #include <sys/mman.h>
 
