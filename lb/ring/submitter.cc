@@ -44,9 +44,10 @@ io_uring_sqe* Submitter::getSqe() {
 unsigned Submitter::openChainLength() const {
   const io_uring_sq& sq = ring_->sq;
   unsigned queued = sq.sqe_tail - sq.sqe_head;
+  unsigned shift = (ring_->flags & IORING_SETUP_SQE128) ? 1 : 0;  // 128-byte SQEs take two slots
   unsigned length = 0;
   while (length < queued) {
-    const io_uring_sqe& sqe = sq.sqes[(sq.sqe_tail - 1 - length) & sq.ring_mask];
+    const io_uring_sqe& sqe = sq.sqes[((sq.sqe_tail - 1 - length) & sq.ring_mask) << shift];
     if (!(sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK))) break;
     ++length;
   }
