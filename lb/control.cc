@@ -151,8 +151,7 @@ SignalRead classifySignalRead(int result) {
   if (result >= 0) return SignalRead::Retry;  // short: signalfd never does this, act on nothing
   switch (result) {
     case -EINTR:
-    case -EAGAIN:
-    case -ENOMEM: return SignalRead::Retry;
+    case -EAGAIN: return SignalRead::Retry;
     default: return SignalRead::Broken;
   }
 }
