@@ -72,7 +72,8 @@ void Pool::publish() {
   }
   if (config_.balance == config::Balance::ConsistentHash)
     for (Group* group : {&snapshot->primary, &snapshot->backup})
-      group->table = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(group->specs, config_.tableSize));
+      group->table =
+          std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(group->specs, config_.tableSize));
   snapshot_.store(std::move(snapshot), std::memory_order_release);
   version_.fetch_add(1, std::memory_order_release);
 }

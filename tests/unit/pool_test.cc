@@ -148,13 +148,15 @@ TEST(RuntimeCommit, AddressChangeKeepsStateAndRetiresTheOldAddress) {
 }
 
 TEST(RuntimeCommit, MembersOfAPoolWithoutHealthChecksAreUp) {
-  auto running = buildRuntime(configOf(poolConfig(config::Balance::RoundRobin, kWithBackup, true)), nullptr);
+  auto withChecks = configOf(poolConfig(config::Balance::RoundRobin, kWithBackup, true));
+  auto withoutChecks = configOf(poolConfig(config::Balance::RoundRobin, kWithBackup));
+  auto running = buildRuntime(withChecks, nullptr);
   running->pools[0]->findMember("m1")->up = false;
-  auto checked = buildRuntime(configOf(poolConfig(config::Balance::RoundRobin, kWithBackup, true)), running.get());
+  auto checked = buildRuntime(withChecks, running.get());
   commitRuntime(*running, *checked, 1000);
   EXPECT_FALSE(checked->pools[0]->findMember("m1")->up) << "a health-checked member keeps its state";
 
-  auto unchecked = buildRuntime(configOf(poolConfig(config::Balance::RoundRobin, kWithBackup)), checked.get());
+  auto unchecked = buildRuntime(withoutChecks, checked.get());
   EXPECT_FALSE(checked->pools[0]->findMember("m1")->up) << "building wrote into the running generation";
   commitRuntime(*checked, *unchecked, 2000);
   EXPECT_TRUE(unchecked->pools[0]->findMember("m1")->up);
