@@ -45,7 +45,8 @@ struct SharedMemberState {
   MemberCounters counters;
 };
 
-struct MemberEndpoint {
+class MemberEndpoint {
+ public:
   // Retired: no generation from now on has the member at this address; its
   // sessions finish on their own (or after removed_member_timeout). Control
   // thread, once the reload is accepted.
