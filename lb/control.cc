@@ -16,6 +16,12 @@
 namespace lb {
 namespace {
 
+uint64_t monotonicNs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(now.tv_nsec);
+}
+
 health::Options healthOptions(const config::Health& health) {
   health::Options options;
   options.rise = health.rise;
@@ -79,8 +85,7 @@ void Control::startProber(health::TimePoint now) {
   targetOf_.clear();
   for (size_t i = 0; i < probed_.size(); ++i) targetOf_.emplace(probed_[i], i);
   seenFailures_.assign(probed_.size(), 0);
-  for (size_t i = 0; i < probed_.size(); ++i)
-    seenFailures_[i] = static_cast<uint64_t>(probed_[i]->connectFailures.value.load());
+  for (size_t i = 0; i < probed_.size(); ++i) seenFailures_[i] = probed_[i]->connectFailures.snapshot();
   seenProbes_.assign(probed_.size(), 0);
   probeDurations_ = std::make_unique<DurationHistogram[]>(probed_.size());
   if (prober_) {
@@ -233,24 +238,18 @@ bool Control::reload(std::string* errorsOut) {
   if (fresh.global.workers != config_.global.workers || fresh.global.accessLog != config_.global.accessLog ||
       (fresh.admin.listen ? fresh.admin.listen->text : "") != (config_.admin.listen ? config_.admin.listen->text : ""))
     log::warn("reload: changes to workers, access_log and [admin] listen take effect at the next restart");
-  // Members that left get no new connections; their sessions finish.
-  for (const auto& pool : runtime_->pools)
-    for (const auto& member : pool->members()) {
-      bool kept = false;
-      for (const auto& nextPool : next->pools)
-        for (const auto& m : nextPool->members()) kept |= m == member;
-      if (!kept) {
-        timespec now{};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        member->removedAtNs.store(static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u +
-                                  static_cast<uint64_t>(now.tv_nsec));
-        member->removed.store(true);
-        log::info("reload: member {} of pool {} removed; its sessions {}", member->name, pool->name(),
-                  fresh.global.removedMemberTimeout.count() > 0
-                      ? fmt::format("close after {}ms", fresh.global.removedMemberTimeout.count())
-                      : std::string("finish on their own"));
-      }
-    }
+  // Accepted: from here on the running generation's shared state may change.
+  // Retired addresses get no new connections; their sessions finish.
+  std::string fate = fresh.global.removedMemberTimeout.count() > 0
+                         ? fmt::format("close after {}ms", fresh.global.removedMemberTimeout.count())
+                         : std::string("finish on their own");
+  for (const RetiredMember& retired : commitRuntime(*runtime_, *next, monotonicNs())) {
+    if (!retired.movedTo.empty())
+      log::info("reload: member {} of pool {} moved from {} to {}; its sessions to {} {}", retired.member,
+                retired.pool, retired.address, retired.movedTo, retired.address, fate);
+    else
+      log::info("reload: member {} of pool {} removed; its sessions {}", retired.member, retired.pool, fate);
+  }
   for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
   runtime_ = std::move(next);
   log::setLevel(fresh.global.logLevel);
@@ -277,19 +276,16 @@ void Control::onTick(health::TimePoint now) {
   armTick();
 }
 
-// Workers count failed connects per member and reset the count on a
-// successful one; feed what changed since the last tick to the state machine.
+// Workers count failed connects per member, and successes that end a run
+// of them; feed what changed since the last tick to the state machine, the
+// reset first (health/passive_failures.h: none is missed).
 void Control::readPassiveFailures(health::TimePoint now) {
   for (size_t i = 0; i < probed_.size(); ++i) {
-    uint64_t failures =
-        static_cast<uint64_t>(probed_[i]->connectFailures.value.load(std::memory_order_relaxed));
-    if (failures == seenFailures_[i]) continue;
-    if (failures < seenFailures_[i]) {
-      prober_->onPassiveFailures(i, 0, now);  // a connect succeeded in between
-      seenFailures_[i] = 0;
-    }
-    if (failures > seenFailures_[i]) prober_->onPassiveFailures(i, failures - seenFailures_[i], now);
-    seenFailures_[i] = failures;
+    uint64_t word = probed_[i]->connectFailures.snapshot();
+    health::PassiveChange change = health::passiveChange(seenFailures_[i], word);
+    seenFailures_[i] = word;
+    if (change.reset) prober_->onPassiveFailures(i, 0, now);
+    if (change.failures > 0) prober_->onPassiveFailures(i, change.failures, now);
   }
 }
 

@@ -2,8 +2,9 @@
 // The control thread: one io_uring of its own for signals, health probes,
 // the admin endpoint, reloads and a periodic tick. It never touches a
 // worker's ring; what it learns reaches the workers through the members'
-// atomics (Member::up, draining, weight), which pickers read on every pick,
-// and through Worker::adopt() for a new config generation.
+// atomics (Member::up, draining, weight) and pools' snapshots, which pickers
+// read on every pick, and through Worker::adopt() for a new config
+// generation.
 
 #include <liburing.h>
 #include <sys/signalfd.h>
@@ -89,7 +90,7 @@ class Control final : public HealthView {
   uint16_t nextProberId_ = 0;
   std::vector<Member*> probed_;                          // parallel to the prober's targets
   std::unordered_map<const Member*, size_t> targetOf_;   // probed_ inverted, for reports
-  std::vector<uint64_t> seenFailures_;                   // last Member::connectFailures read
+  std::vector<uint64_t> seenFailures_;                   // last Member::connectFailures snapshot
   std::vector<uint64_t> seenProbes_;                     // probes finished, per target
   std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
 

@@ -11,23 +11,44 @@
 
 namespace lb {
 
+void MemberEndpoint::retire(uint64_t nowNs) {
+  if (retired()) return;
+  retiredAtNs_.store(nowNs, std::memory_order_relaxed);
+  retired_.store(true, std::memory_order_release);
+}
+
+// A worker may have read its clock just before the control thread read its
+// own and retired the address: then nowNs < retiredAtNs, which is "just now".
+uint64_t MemberEndpoint::retiredFor(uint64_t nowNs) const {
+  if (!retired()) return 0;
+  uint64_t at = retiredAtNs_.load(std::memory_order_relaxed);
+  return nowNs > at ? nowNs - at : 0;
+}
+
+Member::Member(const config::Member& spec, std::shared_ptr<SharedMemberState> shared,
+               std::shared_ptr<MemberEndpoint> endpointShared)
+    : state(std::move(shared)),
+      endpoint(std::move(endpointShared)),
+      name(spec.name),
+      address(spec.address),
+      backup(spec.backup),
+      weight(static_cast<uint32_t>(spec.weight)),
+      up(state->up),
+      draining(state->draining),
+      active(state->active),
+      connectFailures(state->connectFailures),
+      counters(state->counters) {}
+
 Pool::Pool(const config::Pool& pool, const Pool* previous) : config_(pool) {
   if (previous) counters_ = previous->counters_;
   for (const config::Member& spec : pool.members) {
-    std::shared_ptr<Member> member;
-    if (previous)
-      for (const auto& old : previous->members_)
-        if (old->name == spec.name && old->address.text == spec.address.text) member = old;
-    if (!member) {
-      member = std::make_shared<Member>();
-      member->name = spec.name;
-      member->address = spec.address;
-    }
-    member->weight.store(static_cast<uint32_t>(spec.weight));
-    member->backup.store(spec.backup);
-    members_.push_back(std::move(member));
+    const Member* old = previous ? previous->findMember(spec.name) : nullptr;
+    auto state = old ? old->state : std::make_shared<SharedMemberState>();
+    auto endpoint = old && old->address.text == spec.address.text ? old->endpoint
+                                                                  : std::make_shared<MemberEndpoint>();
+    members_.push_back(std::make_shared<Member>(spec, std::move(state), std::move(endpoint)));
   }
-  buildTables();
+  publish();
   auto timeout = pool.connectTimeout;
   connectTimeout_.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
   connectTimeout_.tv_nsec =
@@ -40,21 +61,26 @@ Member* Pool::findMember(std::string_view name) const {
   return nullptr;
 }
 
-void Pool::buildTables() {
-  if (config_.balance != config::Balance::ConsistentHash) return;
-  std::vector<policy::MemberSpec> primary, backup;
-  for (const auto& member : members_)
-    (member->backup.load() ? backup : primary).push_back({member->name, member->weight.load()});
-  auto tables = std::make_shared<Tables>();
-  tables->primary = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(primary, config_.tableSize));
-  tables->backup = std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(backup, config_.tableSize));
-  tables_.store(std::move(tables), std::memory_order_release);
+// Groups, weights and tables come from one pass over the members, so they
+// cannot disagree.
+void Pool::publish() {
+  auto snapshot = std::make_shared<Snapshot>();
+  for (const auto& member : members_) {
+    Group& group = member->backup ? snapshot->backup : snapshot->primary;
+    group.members.push_back(member.get());
+    group.specs.push_back({member->name, member->weight.load(std::memory_order_relaxed)});
+  }
+  if (config_.balance == config::Balance::ConsistentHash)
+    for (Group* group : {&snapshot->primary, &snapshot->backup})
+      group->table =
+          std::make_shared<policy::MaglevTable>(policy::MaglevTable::build(group->specs, config_.tableSize));
+  snapshot_.store(std::move(snapshot), std::memory_order_release);
+  version_.fetch_add(1, std::memory_order_release);
 }
 
 void Pool::setWeight(Member& member, uint32_t weight) {
   member.weight.store(weight, std::memory_order_relaxed);
-  buildTables();
-  version_.fetch_add(1, std::memory_order_release);
+  publish();
 }
 
 uint64_t SplitMix64::next() {
@@ -90,44 +116,35 @@ class GroupState final : public policy::MemberState {
 
 }  // namespace
 
-PoolPicker::PoolPicker(const Pool& pool, uint64_t seed) : pool_(pool), random_(seed) {
-  for (const auto& member : pool.members())
-    (member->backup.load() ? backup_ : primary_).members.push_back(member.get());
-  rebuildPolicies();
-}
+PoolPicker::PoolPicker(const Pool& pool, uint64_t seed) : pool_(pool), random_(seed) { rebuildPolicies(); }
 
 void PoolPicker::rebuildPolicies() {
   version_ = pool_.version();
-  auto tables = pool_.tables();
-  primary_.policy = makeGroupPolicy(primary_, tables.get(), false);
-  backup_.policy = makeGroupPolicy(backup_, tables.get(), true);
+  snapshot_ = pool_.snapshot();
+  primary_ = {&snapshot_->primary, makeGroupPolicy(snapshot_->primary)};
+  backup_ = {&snapshot_->backup, makeGroupPolicy(snapshot_->backup)};
 }
 
-std::unique_ptr<policy::Policy> PoolPicker::makeGroupPolicy(const Group& group,
-                                                            const Pool::Tables* tables,
-                                                            bool backup) const {
+std::unique_ptr<policy::Policy> PoolPicker::makeGroupPolicy(const Pool::Group& group) const {
   const config::Pool& config = pool_.config();
-  if (config.balance == config::Balance::ConsistentHash)
-    return std::make_unique<policy::ConsistentHash>(backup ? tables->backup : tables->primary,
-                                                    config.hashBalanceFactor);
-  std::vector<policy::MemberSpec> specs;
-  for (const Member* member : group.members)
-    specs.push_back({member->name, member->weight.load(std::memory_order_relaxed)});
   switch (config.balance) {
-    case config::Balance::LeastConn: return policy::makePolicy(policy::Kind::LeastConn, specs);
-    case config::Balance::RandomTwo: return policy::makePolicy(policy::Kind::RandomTwo, specs);
-    default: return policy::makePolicy(policy::Kind::RoundRobin, specs);
+    case config::Balance::ConsistentHash:
+      return std::make_unique<policy::ConsistentHash>(group.table, config.hashBalanceFactor);
+    case config::Balance::LeastConn: return policy::makePolicy(policy::Kind::LeastConn, group.specs);
+    case config::Balance::RandomTwo: return policy::makePolicy(policy::Kind::RandomTwo, group.specs);
+    default: return policy::makePolicy(policy::Kind::RoundRobin, group.specs);
   }
 }
 
-Member* PoolPicker::pickFrom(Group& group, const policy::PickContext& base,
+Member* PoolPicker::pickFrom(GroupPolicy& group, const policy::PickContext& base,
                              std::span<Member* const> tried, bool ignoreHealth) {
-  if (group.members.empty()) return nullptr;
-  GroupState state(group.members, tried, ignoreHealth);
+  const std::vector<Member*>& members = group.group->members;
+  if (members.empty()) return nullptr;
+  GroupState state(members, tried, ignoreHealth);
   policy::PickContext context = base;
   context.state = &state;
   auto index = group.policy->pick(context);
-  return index ? group.members[*index] : nullptr;
+  return index ? members[*index] : nullptr;
 }
 
 Member* PoolPicker::pick(const sockaddr_storage& client, std::span<Member* const> tried) {

@@ -31,6 +31,34 @@ std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const 
   return runtime;
 }
 
+namespace {
+
+const Pool* findPool(const Runtime& runtime, const std::string& name) {
+  for (const auto& pool : runtime.pools)
+    if (pool->name() == name) return pool.get();
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<RetiredMember> commitRuntime(const Runtime& running, const Runtime& next, uint64_t nowNs) {
+  std::vector<RetiredMember> retired;
+  for (const auto& pool : running.pools) {
+    const Pool* nextPool = findPool(next, pool->name());
+    for (const auto& member : pool->members()) {
+      const Member* successor = nextPool ? nextPool->findMember(member->name) : nullptr;
+      if (successor && successor->endpoint == member->endpoint) continue;
+      member->endpoint->retire(nowNs);
+      retired.push_back({pool->name(), member->name, member->address.text,
+                         successor ? successor->address.text : std::string()});
+    }
+  }
+  for (const auto& pool : next.pools)
+    if (!pool->config().health)
+      for (const auto& member : pool->members()) member->up.store(true, std::memory_order_relaxed);
+  return retired;
+}
+
 bool keepsSocket(const Runtime& runtime, const config::Listener& listener) {
   const Listener* old = runtime.findListener(listener.name);
   return old && old->config.bind.text == listener.bind.text;

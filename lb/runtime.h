@@ -1,10 +1,13 @@
 #pragma once
 // One generation of what the config describes, as the data plane uses it:
-// pools with their members and listeners. Immutable once built; a reload
-// builds the next generation from the new config and the previous
-// generation, keeping members (matched by pool, name and address) and
-// listener counters (matched by name), so active counts, health and drain
-// state, and counters survive the reload.
+// pools with their members and listeners. A reload builds the next
+// generation from the new config and the running one, which it only reads:
+// members share their state with the running generation's member of the
+// same pool and name (active counts, health and drain state, counters, also
+// when the address changed), listeners their counters by name. Whatever the
+// switch changes in shared state (retired addresses, health of pools that
+// lost their checks) is written by commitRuntime, once the reload is
+// accepted; a refused one is dropped without a trace.
 
 #include <memory>
 #include <vector>
@@ -25,6 +28,21 @@ struct Runtime {
 };
 
 std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const Runtime* previous);
+
+// An address of a member that `next` no longer has: the member was removed,
+// or moved to another address (and keeps its state under its name).
+struct RetiredMember {
+  std::string pool;
+  std::string member;
+  std::string address;
+  std::string movedTo;  // the member's new address; empty: removed
+};
+
+// Switches the shared state from `running` to `next`, an accepted reload:
+// retires every address of `running` that `next` lacks (at nowNs,
+// CLOCK_MONOTONIC) and brings up every member of a pool without health
+// checks (nothing else would). Returns the retired addresses.
+std::vector<RetiredMember> commitRuntime(const Runtime& running, const Runtime& next, uint64_t nowNs);
 
 // Whether `listener` has a socket already in `runtime` (same name and bind).
 bool keepsSocket(const Runtime& runtime, const config::Listener& listener);

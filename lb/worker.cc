@@ -341,11 +341,11 @@ bool Worker::closesWhenDown(const Session& s) const {
          !s.member->up.load(std::memory_order_relaxed);
 }
 
-// removed_member_timeout: a reload removed the session's member a while ago.
+// removed_member_timeout: a reload removed the session's member (or moved
+// it away from the session's address) a while ago.
 bool Worker::removedTooLong(const Session& s) const {
   uint64_t timeout = toNs(current_->runtime->global.removedMemberTimeout);
-  if (timeout == 0 || !s.member || !s.member->removed.load(std::memory_order_relaxed)) return false;
-  return nowNs_ - s.member->removedAtNs.load(std::memory_order_relaxed) >= timeout;
+  return timeout != 0 && s.member && s.member->removedFor(nowNs_) >= timeout;
 }
 
 void Worker::armTick() {

@@ -146,11 +146,11 @@ void Worker::onConnect(Session& s, int result) {
   if (s.state != SessionState::Connecting) return;  // ended while connecting
   Member& member = *s.member;
   if (result == 0) {
-    member.connectFailures.value.store(0, std::memory_order_relaxed);
+    member.connectFailures.recordSuccess();
     bump(member.counters.connections);
     return startProxying(s);
   }
-  member.connectFailures.value.fetch_add(1, std::memory_order_relaxed);
+  member.connectFailures.recordFailure();
   // The linked timeout cancels the connect when it fires: -ECANCELED here.
   bool timedOut = result == -ECANCELED;
   bump(timedOut ? member.counters.connectTimeout : member.counters.connectRefused);
