@@ -41,6 +41,8 @@ class Control final : public HealthView {
   // can be bound, switches every worker to it. Otherwise the running config
   // stays and the errors are logged (and returned, for POST /reload).
   bool reload(std::string* errors);
+  // SIGUSR1 reopens it (logrotate).
+  void setAccessLog(std::shared_ptr<AccessLogSink> sink) { accessLog_ = std::move(sink); }
 
   const health::MemberHealth* healthOf(const Member& member) const override;
   const DurationHistogram* probeDurationsOf(const Member& member) const override;
@@ -84,6 +86,7 @@ class Control final : public HealthView {
   std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
 
   std::unique_ptr<Admin> admin_;
+  std::shared_ptr<AccessLogSink> accessLog_;
 };
 
 }  // namespace lb
