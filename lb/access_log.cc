@@ -116,8 +116,8 @@ std::shared_ptr<AccessLogOutput> openFile(const std::string& path, std::string* 
   // O_NONBLOCK: a FIFO without a reader fails at once instead of hanging the
   // opener, and writes to a FIFO or device never wait; a regular file
   // ignores it. The description is ours alone.
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
-                  0640);
+  int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+  int fd = ::open(path.c_str(), flags, 0640);
   if (fd < 0) {
     int e = errno;
     struct stat link{};
@@ -172,32 +172,33 @@ std::string_view toString(EndReason reason) {
 // ---------------------------------------------------------------------------
 // The sink
 
-AccessLogSink::AccessLogSink(std::string path, std::shared_ptr<AccessLogOutput> output)
-    : path_(std::move(path)), enabled_(output != nullptr), output_(std::move(output)) {}
+AccessLogSink::AccessLogSink(std::string target, bool isFile, std::shared_ptr<AccessLogOutput> output)
+    : target_(std::move(target)), isFile_(isFile), enabled_(output != nullptr), output_(std::move(output)) {}
 
 AccessLogSink::~AccessLogSink() = default;
 
 std::shared_ptr<AccessLogSink> AccessLogSink::open(const std::string& target, std::string* error) {
-  if (target == "off") return std::shared_ptr<AccessLogSink>(new AccessLogSink("", nullptr));
-  if (target == "stdout") return openDescriptor(STDOUT_FILENO, error);
-  auto output = openFile(target, error);
+  if (target == "off") return std::shared_ptr<AccessLogSink>(new AccessLogSink(target, false, nullptr));
+  std::shared_ptr<AccessLogOutput> output =
+      target == "stdout" ? useDescriptor(STDOUT_FILENO, error) : openFile(target, error);
   if (!output) return nullptr;
-  return std::shared_ptr<AccessLogSink>(new AccessLogSink(target, std::move(output)));
+  return std::shared_ptr<AccessLogSink>(new AccessLogSink(target, target != "stdout", std::move(output)));
 }
 
 std::shared_ptr<AccessLogSink> AccessLogSink::openDescriptor(int fd, std::string* error) {
   auto output = useDescriptor(fd, error);
   if (!output) return nullptr;
-  return std::shared_ptr<AccessLogSink>(new AccessLogSink("", std::move(output)));
+  std::string target = fmt::format("descriptor {}", fd);
+  return std::shared_ptr<AccessLogSink>(new AccessLogSink(std::move(target), false, std::move(output)));
 }
 
 bool AccessLogSink::reopen() {
-  if (path_.empty()) {
-    log::info("SIGUSR1: the access log is {}: nothing to reopen", enabled_ ? "not a file" : "off");
+  if (!isFile_) {
+    log::info("SIGUSR1: access_log is {}, not a file: nothing to reopen", target_);
     return false;
   }
   std::string error;
-  auto fresh = openFile(path_, &error);
+  auto fresh = openFile(target_, &error);
   if (!fresh) {
     log::error("SIGUSR1: {}; still writing to the file opened before", error);
     return false;
@@ -207,7 +208,7 @@ bool AccessLogSink::reopen() {
     output_ = std::move(fresh);
     generation_.fetch_add(1, std::memory_order_release);
   }
-  log::info("SIGUSR1: reopened access log {}", path_);
+  log::info("SIGUSR1: reopened access log {}", target_);
   return true;
 }
 

@@ -75,9 +75,10 @@ class AccessLogSink {
   void reportDropped(uint64_t lines, int lastError, uint64_t nowNs);
 
  private:
-  AccessLogSink(std::string path, std::shared_ptr<AccessLogOutput> output);
+  AccessLogSink(std::string target, bool isFile, std::shared_ptr<AccessLogOutput> output);
 
-  const std::string path_;  // empty: stdout, a descriptor or off (nothing to reopen)
+  const std::string target_;  // "stdout", "off", a path, or "descriptor N"
+  const bool isFile_;         // target_ is a path: reopen() opens it again
   const bool enabled_;
   mutable std::mutex mutex_;                 // guards output_ (held to swap or copy it, never to write)
   std::shared_ptr<AccessLogOutput> output_;  // null when off

@@ -96,6 +96,10 @@ class AccessLogTest(harness.RinglbTest):
         self.assertLess(elapsed, 120 * SCALE, f"{total} connections took {elapsed:.1f}s")
         dropped = mh.scrape(admin).total(DROPPED)
         self.assertGreater(dropped, 0, "lines beyond the buffers were not counted as dropped")
+        mh.wait_log(lb, "lines dropped")
+        warnings = len(mh.log_lines(lb, "lines dropped"))
+        self.assertLessEqual(warnings, 1 + (time.monotonic() - started) / 10,
+                             "the dropped-lines warning is not rate-limited")
 
         # The reader starts reading: the backlog arrives, then the lines of
         # new connections, every one of them whole.
