@@ -41,7 +41,7 @@ class Control final : public HealthView {
   // can be bound, switches every worker to it. Otherwise the running config
   // stays and the errors are logged (and returned, for POST /reload).
   bool reload(std::string* errors);
-  // SIGUSR1 reopens it (logrotate).
+  // The access log, which SIGUSR1 reopens (logrotate).
   void setAccessLog(std::shared_ptr<AccessLogSink> sink) { accessLog_ = std::move(sink); }
 
   const health::MemberHealth* healthOf(const Member& member) const override;
