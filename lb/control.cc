@@ -184,6 +184,10 @@ void Control::onSignal(int result) {
     if (!stopping_) reload(nullptr);
     return;
   }
+  if (signal == SIGUSR1) {
+    if (accessLog_) accessLog_->reopen();
+    return;
+  }
   if (stopping_) {
     log::warn("second {}: exiting now", strsignal(signal));
     _exit(1);

@@ -50,6 +50,8 @@ class Control final : public HealthView {
   // can be bound, switches every worker to it. Otherwise the running config
   // stays and the errors are logged (and returned, for POST /reload).
   bool reload(std::string* errors);
+  // The access log, which SIGUSR1 reopens (logrotate).
+  void setAccessLog(std::shared_ptr<AccessLogSink> sink) { accessLog_ = std::move(sink); }
 
   const health::MemberHealth* healthOf(const Member& member) const override;
   const DurationHistogram* probeDurationsOf(const Member& member) const override;
@@ -95,6 +97,7 @@ class Control final : public HealthView {
   std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
 
   std::unique_ptr<Admin> admin_;
+  std::shared_ptr<AccessLogSink> accessLog_;
 };
 
 }  // namespace lb

@@ -156,6 +156,14 @@ void workerMetrics(std::string& out, const ReportSources& s) {
   }
 }
 
+void accessLogMetrics(std::string& out, const ReportSources& s) {
+  uint64_t dropped = 0;
+  for (const auto& worker : s.workers) dropped += worker->accessLog().droppedLines();
+  family(out, "ringlb_access_log_dropped_lines_total", "counter",
+         "Access-log lines dropped because the output did not take them (all workers).");
+  fmt::format_to(Out(out), "ringlb_access_log_dropped_lines_total {}\n", dropped);
+}
+
 std::string jsonString(std::string_view text) {
   std::string out = "\"";
   appendJsonEscaped(out, text);
@@ -193,6 +201,7 @@ std::string renderMetrics(const ReportSources& sources) {
   healthMetrics(out, sources);
   poolMetrics(out, sources);
   workerMetrics(out, sources);
+  accessLogMetrics(out, sources);
   return out;
 }
 

@@ -60,6 +60,7 @@ sigset_t controlSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);  // reopen the access log
   return set;
 }
 
@@ -131,6 +132,7 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     if (result < 0) failed = result;
   }
   Control control(configPath, config, runtime, workers, running);
+  control.setAccessLog(sink);
   if (failed == 0) failed = control.start(signalFd, adminFd);
   adminFd = -1;  // the control thread owns it now
   if (failed < 0) {

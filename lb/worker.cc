@@ -130,9 +130,9 @@ void Worker::run() {
     stats_.completions.fetch_add(count, std::memory_order_relaxed);
     stats_.pipesInUse.store(pipes_.inUse(), std::memory_order_relaxed);
     stats_.pipesSpare.store(pipes_.spare(), std::memory_order_relaxed);
-    accessLog_.flush();
+    accessLog_.flush();  // also at every tick, so lines never wait for traffic
   }
-  accessLog_.flush();
+  accessLog_.flushBeforeExit();
   // Nothing may outlive the loop: tearing the ring down releases whatever
   // it still holds (the tick timer, the eventfd read).
   io_uring_queue_exit(&ring_);

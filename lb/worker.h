@@ -71,6 +71,7 @@ class Worker {
   void adopt(std::shared_ptr<const Runtime> runtime, std::map<std::string, int> newListenFds);
 
   const WorkerStats& stats() const { return stats_; }
+  const AccessLog& accessLog() const { return accessLog_; }
 
  private:
   // worker.cc: the loop, accepts, timers, stopping.
