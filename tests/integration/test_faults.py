@@ -389,7 +389,7 @@ class FaultTest(harness.RinglbTest):
         def transfers(seed):
             while not stop.is_set():
                 seed += 1
-                traffic.EchoTransfer(port, 8 * MiB, seed, recorder, pace=0.01).run()
+                traffic.EchoTransfer(port, 16 * MiB, seed, recorder, pace=0.01).run()
 
         loops = [threading.Thread(target=transfers, args=(k * 1000,), daemon=True) for k in range(3)]
         for t in short + loops:
@@ -403,6 +403,10 @@ class FaultTest(harness.RinglbTest):
             lb.signal(signal.SIGHUP)
             harness.wait_until(lambda: reloads() >= i, what=f"reload {i}")
             self.assertIsNone(lb.proc.poll(), f"ringlb exited during reload {i}")
+            # Some connections on every generation before the next reload.
+            done = len(recorder.snapshot())
+            harness.wait_until(lambda: len(recorder.snapshot()) >= done + 5,
+                               what=f"connections after reload {i}")
         for t in short:
             t.stop.set()
         stop.set()
@@ -424,7 +428,7 @@ class FaultTest(harness.RinglbTest):
         self.assertEqual([m.value("ringlb_member_weight", pool="p", member=n) for n in ("m1", "m2", "m3")],
                          [1, 2, 3])
         print(f"\n  50 reloads; {kinds['short']} short connections, {kinds['transfer']} transfers "
-              f"of 8 MiB, all intact", file=sys.stderr)
+              f"of 16 MiB, all intact", file=sys.stderr)
 
 
 if __name__ == "__main__":
