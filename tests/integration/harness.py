@@ -235,9 +235,10 @@ class Backend:
     """A threaded TCP server on 127.0.0.1:<ephemeral port>. handler(conn,
     backend) serves one connection; the backend closes it afterwards. The
     listening socket is bound before the constructor returns, so its port is
-    known and connects succeed at once."""
+    known and connects succeed at once. `port` 0 picks a free one; a fixed
+    port lets a restarted backend take its predecessor's place."""
 
-    def __init__(self, handler, name="backend", backlog=128):
+    def __init__(self, handler, name="backend", backlog=128, port=0):
         self.name = name
         self.handler = handler
         self.lock = threading.Lock()
@@ -249,7 +250,7 @@ class Backend:
         self._stopping = False
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((LOOPBACK, 0))
+        self.listener.bind((LOOPBACK, port))
         self.listener.listen(backlog)
         self.port = self.listener.getsockname()[1]
         self.address = f"{LOOPBACK}:{self.port}"
