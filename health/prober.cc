@@ -32,9 +32,6 @@ std::string connectFailureReason(int error) {
 Prober::Prober(ProbeRing* ring, uint16_t id, std::vector<ProbeSpec> specs, OnTransition onTransition,
                TimePoint now, uint64_t seed)
     : ring_(ring), id_(id), onTransition_(std::move(onTransition)), random_(seed) {
-  // Targets beyond what user_data can carry are not probed (over a million
-  // health-checked members: not a configuration anyone runs).
-  if (specs.size() > kProbeTargetLimit) specs.resize(kProbeTargetLimit);
   targets_.reserve(specs.size());
   for (ProbeSpec& spec : specs) {
     Options options = spec.options;
@@ -85,7 +82,10 @@ void Prober::stop(size_t index) {
 }
 
 void Prober::onTick(TimePoint now) {
-  for (size_t i = 0; i < targets_.size(); ++i) {
+  // Targets beyond what user_data can carry keep their initial state and are
+  // never probed (over a million health-checked members: not a real config).
+  size_t probed = std::min(targets_.size(), size_t{kProbeTargetLimit});
+  for (size_t i = 0; i < probed; ++i) {
     Target& t = targets_[i];
     if (t.running && now >= t.deadline)
       finish(i, false, fmt::format("timeout after {}", formatDuration(t.spec.options.timeout)), now);
