@@ -31,7 +31,8 @@ struct Listener {
 // this process's sockets may: -EADDRINUSE when another process (a second
 // ringlb of the same user would be let in) listens on the address, checked
 // through the kernel's socket diagnostics before binding and once listening.
-// Sockets inherited from an in-place upgrade (not built yet) would bypass it.
+// Sockets inherited from an in-place upgrade (not built yet) are exempt: they
+// are not opened here.
 int openListenSocket(const config::Address& address, bool reusePort = true);
 
 }  // namespace lb

@@ -288,6 +288,30 @@ class RunningConfigTest(harness.RinglbTest):
         self.assertEqual(lb.access_log(), [])
 
 
+class PreviewTest(harness.RinglbTest):
+
+    def test_check_against_shows_pool_and_health_changes(self):
+        port, member = harness.free_port(), harness.dead_address()
+        old_text = harness.make_config(port, [harness.member("m1", member)], pool={"retries": 2})
+        old_text += '\n[pool.pool.health]\nkind = "tcp"\ninterval = "2s"\n'
+        old = self.write_config(old_text, "old.toml")
+        cases = {
+            "no health": (old_text.split("\n[pool.pool.health]")[0], "  - health (tcp every 2s)"),
+            "interval": (old_text.replace('interval = "2s"', 'interval = "5s"'), "  health interval 2s -> 5s"),
+            "kind": (old_text.replace('kind = "tcp"', 'kind = "http"'), "  health kind tcp -> http"),
+            "retries": (old_text.replace("retries = 2", "retries = 3"), "  retries 2 -> 3"),
+        }
+        for name, (text, line) in cases.items():
+            with self.subTest(name):
+                new = self.write_config(text, "new.toml")
+                r = run("--check", new, "--against", old)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("pool pool:\n" + line + "\n", r.stdout)
+                self.assertNotIn("unchanged", r.stdout)
+        r = run("--check", old, "--against", old)
+        self.assertIn("pool pool: unchanged", r.stdout)
+
+
 class AdminListenTest(harness.RinglbTest):
 
     def test_admin_on_a_listener_address_is_refused(self):
