@@ -38,19 +38,25 @@ std::string duration(Duration value) {
   return fmt::format("{}ms", ms);
 }
 
+// What an unset (zero) value means, or the value.
+std::string durationOr(Duration value, std::string_view zero) {
+  return value.count() == 0 ? std::string(zero) : duration(value);
+}
+std::string numberOr(int value, std::string_view zero) {
+  return value == 0 ? std::string(zero) : fmt::format("{}", value);
+}
+
 template <typename E, size_t N>
 std::string name(const Choice<E> (&choices)[N], E value) {
   return std::string(nameOf(choices, value));
 }
 
 const Field<Global> kGlobalFields[] = {
-    {"workers", [](const Global& g) { return g.workers == 0 ? std::string("auto") : fmt::format("{}", g.workers); },
-     kAtRestart},
+    {"workers", [](const Global& g) { return numberOr(g.workers, "auto"); }, kAtRestart},
     {"log_level", [](const Global& g) { return name(kLogLevels, g.logLevel); }},
     {"access_log", [](const Global& g) { return quoted(g.accessLog); }, kAtRestart},
     {"shutdown_timeout", [](const Global& g) { return duration(g.shutdownTimeout); }},
-    {"removed_member_timeout",
-     [](const Global& g) { return g.removedMemberTimeout.count() == 0 ? std::string("off") : duration(g.removedMemberTimeout); }},
+    {"removed_member_timeout", [](const Global& g) { return durationOr(g.removedMemberTimeout, "off"); }},
 };
 
 const Field<Admin> kAdminFields[] = {
@@ -82,8 +88,7 @@ const Field<Member> kMemberFields[] = {
     {"address", [](const Member& m) { return m.address.text; }},
     {"weight", [](const Member& m) { return fmt::format("{}", m.weight); }},
     {"backup", [](const Member& m) { return fmt::format("{}", m.backup); }},
-    {"health_address",
-     [](const Member& m) { return m.healthAddress ? m.healthAddress->text : std::string("(its address)"); }},
+    {"health_address", [](const Member& m) { return m.healthAddress ? m.healthAddress->text : "(address)"; }},
 };
 
 const Field<Health> kHealthFields[] = {
@@ -94,10 +99,9 @@ const Field<Health> kHealthFields[] = {
     {"fall", [](const Health& h) { return fmt::format("{}", h.fall); }},
     {"path", [](const Health& h) { return quoted(h.path); }},
     {"expect_status", [](const Health& h) { return fmt::format("[{}]", fmt::join(h.expectStatus, ", ")); }},
-    {"host", [](const Health& h) { return h.host.empty() ? std::string("(the member's address)") : quoted(h.host); }},
-    {"down_interval",
-     [](const Health& h) { return h.downInterval.count() == 0 ? std::string("(interval)") : duration(h.downInterval); }},
-    {"passive_fall", [](const Health& h) { return h.passiveFall == 0 ? std::string("off") : fmt::format("{}", h.passiveFall); }},
+    {"host", [](const Health& h) { return h.host.empty() ? std::string("(the address)") : quoted(h.host); }},
+    {"down_interval", [](const Health& h) { return durationOr(h.downInterval, "(interval)"); }},
+    {"passive_fall", [](const Health& h) { return numberOr(h.passiveFall, "off"); }},
     {"on_down", [](const Health& h) { return name(kOnDown, h.onDown); }},
 };
 
@@ -135,7 +139,8 @@ void listenerLines(const Config& before, const Config& after, std::vector<std::s
       out.push_back(fmt::format("- listener {} on {}", shown(l.name), l.bind.text));
   for (const Listener& l : after.listeners) {
     const Listener* old = findByName(before.listeners, l.name);
-    if (sameSocket(old, l)) compare(kListenerFields, *old, l, fmt::format("~ listener {} ", shown(l.name)), out);
+    if (sameSocket(old, l))
+      compare(kListenerFields, *old, l, fmt::format("~ listener {} ", shown(l.name)), out);
   }
 }
 
