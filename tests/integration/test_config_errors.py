@@ -288,6 +288,16 @@ class RunningConfigTest(harness.RinglbTest):
         self.assertEqual(lb.access_log(), [])
 
 
+    def test_a_renamed_listener_may_reuse_its_own_address(self):
+        lb = self.start_ringlb(self.config())
+        with open(lb.config_path, "w") as f:
+            f.write(self.config().replace('name = "front"', 'name = "renamed"'))
+        lb.signal(signal.SIGHUP)
+        self.wait_log(lb, "reloaded", "the reload")  # the sockets it shares are its own
+        self.assertNotIn("failed", lb.stderr_text())
+        self.assertEqual(echo_once(self.port, b"renamed\n"), b"renamed\n")
+
+
 class PreviewTest(harness.RinglbTest):
 
     def test_check_against_shows_pool_and_health_changes(self):
