@@ -20,6 +20,18 @@ std::string plural(size_t count, std::string_view noun) {
   return fmt::format("{} {}{}", count, noun, count == 1 ? "" : "s");
 }
 
+const char* namedEscape(unsigned char c) {
+  switch (c) {
+    case '\n':
+      return "\\n";
+    case '\t':
+      return "\\t";
+    case '\r':
+      return "\\r";
+  }
+  return nullptr;
+}
+
 // Escapes what could end or fake a line; with `quotes`, also `"` and `\`, so
 // that a quoted value reads back unambiguously. Cuts after maxChars code points.
 std::string escape(std::string_view text, size_t maxChars, bool quotes) {
@@ -39,12 +51,9 @@ std::string escape(std::string_view text, size_t maxChars, bool quotes) {
     } else if (c == 0xE2 && byte(i + 1) == 0x80 && (byte(i + 2) == 0xA8 || byte(i + 2) == 0xA9)) {
       out += byte(i + 2) == 0xA8 ? "\\u2028" : "\\u2029";  // line and paragraph separators
       i += 3;
-    } else if (c == '\n') {
-      out += "\\n", ++i;
-    } else if (c == '\t') {
-      out += "\\t", ++i;
-    } else if (c == '\r') {
-      out += "\\r", ++i;
+    } else if (const char* named = namedEscape(c)) {
+      out += named;
+      ++i;
     } else if (c < 0x20 || c == 0x7F) {
       fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
       ++i;
