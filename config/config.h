@@ -119,14 +119,27 @@ struct Error {
   std::string message;
 };
 
-// "file:line:col: message"
+// "file:line:col: message", always one line: control characters that reach
+// it anyway are escaped as printable() does.
 std::string formatError(const Error& error);
+
+// `text` made safe to quote inside one line of an error or log message:
+// control characters become \n, \t, \r or \xNN, the Unicode line breaks
+// U+0085, U+2028 and U+2029 become \u0085, \u2028 and \u2029, quotes and
+// backslashes get a backslash, and text longer than maxChars characters
+// (code points) is cut there and ends in "...".
+std::string printable(std::string_view text, size_t maxChars = 64);
+
+// The largest config file loadFile() reads (16 MiB).
+inline constexpr size_t kMaxFileBytes = size_t{16} << 20;
 
 struct LoadResult {
   std::optional<Config> config;  // set only when errors is empty
   std::vector<Error> errors;     // in file order
 };
 
+// Reads only a regular file of at most kMaxFileBytes, and never blocks: a
+// FIFO, a device, a socket or a directory is an error naming what it is.
 LoadResult loadFile(const std::string& path);
 LoadResult loadString(std::string_view text, std::string_view sourceName);
 

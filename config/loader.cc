@@ -7,27 +7,14 @@
 #include <map>
 #include <set>
 
+#include "config/choices.h"
 #include "config/config.h"
+#include "config/keys.h"
+#include "config/shared_limits.h"
 #include "config/toml_reader.h"
 
 namespace config {
 namespace {
-
-constexpr Choice<LogLevel> kLogLevels[] = {{"error", LogLevel::Error},
-                                           {"warn", LogLevel::Warn},
-                                           {"info", LogLevel::Info},
-                                           {"debug", LogLevel::Debug}};
-constexpr Choice<Balance> kBalances[] = {{"round_robin", Balance::RoundRobin},
-                                         {"least_conn", Balance::LeastConn},
-                                         {"consistent_hash", Balance::ConsistentHash},
-                                         {"random_two", Balance::RandomTwo}};
-constexpr Choice<HashKey> kHashKeys[] = {{"source_ip", HashKey::SourceIp},
-                                         {"source_ip_port", HashKey::SourceIpPort}};
-constexpr Choice<WhenAllDown> kWhenAllDown[] = {{"reject", WhenAllDown::Reject},
-                                                {"use_all", WhenAllDown::UseAll}};
-constexpr Choice<OnDown> kOnDown[] = {{"keep", OnDown::Keep}, {"close", OnDown::Close}};
-constexpr Choice<HealthKind> kHealthKinds[] = {{"tcp", HealthKind::Tcp},
-                                               {"http", HealthKind::Http}};
 
 constexpr std::string_view kTopLevelTables = "[global], [admin], [[listener]] or [pool.NAME]";
 
@@ -57,6 +44,7 @@ class Loader {
   void loadListeners(const toml::table& root);
   void loadListener(const toml::table& table);
   void checkListenerPool(const Listener& listener, const toml::node& poolNode);
+  void checkAdminListen();
   bool isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
                    std::string_view what, std::string_view context);
 
@@ -65,6 +53,7 @@ class Loader {
   std::set<std::string, std::less<>> poolNames_;  // every [pool.NAME], even invalid ones
   FirstSeen listenerNames_;
   FirstSeen listenerBinds_;
+  const toml::node* adminListen_ = nullptr;  // the [admin] listen value, when valid
 };
 
 LoadResult Loader::load(const toml::table& root) {
@@ -73,6 +62,7 @@ LoadResult Loader::load(const toml::table& root) {
   if (const toml::table* admin = reader_.tableAt(root, "admin", "[admin]")) loadAdmin(*admin);
   if (const toml::table* pools = reader_.tableAt(root, "pool", "[pool.NAME]")) loadPools(*pools);
   loadListeners(root);  // after the pools, which listeners refer to
+  checkAdminListen();
   LoadResult result;
   result.errors = reader_.takeErrors();
   if (result.errors.empty()) result.config = std::move(config_);
@@ -88,19 +78,17 @@ void Loader::checkTopLevelKeys(const toml::table& root) {
     if (value.is_table() || tableArray) {
       std::string_view open = tableArray ? "[[" : "[";
       std::string_view close = tableArray ? "]]" : "]";
-      reader_.error(key.source(), fmt::format("unknown table {}{}{} (expected {})", open, name,
+      reader_.error(key.source(), fmt::format("unknown table {}{}{} (expected {})", open, printable(name),
                                               close, kTopLevelTables));
     } else {
-      reader_.error(key.source(), fmt::format(R"(unknown top-level key "{}" (expected {}))", name,
+      reader_.error(key.source(), fmt::format(R"(unknown top-level key "{}" (expected {}))", printable(name),
                                               kTopLevelTables));
     }
   }
 }
 
 void Loader::loadGlobal(const toml::table& table) {
-  reader_.checkKeys(table,
-                    {"workers", "log_level", "access_log", "shutdown_timeout", "removed_member_timeout"},
-                    "[global]");
+  reader_.checkKeys(table, keys::kGlobal, "[global]");
   Global& global = config_.global;
   reader_.readInt(table, "workers", 1, 1024, global.workers);
   reader_.readEnum(table, "log_level", "log_level", kLogLevels, global.logLevel);
@@ -110,9 +98,12 @@ void Loader::loadGlobal(const toml::table& table) {
 }
 
 void Loader::loadAdmin(const toml::table& table) {
-  reader_.checkKeys(table, {"listen", "token"}, "[admin]");
+  reader_.checkKeys(table, keys::kAdmin, "[admin]");
   Address listen;
-  if (reader_.readAddress(table, "listen", listen)) config_.admin.listen = std::move(listen);
+  if (reader_.readAddress(table, "listen", listen)) {
+    config_.admin.listen = std::move(listen);
+    adminListen_ = table.get("listen");
+  }
   reader_.readString(table, "token", config_.admin.token);
 }
 
@@ -123,7 +114,7 @@ void Loader::loadPools(const toml::table& pools) {
     std::string name(key.str());
     poolNames_.insert(name);
     if (name.empty()) reader_.error(key.source(), "pool name must not be empty");
-    if (const toml::table* table = reader_.tableAt(pools, name, fmt::format("[pool.{}]", name)))
+    if (const toml::table* table = reader_.tableAt(pools, name, fmt::format("[pool.{}]", printable(name))))
       ordered.emplace_back(name, table);
   }
   auto position = [](const toml::table* table) {
@@ -137,11 +128,7 @@ void Loader::loadPools(const toml::table& pools) {
 }
 
 void Loader::loadPool(const std::string& name, const toml::table& table) {
-  reader_.checkKeys(
-      table,
-      {"balance", "hash_key", "connect_timeout", "retries", "when_all_down", "table_size",
-       "hash_balance_factor", "member", "health"},
-      fmt::format("[pool.{}]", name));
+  reader_.checkKeys(table, keys::kPool, fmt::format("[pool.{}]", printable(name)));
   Pool pool;
   pool.name = name;
   reader_.readEnum(table, "balance", "balance", kBalances, pool.balance);
@@ -151,19 +138,19 @@ void Loader::loadPool(const std::string& name, const toml::table& table) {
   reader_.readEnum(table, "when_all_down", "when_all_down", kWhenAllDown, pool.whenAllDown);
   loadMembers(pool, table);
   checkConsistentHash(pool, table);
-  std::string healthHeader = fmt::format("[pool.{}.health]", name);
+  std::string healthHeader = fmt::format("[pool.{}.health]", printable(name));
   if (const toml::table* health = reader_.tableAt(table, "health", healthHeader))
     loadHealth(pool, *health);
   config_.pools.push_back(std::move(pool));
 }
 
 void Loader::loadMembers(Pool& pool, const toml::table& poolTable) {
-  std::string header = fmt::format("[[pool.{}.member]]", pool.name);
+  std::string header = fmt::format("[[pool.{}.member]]", printable(pool.name));
   const toml::node* node = poolTable.get("member");
   const toml::array* members = reader_.tableArrayAt(poolTable, "member", header);
   if (node == nullptr || (members != nullptr && members->empty())) {
     reader_.error(node ? *node : poolTable,
-                  fmt::format(R"(pool "{}" has no members (add a {} table))", pool.name, header));
+                  fmt::format(R"(pool "{}" has no members (add a {} table))", printable(pool.name), header));
   }
   if (members == nullptr) return;
   FirstSeen names;
@@ -173,11 +160,10 @@ void Loader::loadMembers(Pool& pool, const toml::table& poolTable) {
 
 void Loader::loadMember(Pool& pool, const toml::table& table, FirstSeen& names,
                         FirstSeen& addresses) {
-  std::string where = fmt::format("[[pool.{}.member]]", pool.name);
-  reader_.checkKeys(table, {"name", "address", "weight", "backup", "health_address", "health_port"},
-                    where);
+  std::string where = fmt::format("[[pool.{}.member]]", printable(pool.name));
+  reader_.checkKeys(table, keys::kMember, where);
   Member member;
-  std::string context = fmt::format(R"( in pool "{}")", pool.name);
+  std::string context = fmt::format(R"( in pool "{}")", printable(pool.name));
   bool hasName = table.contains("name");
   bool named = reader_.readNonEmptyString(table, "name", member.name);
   bool addressed = reader_.require(table, "address", where) &&
@@ -199,10 +185,7 @@ void Loader::loadMember(Pool& pool, const toml::table& table, FirstSeen& names,
 }
 
 void Loader::loadHealth(Pool& pool, const toml::table& table) {
-  reader_.checkKeys(table,
-                    {"kind", "interval", "timeout", "rise", "fall", "path", "expect_status", "host",
-                     "down_interval", "passive_fall", "on_down"},
-                    fmt::format("[pool.{}.health]", pool.name));
+  reader_.checkKeys(table, keys::kHealth, fmt::format("[pool.{}.health]", printable(pool.name)));
   Health health;
   reader_.readEnum(table, "kind", "health kind", kHealthKinds, health.kind);
   reader_.readDuration(table, "interval", health.interval);
@@ -287,9 +270,10 @@ void Loader::checkConsistentHash(Pool& pool, const toml::table& table) {
   }
   double factor = 0;
   if (reader_.readNumber(table, "hash_balance_factor", factor)) {
-    if (factor != 0 && !(factor >= 1.0 && factor <= 100.0))
+    if (factor != 0 && !(factor >= kMinHashBalanceFactor && factor <= kMaxHashBalanceFactor))
       reader_.error(*table.get("hash_balance_factor"),
-                    fmt::format(R"("hash_balance_factor" must be 0 (off) or from 1 to 100, got {})", factor));
+                    fmt::format(R"("hash_balance_factor" must be 0 (off) or from {} to {}, got {})",
+                                kMinHashBalanceFactor, kMaxHashBalanceFactor, factor));
     else
       pool.hashBalanceFactor = factor;
   }
@@ -301,7 +285,7 @@ void Loader::readHealthPath(const toml::table& table, std::string& out) {
   if (!reader_.readString(table, "path", path)) return;
   const toml::node& node = *table.get("path");
   if (path.empty() || path.front() != '/') {
-    reader_.error(node, fmt::format(R"("path" must start with "/", got "{}")", path));
+    reader_.error(node, fmt::format(R"("path" must start with "/", got "{}")", printable(path)));
     return;
   }
   bool printable = std::all_of(path.begin(), path.end(), [](char c) { return c > ' ' && c < 127; });
@@ -351,7 +335,7 @@ void Loader::loadListeners(const toml::table& root) {
 
 void Loader::loadListener(const toml::table& table) {
   constexpr std::string_view where = "[[listener]]";
-  reader_.checkKeys(table, {"name", "bind", "pool", "max_connections", "idle_timeout"}, where);
+  reader_.checkKeys(table, keys::kListener, where);
   Listener listener;
   if (reader_.require(table, "name", where) &&
       reader_.readNonEmptyString(table, "name", listener.name)) {
@@ -372,9 +356,44 @@ void Loader::loadListener(const toml::table& table) {
 void Loader::checkListenerPool(const Listener& listener, const toml::node& poolNode) {
   if (poolNames_.count(listener.pool) != 0) return;
   std::string who =
-      listener.name.empty() ? "listener" : fmt::format(R"(listener "{}")", listener.name);
+      listener.name.empty() ? "listener" : fmt::format(R"(listener "{}")", printable(listener.name));
   reader_.error(poolNode,
-                fmt::format(R"({} names pool "{}", which is not defined)", who, listener.pool));
+                fmt::format(R"({} names pool "{}", which is not defined)", who, printable(listener.pool)));
+}
+
+namespace {
+bool isWildcard(const Address& address) {
+  if (address.family() == AF_INET)
+    return reinterpret_cast<const sockaddr_in*>(address.sockaddrPtr())->sin_addr.s_addr == INADDR_ANY;
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(address.sockaddrPtr());
+  return IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+}
+
+// True when `wide` is a wildcard that takes connections for `other` too
+// ("[::]" also takes IPv4, as ringlb leaves IPV6_V6ONLY off).
+bool covers(const Address& wide, const Address& other) {
+  return isWildcard(wide) && (wide.family() == other.family() || wide.family() == AF_INET6);
+}
+
+// True when sockets bound to both could not coexist without SO_REUSEPORT.
+bool overlaps(const Address& a, const Address& b) {
+  return a.port() == b.port() && (a.text == b.text || covers(a, b) || covers(b, a));
+}
+}  // namespace
+
+// The admin endpoint binds its own socket, without SO_REUSEPORT: on a
+// listener's address it could not start (or would take that listener's
+// connections), so --check refuses it already.
+void Loader::checkAdminListen() {
+  if (adminListen_ == nullptr) return;
+  const Address& admin = *config_.admin.listen;
+  for (const Listener& listener : config_.listeners) {
+    if (!overlaps(admin, listener.bind)) continue;
+    reader_.error(*adminListen_,
+                  fmt::format(R"([admin] listen {} collides with listener "{}" (bind = "{}"))",
+                              admin.text, printable(listener.name), listener.bind.text));
+    return;
+  }
 }
 
 // Records an error and returns true when `value` was seen before.
@@ -382,12 +401,15 @@ bool Loader::isDuplicate(FirstSeen& seen, const std::string& value, const toml::
                          std::string_view what, std::string_view context) {
   auto [it, inserted] = seen.emplace(value, lineOf(node));
   if (inserted) return false;
-  reader_.error(node, fmt::format(R"(duplicate {} "{}"{} (first at line {}))", what, value, context,
+  reader_.error(node, fmt::format(R"(duplicate {} "{}"{} (first at line {}))", what, printable(value), context,
                                   it->second));
   return true;
 }
 
 }  // namespace
+
+// toml++'s own messages quote the source they stopped at.
+constexpr size_t kMaxParserMessageChars = 200;
 
 LoadResult loadString(std::string_view text, std::string_view sourceName) {
   std::string file(sourceName);
@@ -398,7 +420,8 @@ LoadResult loadString(std::string_view text, std::string_view sourceName) {
     const toml::source_position& begin = e.source().begin;
     LoadResult result;
     result.errors.push_back(Error{file, static_cast<int>(begin.line),
-                                  static_cast<int>(begin.column), std::string(e.description())});
+                                  static_cast<int>(begin.column),
+                                  printable(e.description(), kMaxParserMessageChars)});
     return result;
   }
   return Loader(file).load(root);

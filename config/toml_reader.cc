@@ -44,11 +44,11 @@ void TomlReader::errorWithoutPosition(std::string message) {
   errors_.push_back(Error{file_, 0, 0, std::move(message)});
 }
 
-void TomlReader::checkKeys(const toml::table& table, std::initializer_list<std::string_view> known,
+void TomlReader::checkKeys(const toml::table& table, std::span<const std::string_view> known,
                            std::string_view where) {
   for (auto&& [key, value] : table) {
     if (std::find(known.begin(), known.end(), key.str()) == known.end())
-      error(key.source(), fmt::format(R"(unknown key "{}" in {})", key.str(), where));
+      error(key.source(), fmt::format(R"(unknown key "{}" in {})", printable(key.str()), where));
   }
 }
 
@@ -70,7 +70,7 @@ void TomlReader::unknownChoice(const toml::node& node, std::string_view what, st
     if (i > 0) expected += i + 1 == names.size() ? " or " : ", ";
     expected += names[i];
   }
-  error(node, fmt::format(R"(unknown {} "{}" (expected {}))", what, name, expected));
+  error(node, fmt::format(R"(unknown {} "{}" (expected {}))", what, printable(name), expected));
 }
 
 bool TomlReader::readString(const toml::table& table, std::string_view key, std::string& out) {

@@ -4,20 +4,15 @@
 
 #include <toml++/toml.h>
 
-#include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "config/choices.h"
 #include "config/config.h"
 
 namespace config {
-
-template <typename E>
-struct Choice {
-  std::string_view name;
-  E value;
-};
 
 // Each read*() leaves `out` untouched when the key is absent or its value is
 // wrong, and returns true only when it stored a valid value. Wrong values are
@@ -33,7 +28,7 @@ class TomlReader {
   void errorWithoutPosition(std::string message);
 
   // Records every key of `table` not in `known`; `where` names the table.
-  void checkKeys(const toml::table& table, std::initializer_list<std::string_view> known,
+  void checkKeys(const toml::table& table, std::span<const std::string_view> known,
                  std::string_view where);
   // Records a "missing required key" error at the table when `key` is absent.
   bool require(const toml::table& table, std::string_view key, std::string_view where);

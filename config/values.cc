@@ -32,7 +32,7 @@ uint16_t parsePort(std::string_view text) {
 }
 
 std::string expectedForm(std::string_view text) {
-  return fmt::format(R"(expected "IPv4:port" or "[IPv6]:port", got "{}")", text);
+  return fmt::format(R"(expected "IPv4:port" or "[IPv6]:port", got "{}")", printable(text));
 }
 
 // `host` is the text between the brackets of "[host]:port".
@@ -42,7 +42,7 @@ std::optional<Address> makeV6(std::string_view host, uint16_t port, std::string_
   auto* sin6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
   std::string hostText(host);
   if (inet_pton(AF_INET6, hostText.c_str(), &sin6->sin6_addr) != 1)
-    return fail(whyNot, fmt::format(R"(invalid IPv6 address "{}" in "{}")", host, text));
+    return fail(whyNot, fmt::format(R"(invalid IPv6 address "{}" in "{}")", printable(host), printable(text)));
   sin6->sin6_family = AF_INET6;
   sin6->sin6_port = htons(port);
   address.length = sizeof(sockaddr_in6);
@@ -97,7 +97,8 @@ std::optional<Address> parseAddress(std::string_view text, std::string* whyNot) 
   uint16_t port = parsePort(portText);
   if (port == 0)
     return fail(whyNot,
-                fmt::format(R"(invalid port "{}" in "{}" (expected 1 to 65535))", portText, text));
+                fmt::format(R"(invalid port "{}" in "{}" (expected 1 to 65535))", printable(portText),
+                            printable(text)));
   return bracketed ? makeV6(host, port, text, whyNot) : makeV4(host, port, text, whyNot);
 }
 
@@ -125,12 +126,12 @@ std::optional<Duration> parseDuration(std::string_view text, std::string* whyNot
   if (digits == 0 || unit == nullptr)
     return fail(
         whyNot,
-        fmt::format(R"(expected a whole number followed by ms, s, m or h, got "{}")", text));
+        fmt::format(R"(expected a whole number followed by ms, s, m or h, got "{}")", printable(text)));
   uint64_t value = 0;
   auto parsed = std::from_chars(text.data(), text.data() + digits, value);
   if (parsed.ec != std::errc() ||
       value > static_cast<uint64_t>(kMaxDurationMs / unit->milliseconds))
-    return fail(whyNot, fmt::format(R"("{}" is too long (at most 1000000h))", text));
+    return fail(whyNot, fmt::format(R"("{}" is too long (at most 1000000h))", printable(text)));
   return Duration(static_cast<int64_t>(value) * unit->milliseconds);
 }
 

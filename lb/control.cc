@@ -233,7 +233,11 @@ bool Control::reload(std::string* errorsOut) {
     if (!bindNewListeners(*next, &fds, &errors)) next.reset();
   }
   if (!next) {
-    log::error("reload of {} failed; the running config stays:\n{}", configPath_, errors);
+    log::error("reload of {} failed; the running config stays", configPath_);
+    for (size_t start = 0, end; start < errors.size(); start = end + 1) {
+      end = std::min(errors.find('\n', start), errors.size());
+      if (end > start) log::error("reload: {}", std::string_view(errors).substr(start, end - start));
+    }
     notifySystemd("READY=1");
     if (errorsOut) *errorsOut = errors;
     return false;

@@ -1,19 +1,134 @@
 #include "lb/listener.h"
 
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "lb/log.h"
 
 namespace lb {
 
 namespace {
 constexpr int kBacklog = 4096;
+
+// Inodes of the listening sockets this process opened. A socket is never
+// removed: socket inode numbers are not reused in a process's lifetime in
+// practice (a 32-bit counter over every socket of the host), and the set
+// grows by one per socket and reload.
+std::mutex gOwnMutex;
+std::set<uint64_t> gOwnInodes;
+
+void rememberOwn(int fd) {
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return;
+  std::lock_guard lock(gOwnMutex);
+  gOwnInodes.insert(info.st_ino);
 }
 
+bool isOwn(uint64_t inode) {
+  std::lock_guard lock(gOwnMutex);
+  return gOwnInodes.count(inode) != 0;
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+// True when a socket listening on `found` takes connections for `address`
+// too: the same port, and the same address or a wildcard on either side.
+bool sameListenAddress(const config::Address& address, const inet_diag_sockid& found) {
+  if (ntohs(found.idiag_sport) != address.port()) return false;
+  if (address.family() == AF_INET) {
+    in_addr_t mine = reinterpret_cast<const sockaddr_in*>(address.sockaddrPtr())->sin_addr.s_addr;
+    in_addr_t theirs = found.idiag_src[0];
+    return mine == theirs || mine == INADDR_ANY || theirs == INADDR_ANY;
+  }
+  const in6_addr& mine = reinterpret_cast<const sockaddr_in6*>(address.sockaddrPtr())->sin6_addr;
+  in6_addr theirs{};
+  std::memcpy(&theirs, found.idiag_src, sizeof theirs);
+  return std::memcmp(&mine, &theirs, sizeof mine) == 0 || IN6_IS_ADDR_UNSPECIFIED(&mine) ||
+         IN6_IS_ADDR_UNSPECIFIED(&theirs);
+}
+
+// Whether a TCP socket that this process did not open listens on `address`:
+// 1 yes, 0 no, -errno when the kernel's socket diagnostics (NETLINK_SOCK_DIAG,
+// what ss(8) reads) cannot say.
+int foreignListener(const config::Address& address) {
+  int sock = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (sock < 0) return -errno;
+  FdCloser closer{sock};
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 body;
+  } request{};
+  request.header.nlmsg_len = sizeof request;
+  request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.body.sdiag_family = static_cast<uint8_t>(address.family());
+  request.body.sdiag_protocol = IPPROTO_TCP;
+  request.body.idiag_states = 1u << TCP_LISTEN;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(sock, &request, sizeof request, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+    return -errno;
+  alignas(nlmsghdr) char buffer[32 * 1024];
+  int found = 0;
+  for (;;) {
+    ssize_t length = ::recv(sock, buffer, sizeof buffer, 0);
+    if (length < 0 && errno == EINTR) continue;
+    if (length < 0) return -errno;
+    if (length == 0) return -EPROTO;
+    int remaining = static_cast<int>(length);
+    for (auto* header = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(header, remaining);
+         header = NLMSG_NEXT(header, remaining)) {
+      if (header->nlmsg_type == NLMSG_DONE) return found;
+      if (header->nlmsg_type == NLMSG_ERROR) {
+        const auto* error = static_cast<const nlmsgerr*>(NLMSG_DATA(header));
+        return error->error < 0 ? error->error : -EPROTO;
+      }
+      const auto* message = static_cast<const inet_diag_msg*>(NLMSG_DATA(header));
+      if (sameListenAddress(address, message->id) && !isOwn(message->idiag_inode)) found = 1;
+    }
+  }
+}
+
+// -EADDRINUSE when another process listens on `address`; 0 otherwise,
+// including when that cannot be known (logged once).
+int refuseShared(const config::Address& address) {
+  int foreign = foreignListener(address);
+  if (foreign > 0) return -EADDRINUSE;
+  if (foreign < 0) {
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true))
+      log::warn("cannot list listening sockets ({}): a second process on a listener's port goes unnoticed",
+                std::strerror(-foreign));
+  }
+  return 0;
+}
+
+}  // namespace
+
 int openListenSocket(const config::Address& address, bool reusePort) {
+  // SO_REUSEPORT lets any process of the same user join the port and take a
+  // share of its connections. Checked before binding, so that a second
+  // instance never takes a connection, and again once listening, so that of
+  // two instances starting at the same moment at least one sees the other.
+  if (reusePort) {
+    if (int refused = refuseShared(address); refused < 0) return refused;
+  }
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
@@ -27,6 +142,13 @@ int openListenSocket(const config::Address& address, bool reusePort) {
     result = -errno;
     ::close(fd);
     return result;
+  }
+  rememberOwn(fd);
+  if (reusePort) {
+    if (int refused = refuseShared(address); refused < 0) {
+      ::close(fd);
+      return refused;
+    }
   }
   return fd;
 }

@@ -27,7 +27,12 @@ struct Listener {
 };
 
 // A bound, listening socket for `address`, or -errno. With `reusePort`
-// several sockets share the address and the kernel spreads connections.
+// several sockets share the address and the kernel spreads connections; only
+// this process's sockets may: -EADDRINUSE when another process (a second
+// ringlb of the same user would be let in) listens on the address, checked
+// through the kernel's socket diagnostics before binding and once listening.
+// Sockets inherited from an in-place upgrade (not built yet) are exempt: they
+// are not opened here.
 int openListenSocket(const config::Address& address, bool reusePort = true);
 
 }  // namespace lb

@@ -2,20 +2,13 @@
 
 #include <fmt/format.h>
 
-#include <map>
-
+#include "config/diff.h"
 #include "lb/policy/maglev.h"
 
 namespace lb {
 namespace {
 
 using Out = std::back_insert_iterator<std::string>;
-
-const config::Member* findMember(const config::Pool& pool, const std::string& name) {
-  for (const config::Member& m : pool.members)
-    if (m.name == name) return &m;
-  return nullptr;
-}
 
 std::vector<policy::MemberSpec> primarySpecs(const config::Pool& pool) {
   std::vector<policy::MemberSpec> specs;
@@ -42,63 +35,45 @@ double movedShare(const config::Pool& before, const config::Pool& after) {
   return static_cast<double>(moved) / kSamples;
 }
 
-void poolChanges(std::string& out, const config::Pool& before, const config::Pool& after) {
-  std::vector<std::string> added, removed, changed;
-  for (const config::Member& m : after.members) {
-    const config::Member* old = findMember(before, m.name);
-    if (!old)
-      added.push_back(fmt::format("{} ({})", m.name, m.address.text));
-    else if (old->address.text != m.address.text)
-      changed.push_back(fmt::format("{} address {} -> {}", m.name, old->address.text, m.address.text));
-    else if (old->weight != m.weight)
-      changed.push_back(fmt::format("{} weight {} -> {}", m.name, old->weight, m.weight));
-    else if (old->backup != m.backup)
-      changed.push_back(fmt::format("{} backup {} -> {}", m.name, old->backup, m.backup));
-  }
-  for (const config::Member& m : before.members)
-    if (!findMember(after, m.name)) removed.push_back(fmt::format("{} ({})", m.name, m.address.text));
-  fmt::format_to(Out(out), "pool {}:", after.name);
-  if (added.empty() && removed.empty() && changed.empty() && before.balance == after.balance) {
-    out += " unchanged\n";
-    return;
-  }
-  out += "\n";
-  if (before.balance != after.balance)
-    fmt::format_to(Out(out), "  balance {} -> {}\n", config::toString(before.balance),
-                   config::toString(after.balance));
-  for (const auto& m : added) fmt::format_to(Out(out), "  + member {}\n", m);
-  for (const auto& m : removed) fmt::format_to(Out(out), "  - member {}\n", m);
-  for (const auto& m : changed) fmt::format_to(Out(out), "  ~ member {}\n", m);
-  if (before.balance == config::Balance::ConsistentHash &&
-      after.balance == config::Balance::ConsistentHash)
-    fmt::format_to(Out(out), "  consistent-hash keys that would move: {:.2f}%\n",
-                   100.0 * movedShare(before, after));
+// True when the primary Maglev tables could differ: members, weights or size.
+bool tableInputsDiffer(const config::Pool& before, const config::Pool& after) {
+  auto a = primarySpecs(before);
+  auto b = primarySpecs(after);
+  if (before.tableSize != after.tableSize || a.size() != b.size()) return true;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || a[i].weight != b[i].weight) return true;
+  return false;
 }
 
 }  // namespace
 
 std::string previewReload(const config::Config& before, const config::Config& after) {
+  config::Difference difference = config::difference(before, after);
   std::string out;
-  for (const config::Listener& l : after.listeners) {
-    bool kept = false;
-    for (const config::Listener& old : before.listeners)
-      kept |= old.name == l.name && old.bind.text == l.bind.text;
-    if (!kept) fmt::format_to(Out(out), "+ listener {} on {} -> pool {}\n", l.name, l.bind.text, l.pool);
+  for (const std::string& line : difference.process) fmt::format_to(Out(out), "{}\n", line);
+  for (const std::string& line : difference.listeners) fmt::format_to(Out(out), "{}\n", line);
+  for (const config::PoolDifference& pool : difference.pools) {
+    std::string name = config::printable(pool.name, std::string_view::npos);
+    if (pool.kind == config::PoolDifference::Kind::Removed) {
+      fmt::format_to(Out(out), "- pool {}\n", name);
+      continue;
+    }
+    const config::Pool& now = *after.findPool(pool.name);
+    if (pool.kind == config::PoolDifference::Kind::Added) {
+      fmt::format_to(Out(out), "+ pool {} ({} members)\n", name, now.members.size());
+      continue;
+    }
+    if (pool.changes.empty()) {
+      fmt::format_to(Out(out), "pool {}: unchanged\n", name);
+      continue;
+    }
+    fmt::format_to(Out(out), "pool {}:\n", name);
+    for (const std::string& line : pool.changes) fmt::format_to(Out(out), "  {}\n", line);
+    const config::Pool& old = *before.findPool(pool.name);
+    if (old.balance == config::Balance::ConsistentHash && now.balance == config::Balance::ConsistentHash &&
+        tableInputsDiffer(old, now))
+      fmt::format_to(Out(out), "  consistent-hash keys that would move: {:.2f}%\n", 100.0 * movedShare(old, now));
   }
-  for (const config::Listener& l : before.listeners) {
-    bool kept = false;
-    for (const config::Listener& now : after.listeners)
-      kept |= now.name == l.name && now.bind.text == l.bind.text;
-    if (!kept) fmt::format_to(Out(out), "- listener {} on {}\n", l.name, l.bind.text);
-  }
-  for (const config::Pool& pool : after.pools) {
-    if (const config::Pool* old = before.findPool(pool.name))
-      poolChanges(out, *old, pool);
-    else
-      fmt::format_to(Out(out), "+ pool {} ({} members)\n", pool.name, pool.members.size());
-  }
-  for (const config::Pool& pool : before.pools)
-    if (!after.findPool(pool.name)) fmt::format_to(Out(out), "- pool {}\n", pool.name);
   return out;
 }
 

@@ -8,9 +8,10 @@
 
 namespace lb {
 
-// Listeners and pools added and removed; per pool, members added, removed
-// and re-weighted, and for consistent_hash pools the share of the key space
-// whose member would change.
+// Every difference config::difference() finds (global and admin keys,
+// listeners, pools, their keys, health tables and members), one per line,
+// and for consistent_hash pools whose table would change the share of the
+// key space whose member would change.
 std::string previewReload(const config::Config& before, const config::Config& after);
 
 }  // namespace lb

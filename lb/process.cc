@@ -36,15 +36,17 @@ void closeAll(std::vector<std::vector<int>>& fds) {
 }
 
 // Every worker's socket for every listener, bound before any thread starts,
-// so a port in use stops the process before it serves anything.
+// so a port in use, also by another process of the same user that
+// SO_REUSEPORT would let share it, stops the process before it serves anything.
 bool bindAll(const Runtime& runtime, int workers, std::vector<std::vector<int>>* fds) {
   fds->assign(workers, {});
   for (int w = 0; w < workers; ++w) {
     for (const auto& listener : runtime.listeners) {
       int fd = openListenSocket(listener->config.bind);
       if (fd < 0) {
-        log::error("listener {}: cannot listen on {}: {}", listener->config.name,
-                   listener->config.bind.text, std::strerror(-fd));
+        log::error("listener {}: cannot listen on {}: {}{}", config::printable(listener->config.name),
+                   listener->config.bind.text, std::strerror(-fd),
+                   fd == -EADDRINUSE ? " (another process listens there; ringlb does not share a port)" : "");
         closeAll(*fds);
         return false;
       }
@@ -140,8 +142,8 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     for (auto& worker : workers) worker->requestStop();
   } else {
     for (const auto& listener : runtime->listeners)
-      log::info("listener {} on {} -> pool {} ({} members, {})", listener->config.name,
-                listener->config.bind.text, listener->pool->name(),
+      log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
+                listener->config.bind.text, config::printable(listener->pool->name()),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
     log::info("ready: {} listeners, {} workers", runtime->listeners.size(), count);
     notifySystemd("READY=1\nSTATUS=serving");

@@ -15,7 +15,7 @@ enum class Kind { RoundRobin, LeastConn, ConsistentHash, RandomTwo };
 
 struct Options {
   uint32_t tableSize = kDefaultTableSize;  // consistent_hash: prime, see validateTableSize
-  double hashBalanceFactor = 0;            // consistent_hash: 0 = off, else >= 1
+  double hashBalanceFactor = 0;            // consistent_hash: 0 = off, else 1..100 (config/shared_limits.h)
 };
 
 // The config spelling ("round_robin", "least_conn", ...).

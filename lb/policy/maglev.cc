@@ -6,6 +6,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "config/shared_limits.h"
 #include "lb/policy/load.h"
 
 namespace lb::policy {
@@ -111,10 +112,12 @@ std::string validateTableSize(uint64_t tableSize, size_t memberCount) {
 }
 
 std::string validateBalanceFactor(double factor) {
-  if (factor == 0 || (std::isfinite(factor) && factor >= 1)) return {};
-  char text[64];
-  std::snprintf(text, sizeof text, "%g", factor);
-  return std::string("hash_balance_factor must be 0 (off) or a number >= 1, not ") + text;
+  if (factor == 0 || (factor >= config::kMinHashBalanceFactor && factor <= config::kMaxHashBalanceFactor))
+    return {};
+  char text[160];
+  std::snprintf(text, sizeof text, "hash_balance_factor must be 0 (off) or from %g to %g, not %g",
+                config::kMinHashBalanceFactor, config::kMaxHashBalanceFactor, factor);
+  return text;
 }
 
 MaglevTable MaglevTable::build(std::span<const MemberSpec> members, uint32_t tableSize) {

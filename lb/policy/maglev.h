@@ -57,7 +57,8 @@ uint64_t nextPrime(uint64_t n) noexcept;
 // kMaxTableSize. Otherwise a sentence for the config error, naming a fix.
 // config/ cannot include lb/; it repeats these three checks.
 std::string validateTableSize(uint64_t tableSize, size_t memberCount);
-// Empty when factor is 0 (off) or a finite number >= 1.
+// Empty when factor is 0 (off) or within the limits config/ validates
+// (config/shared_limits.h: 1 to 100).
 std::string validateBalanceFactor(double factor);
 
 class MaglevTable {
@@ -102,7 +103,7 @@ class ConsistentHash final : public Policy {
   std::optional<size_t> scan(const PickContext& context, const Bound* bound, uint64_t hash) const;
 
   std::shared_ptr<const MaglevTable> table_;  // never null
-  double balanceFactor_;                      // 0: off, else >= 1
+  double balanceFactor_;                      // 0: off, else within config/shared_limits.h
 };
 
 }  // namespace lb::policy

@@ -16,7 +16,7 @@ class RoundRobin final : public Policy {
   std::optional<size_t> pick(const PickContext& context) override;
 
  private:
-  std::vector<int64_t> weights_;
+  std::vector<int64_t> weights_;  // effective weights, >= 1
   // Invariant: after each pick over the same usable set, current_ sums to 0.
   std::vector<int64_t> current_;
 };

@@ -3,8 +3,11 @@ the exit code is 1, and nothing is bound."""
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -184,6 +187,156 @@ class ConfigErrorsTest(harness.RinglbTest):
         lb = self.start_ringlb(self.good())  # waits for ready:
         self.assertFalse(harness.connect_refused(self.port))
         self.assertEqual(lb.stop(), 0)
+
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) ")
+
+
+def admin_get(port, path="/status"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5 * harness.SCALE) as r:
+        return r.status, r.read()
+
+
+def echo_once(port, payload):
+    with harness.connect(port) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        return harness.recv_all(s)[0]
+
+
+class RunningConfigTest(harness.RinglbTest):
+    """A running ringlb against a config path that turns hostile, and a
+    second ringlb on the same ports."""
+
+    def setUp(self):
+        super().setUp()
+        self.port = harness.free_port()
+        self.admin = harness.free_port()
+        self.echo = self.backend(harness.echo_handler, "echo")
+
+    def config(self, admin=None, workers=2):
+        text = harness.make_config(self.port, [harness.member("m1", self.echo.address)], workers=workers)
+        return text + f'\n[admin]\nlisten = "127.0.0.1:{admin or self.admin}"\n'
+
+    def wait_log(self, lb, needle, what):
+        harness.wait_until(lambda: needle in lb.stderr_text(), what=what)
+
+    def test_sighup_with_a_fifo_config_keeps_the_control_thread_going(self):
+        lb = self.start_ringlb(self.config())
+        os.remove(lb.config_path)
+        os.mkfifo(lb.config_path)  # no writer ever comes: open() or read() would block
+        lb.signal(signal.SIGHUP)
+        self.wait_log(lb, "not a regular file (a FIFO)", "the refused reload")
+        status, _ = admin_get(self.admin)  # the control thread still answers
+        self.assertEqual(status, 200)
+        self.assertEqual(echo_once(self.port, b"still here\n"), b"still here\n")
+
+    def test_a_failed_reload_logs_each_error_on_its_own_line(self):
+        lb = self.start_ringlb(self.config())
+        text = self.config().replace("workers = 2", 'workers = 2\ncolour = "blue"')
+        text = text.replace('balance = "round_robin"', 'balance = "round_robin"\nretries = 99\n'
+                            'bogus = "forged\\nringlb.toml:1:1: fake"')
+        with open(lb.config_path, "w") as f:
+            f.write(text)
+        lb.signal(signal.SIGHUP)
+        harness.wait_until(lambda: "bogus" in lb.stderr_text(), what="the refused reload")
+        lines = lb.stderr_text().splitlines()
+        for line in lines:
+            self.assertRegex(line, LOG_LINE, "every log line has a time and a level")
+        errors = [line for line in lines if lb.config_path + ":" in line]
+        self.assertEqual(len(errors), 3, "\n".join(lines))
+        self.assertTrue(any("colour" in line for line in errors))
+        self.assertTrue(any("retries" in line for line in errors))
+        self.assertTrue(any(r'"bogus"' in line for line in errors))
+        self.assertEqual(echo_once(self.port, b"old config\n"), b"old config\n")
+
+    def test_a_second_instance_on_the_same_port_exits(self):
+        first = self.start_ringlb(self.config())
+        second_path = self.write_config(self.config(admin=harness.free_port()), "second.toml")
+        second = harness.Ringlb(second_path)
+        self.addCleanup(second.kill)
+        rc = second.wait_exit()
+        self.assertEqual(rc, 1, second.stderr_text())
+        self.assertFalse(second.sanitizer_reports(), second.stderr_text())
+        self.assertNotIn("ready:", second.stderr_text())
+        self.assertIn(f"listener front: cannot listen on 127.0.0.1:{self.port}", second.stderr_text())
+        self.assertIn("Address already in use", second.stderr_text())
+        # The first keeps every connection: none went to the second.
+        for i in range(20):
+            payload = f"to the first {i}\n".encode()
+            self.assertEqual(echo_once(self.port, payload), payload)
+        harness.wait_until(lambda: len(first.access_log()) >= 20, what="the first's access log")
+        self.assertEqual(first.stop(), 0)
+
+    def test_a_reload_refuses_a_new_listener_on_another_process_port(self):
+        taken = harness.free_port()
+        other_path = self.write_config(harness.make_config(taken, [harness.member("m1", self.echo.address)]),
+                                       "other.toml")
+        other = harness.Ringlb(other_path)
+        self.addCleanup(self._finish_ringlb, other, True)
+        other.wait_ready()
+        lb = self.start_ringlb(self.config())
+        with open(lb.config_path, "a") as f:
+            f.write(f'\n[[listener]]\nname = "extra"\nbind = "127.0.0.1:{taken}"\npool = "pool"\n')
+        lb.signal(signal.SIGHUP)
+        self.wait_log(lb, f"listener extra: cannot listen on 127.0.0.1:{taken}", "the refused reload")
+        for i in range(10):  # every connection still reaches the other process
+            payload = f"to the other {i}\n".encode()
+            self.assertEqual(echo_once(taken, payload), payload)
+        harness.wait_until(lambda: len(other.access_log()) >= 10, what="the other's access log")
+        self.assertEqual(lb.access_log(), [])
+
+
+    def test_a_renamed_listener_may_reuse_its_own_address(self):
+        lb = self.start_ringlb(self.config())
+        with open(lb.config_path, "w") as f:
+            f.write(self.config().replace('name = "front"', 'name = "renamed"'))
+        lb.signal(signal.SIGHUP)
+        self.wait_log(lb, "reloaded", "the reload")  # the sockets it shares are its own
+        self.assertNotIn("failed", lb.stderr_text())
+        self.assertEqual(echo_once(self.port, b"renamed\n"), b"renamed\n")
+
+
+class PreviewTest(harness.RinglbTest):
+
+    def test_check_against_shows_pool_and_health_changes(self):
+        port, member = harness.free_port(), harness.dead_address()
+        old_text = harness.make_config(port, [harness.member("m1", member)], pool={"retries": 2})
+        old_text += '\n[pool.pool.health]\nkind = "tcp"\ninterval = "2s"\n'
+        old = self.write_config(old_text, "old.toml")
+        cases = {
+            "no health": (old_text.split("\n[pool.pool.health]")[0], "  - health (tcp every 2s)"),
+            "interval": (old_text.replace('interval = "2s"', 'interval = "5s"'), "  health interval 2s -> 5s"),
+            "kind": (old_text.replace('kind = "tcp"', 'kind = "http"'), "  health kind tcp -> http"),
+            "retries": (old_text.replace("retries = 2", "retries = 3"), "  retries 2 -> 3"),
+        }
+        for name, (text, line) in cases.items():
+            with self.subTest(name):
+                new = self.write_config(text, "new.toml")
+                r = run("--check", new, "--against", old)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("pool pool:\n" + line + "\n", r.stdout)
+                self.assertNotIn("unchanged", r.stdout)
+        r = run("--check", old, "--against", old)
+        self.assertIn("pool pool: unchanged", r.stdout)
+
+
+class AdminListenTest(harness.RinglbTest):
+
+    def test_admin_on_a_listener_address_is_refused(self):
+        port = harness.free_port()
+        text = harness.make_config(port, [harness.member("m1", harness.dead_address())])
+        text += f'\n[admin]\nlisten = "127.0.0.1:{port}"\n'
+        path = self.write_config(text, "bad.toml")
+        line, column = position(text, f'"127.0.0.1:{port}"', occurrence=2)
+        for args in (("--check", path), (path,)):
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(f"{path}:{line}:{column}: [admin] listen 127.0.0.1:{port} collides with listener",
+                              r.stderr)
+                self.assertTrue(harness.connect_refused(port))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +16,10 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "config/keys.h"
+#include "lb/policy/maglev.h"
+#include "lb/preview.h"
 
 namespace config {
 namespace {
@@ -392,7 +400,117 @@ TEST(LoadFile, ReportsAnUnreadableFile) {
 
   result = loadFile(kDataDir.string());  // a directory
   ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].message, "cannot read: Is a directory");
+  EXPECT_EQ(result.errors[0].message, "cannot read: not a regular file (a directory)");
+}
+
+// A directory of its own per test, removed afterwards.
+class ScratchDir : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "ringlb-config-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  fs::path dir_;
+};
+
+using LoadFileOnly = ScratchDir;
+
+// A FIFO blocks open() until a writer comes, and read() until it writes:
+// on reload that stopped the control thread. Refused without opening it.
+TEST_F(LoadFileOnly, RefusesAFifoWithoutBlocking) {
+  std::string fifo = path("ringlb.toml");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  LoadResult result = loadFile(fifo);
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(formatError(result.errors[0]), fifo + ": cannot read: not a regular file (a FIFO)");
+}
+
+// /dev/zero never ends: reading it grew memory by a GB a second.
+TEST_F(LoadFileOnly, RefusesASymlinkToADevice) {
+  std::string link = path("ringlb.toml");
+  ASSERT_EQ(symlink("/dev/zero", link.c_str()), 0);
+  LoadResult result = loadFile(link);
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(formatError(result.errors[0]), link + ": cannot read: not a regular file (a character device)");
+}
+
+TEST_F(LoadFileOnly, RefusesAFileOverTheSizeLimit) {
+  std::string minimal = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:8080\"\npool = \"web\"\n"
+                        "[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n#";
+  std::string text = minimal + std::string(kMaxFileBytes - minimal.size() - 1, 'x') + "\n";
+  ASSERT_EQ(text.size(), kMaxFileBytes);
+  std::string file = path("big.toml");
+  std::ofstream(file, std::ios::binary) << text;
+  LoadResult result = loadFile(file);
+  EXPECT_TRUE(result.config.has_value()) << describe(result);  // at the limit: read
+
+  std::ofstream(file, std::ios::binary | std::ios::app) << "\n";
+  result = loadFile(file);
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].message, "cannot read: larger than 16 MiB, the limit for a config file");
+  EXPECT_EQ(result.errors[0].line, 0);
+}
+
+// ---------------------------------------------------------------- echoed values
+
+TEST(Printable, EscapesWhatCouldBreakALine) {
+  EXPECT_EQ(printable("plain text"), "plain text");
+  EXPECT_EQ(printable("a\nb\tc\rd"), R"(a\nb\tc\rd)");
+  EXPECT_EQ(printable(std::string_view("nul\0esc\x1b del\x7f", 13)), R"(nul\x00esc\x1b del\x7f)");
+  EXPECT_EQ(printable(R"(say "hi" \ bye)"), R"(say \"hi\" \\ bye)");
+  EXPECT_EQ(printable("nel\u0085 ls\u2028 ps\u2029 \u00e9t\u00e9"), R"(nel\u0085 ls\u2028 ps\u2029 )" "\u00e9t\u00e9");
+}
+
+TEST(Printable, CutsLongTextAtWholeCharacters) {
+  EXPECT_EQ(printable(std::string(64, 'a')), std::string(64, 'a'));
+  EXPECT_EQ(printable(std::string(65, 'a')), std::string(64, 'a') + "...");
+  EXPECT_EQ(printable("\u00e9\u00e9\u00e9", 2), "\u00e9\u00e9...");  // never half a UTF-8 sequence
+  EXPECT_EQ(printable("\n\n\n", 2), R"(\n\n...)");
+  EXPECT_EQ(printable(std::string(100, 'a'), std::string_view::npos), std::string(100, 'a'));
+}
+
+// A value with a newline once printed a second, forged "FILE:LINE:COL:" line.
+TEST(EchoedValues, ANewlineInAValueStaysOnItsLine) {
+  LoadResult result = loadString(R"([global]
+log_level = "loud\nother.toml:1:1: forged"
+"bad\nkey" = 1
+)",
+                                 "x.toml");
+  ASSERT_EQ(result.errors.size(), 3u) << describe(result);  // and no [[listener]]
+  EXPECT_EQ(formatError(result.errors[0]),
+            R"(x.toml:2:13: unknown log_level "loud\nother.toml:1:1: forged" (expected error, warn, info or debug))");
+  EXPECT_EQ(formatError(result.errors[1]), R"(x.toml:3:1: unknown key "bad\nkey" in [global])");
+  for (const Error& error : result.errors) EXPECT_EQ(formatError(error).find('\n'), std::string::npos);
+}
+
+// A 1 MB value once made a 1 MB error.
+TEST(EchoedValues, ALongValueIsCut) {
+  std::string huge(1 << 20, 'a');
+  LoadResult result = loadString("[global]\nlog_level = \"" + huge + "\"\naccess_log = \"\"\n[admin]\nlisten = \"" +
+                                     huge + ":80\"\n",
+                                 "x.toml");
+  ASSERT_EQ(result.errors.size(), 4u) << describe(result).substr(0, 1000);
+  for (const Error& error : result.errors) EXPECT_LT(formatError(error).size(), 200u) << formatError(error);
+  EXPECT_EQ(result.errors[0].message,
+            R"(unknown log_level ")" + std::string(64, 'a') + R"(..." (expected error, warn, info or debug))");
+  EXPECT_NE(result.errors[2].message.find(std::string(64, 'a') + "...\""), std::string::npos);
+}
+
+TEST(EchoedValues, FormatErrorKeepsEveryErrorOnOneLine) {
+  EXPECT_EQ(formatError(Error{"a\nb.toml", 1, 2, "x\ny"}), R"(a\nb.toml:1:2: x\ny)");
+}
+
+TEST(EchoedValues, ParserMessagesAreEscapedAndCut) {
+  std::string key(1000, 'k');
+  LoadResult result = loadString("[global]\n" + key + " = 1\n" + key + " = 2\n", "x.toml");
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].line, 3);
+  EXPECT_LE(result.errors[0].message.size(), 203u) << result.errors[0].message;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -421,6 +539,186 @@ TEST(ToString, NamesMatchTheFile) {
   EXPECT_EQ(toString(LogLevel::Warn), "warn");
   EXPECT_EQ(toString(LogLevel::Info), "info");
   EXPECT_EQ(toString(LogLevel::Debug), "debug");
+}
+
+// ---------------------------------------------------------------- cross-checks
+
+std::string withAdmin(std::string_view listen, std::string_view bind) {
+  return fmt::format("[admin]\nlisten = \"{}\"\n[[listener]]\nname = \"web\"\nbind = \"{}\"\npool = \"web\"\n"
+                     "[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n",
+                     listen, bind);
+}
+
+// The admin socket binds without SO_REUSEPORT: on a listener's address the
+// process could never start, so --check says so, at the listen value.
+TEST(AdminListen, MustNotCollideWithAListener) {
+  LoadResult result = loadString(withAdmin("127.0.0.1:8080", "127.0.0.1:8080"), "x.toml");
+  ASSERT_EQ(result.errors.size(), 1u) << describe(result);
+  EXPECT_EQ(formatError(result.errors[0]),
+            R"(x.toml:2:10: [admin] listen 127.0.0.1:8080 collides with listener "web" (bind = "127.0.0.1:8080"))");
+  EXPECT_EQ(loadString(withAdmin("127.0.0.1:8080", "0.0.0.0:8080"), "x.toml").errors.size(), 1u);
+  EXPECT_EQ(loadString(withAdmin("0.0.0.0:8080", "127.0.0.1:8080"), "x.toml").errors.size(), 1u);
+  EXPECT_EQ(loadString(withAdmin("127.0.0.1:8080", "[::]:8080"), "x.toml").errors.size(), 1u);
+  EXPECT_EQ(loadString(withAdmin("[::1]:8080", "[::1]:8080"), "x.toml").errors.size(), 1u);
+  // Another port, another specific address, or a v6 address beside a v4 wildcard: fine.
+  EXPECT_TRUE(loadString(withAdmin("127.0.0.1:8081", "127.0.0.1:8080"), "x.toml").config.has_value());
+  EXPECT_TRUE(loadString(withAdmin("127.0.0.2:8080", "127.0.0.1:8080"), "x.toml").config.has_value());
+  EXPECT_TRUE(loadString(withAdmin("[::1]:8080", "0.0.0.0:8080"), "x.toml").config.has_value());
+}
+
+// config/ and lb/policy/ accept exactly the same hash_balance_factor values
+// (config/shared_limits.h): a value the file accepts never makes the policy throw.
+TEST(HashBalanceFactor, ConfigAndPolicyAgree) {
+  for (double factor : {0.0, 0.5, 0.999, 1.0, 1.25, 99.5, 100.0, 100.001, 150.0, 1e9, -1.0}) {
+    std::string text = fmt::format(
+        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:8080\"\npool = \"web\"\n[pool.web]\n"
+        "balance = \"consistent_hash\"\nhash_balance_factor = {:.3f}\n[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n",
+        factor);
+    bool fileAccepts = loadString(text, "x.toml").config.has_value();
+    bool policyAccepts = lb::policy::validateBalanceFactor(factor).empty();
+    EXPECT_EQ(fileAccepts, policyAccepts) << factor;
+    EXPECT_EQ(fileAccepts, factor == 0 || (factor >= 1 && factor <= 100)) << factor;
+  }
+}
+
+// ---------------------------------------------------------------- reload preview
+
+// For every key of every table: its value in the base file, a different
+// value, and what the preview must then mention (default: the key itself).
+struct KeyChange {
+  std::string_view key;
+  std::string base;
+  std::string changed;
+  std::string mention = {};
+};
+
+struct TableChanges {
+  std::string_view header;
+  std::span<const std::string_view> keys;  // config/keys.h: what the loader accepts
+  std::vector<KeyChange> changes;
+};
+
+const std::vector<TableChanges>& everyKey() {
+  static const std::vector<TableChanges> tables = {
+      {"[global]", keys::kGlobal,
+       {{"workers", "2", "3"},
+        {"log_level", R"("info")", R"("debug")"},
+        {"access_log", R"("off")", R"("stdout")"},
+        {"shutdown_timeout", R"("30s")", R"("5s")"},
+        {"removed_member_timeout", R"("1m")", R"("2m")"}}},
+      {"[admin]", keys::kAdmin,
+       {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"}, {"token", R"("a")", R"("b")"}}},
+      {"[[listener]]", keys::kListener,
+       {{"name", R"("web")", R"("web2")", "+ listener web2"},
+        {"bind", R"("127.0.0.1:8080")", R"("127.0.0.1:8081")", "127.0.0.1:8081"},
+        {"pool", R"("web")", R"("other")"},
+        {"max_connections", "100", "200"},
+        {"idle_timeout", R"("1h")", R"("2h")"}}},
+      {"[pool.web]", keys::kPool,
+       {{"balance", R"("consistent_hash")", R"("least_conn")"},
+        {"hash_key", R"("source_ip")", R"("source_ip_port")"},
+        {"connect_timeout", R"("2s")", R"("3s")"},
+        {"retries", "2", "3"},
+        {"when_all_down", R"("reject")", R"("use_all")"},
+        {"table_size", "65537", "65539"},
+        {"hash_balance_factor", "0", "1.5"},
+        {"member", "", "", "+ member m3"},    // adds a member table
+        {"health", "", "", "- health"}}},      // drops the health table
+      {"[[pool.web.member]]", keys::kMember,
+       {{"name", R"("m1")", R"("m9")", "+ member m9"},
+        {"address", R"("127.0.0.1:9001")", R"("127.0.0.1:9009")"},
+        {"weight", "1", "2"},
+        {"backup", "false", "true"},
+        {"health_address", R"("127.0.0.2")", R"("127.0.0.3")"},
+        {"health_port", "9100", "9101", "health_address"}}},
+      {"[pool.web.health]", keys::kHealth,
+       {{"kind", R"("http")", R"("tcp")"},
+        {"interval", R"("2s")", R"("3s")"},
+        {"timeout", R"("1s")", R"("500ms")"},
+        {"rise", "2", "3"},
+        {"fall", "3", "4"},
+        {"path", R"("/health")", R"("/ready")"},
+        {"expect_status", "[200]", "[200, 204]"},
+        {"host", R"("a.example")", R"("b.example")"},
+        {"down_interval", R"("10s")", R"("20s")"},
+        {"passive_fall", "0", "2"},
+        {"on_down", R"("keep")", R"("close")"}}},
+  };
+  return tables;
+}
+
+// The base file, or the base file with one key of one table changed.
+std::string fileWith(std::string_view changedHeader = {}, std::string_view changedKey = {}) {
+  auto changed = [&](std::string_view header, std::string_view key) {
+    return header == changedHeader && key == changedKey;
+  };
+  std::string text;
+  for (const TableChanges& table : everyKey()) {
+    if (table.header == "[pool.web.health]" && changed("[pool.web]", "health")) continue;
+    text += fmt::format("{}\n", table.header);
+    for (const KeyChange& c : table.changes)
+      if (!c.base.empty()) text += fmt::format("{} = {}\n", c.key, changed(table.header, c.key) ? c.changed : c.base);
+    if (table.header == "[[pool.web.member]]") text += "[[pool.web.member]]\nname = \"m2\"\naddress = \"127.0.0.1:9002\"\n";
+  }
+  if (changed("[pool.web]", "member")) text += "[[pool.web.member]]\nname = \"m3\"\naddress = \"127.0.0.1:9003\"\n";
+  text += "[pool.other]\n[[pool.other.member]]\naddress = \"127.0.0.1:9004\"\n";
+  return text;
+}
+
+Config loadText(const std::string& text) {
+  LoadResult result = loadString(text, "preview.toml");
+  EXPECT_TRUE(result.config.has_value()) << describe(result) << text;
+  return result.config.value_or(Config{});
+}
+
+TEST(ReloadPreview, EveryKeyHasATestValue) {
+  for (const TableChanges& table : everyKey()) {
+    std::vector<std::string_view> tested;
+    for (const KeyChange& c : table.changes) tested.push_back(c.key);
+    EXPECT_EQ(tested, std::vector<std::string_view>(table.keys.begin(), table.keys.end()))
+        << table.header << ": every key the loader accepts needs a change in everyKey()";
+  }
+}
+
+TEST(ReloadPreview, AnUnchangedFileShowsNoChange) {
+  Config base = loadText(fileWith());
+  EXPECT_EQ(lb::previewReload(base, base), "pool web: unchanged\npool other: unchanged\n");
+}
+
+// What a reload would change must show, whichever key it is (bug: health
+// tables, kind, interval and retries once showed "unchanged").
+TEST(ReloadPreview, ShowsAChangeOfEveryKey) {
+  Config base = loadText(fileWith());
+  const std::string unchanged = lb::previewReload(base, base);
+  for (const TableChanges& table : everyKey()) {
+    for (const KeyChange& c : table.changes) {
+      SCOPED_TRACE(fmt::format("{} {}", table.header, c.key));
+      Config after = loadText(fileWith(table.header, c.key));
+      std::string preview = lb::previewReload(base, after);
+      EXPECT_NE(preview, unchanged);
+      EXPECT_NE(preview.find(c.mention.empty() ? std::string(c.key) : c.mention), std::string::npos) << preview;
+    }
+  }
+}
+
+TEST(ReloadPreview, ShowsOldAndNewValues) {
+  Config base = loadText(fileWith());
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[pool.web.health]", "interval"))),
+            "pool web:\n  health interval 2s -> 3s\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[pool.web]", "health"))),
+            "pool web:\n  - health (http every 2s)\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(loadText(fileWith("[pool.web]", "health")), base),
+            "pool web:\n  + health (http every 2s)\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[pool.web]", "retries"))),
+            "pool web:\n  retries 2 -> 3\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[global]", "workers"))),
+            "[global] workers 2 -> 3 (takes effect at the next restart)\n"
+            "pool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[admin]", "token"))),
+            "[admin] token changed\npool web: unchanged\npool other: unchanged\n");  // never its value
+  std::string weight = lb::previewReload(base, loadText(fileWith("[[pool.web.member]]", "weight")));
+  EXPECT_EQ(weight.rfind("pool web:\n  ~ member m1 weight 1 -> 2\n  consistent-hash keys that would move: ", 0), 0u)
+      << weight;
 }
 
 }  // namespace

@@ -157,7 +157,7 @@ TEST(Maglev, SizeValidation) {
   EXPECT_NE(validateTableSize(kMaxTableSize, 200000).find("too many members"), std::string::npos);
   EXPECT_EQ(validateBalanceFactor(0), "");
   EXPECT_EQ(validateBalanceFactor(1.25), "");
-  EXPECT_EQ(validateBalanceFactor(0.5), "hash_balance_factor must be 0 (off) or a number >= 1, not 0.5");
+  EXPECT_EQ(validateBalanceFactor(0.5), "hash_balance_factor must be 0 (off) or from 1 to 100, not 0.5");
   EXPECT_NE(validateBalanceFactor(std::nan("")), "");
   EXPECT_THROW(MaglevTable::build(makeMembers(3), 65536), std::invalid_argument);
   EXPECT_THROW(ConsistentHash(makeMembers(3), 101, 0.5), std::invalid_argument);

@@ -85,5 +85,23 @@ TEST(RoundRobin, CountsAreExactOverWholeCycles) {
   }
 }
 
+// The policy contract allows a context without state: every member usable.
+TEST(RoundRobin, MissingStateMeansEveryMemberUsable) {
+  auto members = makeMembers({2, 1});
+  RoundRobin policy(members);
+  std::vector<size_t> chosen;
+  for (int i = 0; i < 6; ++i) chosen.push_back(policy.pick(PickContext{}).value_or(SIZE_MAX));
+  EXPECT_EQ(chosen, (std::vector<size_t>{0, 1, 0, 0, 1, 0}));
+}
+
+// A weight of 0 (outside MemberSpec's contract) counts as 1, as in the other
+// policies: the member is not starved.
+TEST(RoundRobin, ZeroWeightCountsAsOne) {
+  auto members = makeMembers({0, 1, 0});
+  RoundRobin policy(members);
+  FakeMembers state(3);
+  EXPECT_EQ(picks(policy, state, 6), (std::vector<size_t>{0, 1, 2, 0, 1, 2}));
+}
+
 }  // namespace
 }  // namespace lb::policy

@@ -1,0 +1,41 @@
+#pragma once
+// Private to config/: the spelling of every enumerated value in the file, one
+// table per enum, used to read values (loader.cc) and to show them (diff.cc).
+
+#include <string_view>
+
+#include "config/config.h"
+
+namespace config {
+
+template <typename E>
+struct Choice {
+  std::string_view name;
+  E value;
+};
+
+inline constexpr Choice<LogLevel> kLogLevels[] = {{"error", LogLevel::Error},
+                                                  {"warn", LogLevel::Warn},
+                                                  {"info", LogLevel::Info},
+                                                  {"debug", LogLevel::Debug}};
+inline constexpr Choice<Balance> kBalances[] = {{"round_robin", Balance::RoundRobin},
+                                                {"least_conn", Balance::LeastConn},
+                                                {"consistent_hash", Balance::ConsistentHash},
+                                                {"random_two", Balance::RandomTwo}};
+inline constexpr Choice<HashKey> kHashKeys[] = {{"source_ip", HashKey::SourceIp},
+                                                {"source_ip_port", HashKey::SourceIpPort}};
+inline constexpr Choice<WhenAllDown> kWhenAllDown[] = {{"reject", WhenAllDown::Reject},
+                                                       {"use_all", WhenAllDown::UseAll}};
+inline constexpr Choice<OnDown> kOnDown[] = {{"keep", OnDown::Keep}, {"close", OnDown::Close}};
+inline constexpr Choice<HealthKind> kHealthKinds[] = {{"tcp", HealthKind::Tcp},
+                                                      {"http", HealthKind::Http}};
+
+// The file's spelling of `value`.
+template <typename E, size_t N>
+constexpr std::string_view nameOf(const Choice<E> (&choices)[N], E value) {
+  for (const Choice<E>& choice : choices)
+    if (choice.value == value) return choice.name;
+  return "unknown";
+}
+
+}  // namespace config

@@ -1,0 +1,198 @@
+// Compares two configs key by key. Each table's keys are listed once, with
+// how to show a value; a key missing here is caught by the test that changes
+// every key of config/keys.h in turn.
+
+#include "config/diff.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <iterator>
+#include <string_view>
+
+#include "config/choices.h"
+
+namespace config {
+namespace {
+
+template <typename T>
+struct Field {
+  std::string_view key;
+  std::string (*show)(const T&);
+  std::string_view note = {};  // appended to the line, e.g. when a restart is needed
+  bool secret = false;         // say that it changed, never the values
+};
+
+constexpr std::string_view kAtRestart = " (takes effect at the next restart)";
+
+// Names and texts from the file are escaped, never cut: the preview must
+// show where two long values differ.
+std::string shown(std::string_view text) { return printable(text, std::string_view::npos); }
+std::string quoted(std::string_view text) { return fmt::format("\"{}\"", shown(text)); }
+
+std::string duration(Duration value) {
+  int64_t ms = value.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+// What an unset (zero) value means, or the value.
+std::string durationOr(Duration value, std::string_view zero) {
+  return value.count() == 0 ? std::string(zero) : duration(value);
+}
+std::string numberOr(int value, std::string_view zero) {
+  return value == 0 ? std::string(zero) : fmt::format("{}", value);
+}
+
+template <typename E, size_t N>
+std::string name(const Choice<E> (&choices)[N], E value) {
+  return std::string(nameOf(choices, value));
+}
+
+const Field<Global> kGlobalFields[] = {
+    {"workers", [](const Global& g) { return numberOr(g.workers, "auto"); }, kAtRestart},
+    {"log_level", [](const Global& g) { return name(kLogLevels, g.logLevel); }},
+    {"access_log", [](const Global& g) { return quoted(g.accessLog); }, kAtRestart},
+    {"shutdown_timeout", [](const Global& g) { return duration(g.shutdownTimeout); }},
+    {"removed_member_timeout", [](const Global& g) { return durationOr(g.removedMemberTimeout, "off"); }},
+};
+
+const Field<Admin> kAdminFields[] = {
+    {"listen", [](const Admin& a) { return a.listen ? a.listen->text : std::string("off"); }, kAtRestart},
+    {"token", [](const Admin& a) { return a.token; }, {}, true},
+};
+
+// name and bind are the listener's identity and socket: see listenerLines().
+const Field<Listener> kListenerFields[] = {
+    {"pool", [](const Listener& l) { return shown(l.pool); }},
+    {"max_connections", [](const Listener& l) { return fmt::format("{}", l.maxConnections); }},
+    {"idle_timeout", [](const Listener& l) { return duration(l.idleTimeout); }},
+};
+
+// member and health are tables of their own: see poolChanges().
+const Field<Pool> kPoolFields[] = {
+    {"balance", [](const Pool& p) { return name(kBalances, p.balance); }},
+    {"hash_key", [](const Pool& p) { return name(kHashKeys, p.hashKey); }},
+    {"connect_timeout", [](const Pool& p) { return duration(p.connectTimeout); }},
+    {"retries", [](const Pool& p) { return fmt::format("{}", p.retries); }},
+    {"when_all_down", [](const Pool& p) { return name(kWhenAllDown, p.whenAllDown); }},
+    {"table_size", [](const Pool& p) { return fmt::format("{}", p.tableSize); }},
+    {"hash_balance_factor", [](const Pool& p) { return fmt::format("{}", p.hashBalanceFactor); }},
+};
+
+// name is the member's identity. health_address and health_port make one
+// probe address.
+const Field<Member> kMemberFields[] = {
+    {"address", [](const Member& m) { return m.address.text; }},
+    {"weight", [](const Member& m) { return fmt::format("{}", m.weight); }},
+    {"backup", [](const Member& m) { return fmt::format("{}", m.backup); }},
+    {"health_address", [](const Member& m) { return m.healthAddress ? m.healthAddress->text : "(address)"; }},
+};
+
+const Field<Health> kHealthFields[] = {
+    {"kind", [](const Health& h) { return name(kHealthKinds, h.kind); }},
+    {"interval", [](const Health& h) { return duration(h.interval); }},
+    {"timeout", [](const Health& h) { return duration(h.timeout); }},
+    {"rise", [](const Health& h) { return fmt::format("{}", h.rise); }},
+    {"fall", [](const Health& h) { return fmt::format("{}", h.fall); }},
+    {"path", [](const Health& h) { return quoted(h.path); }},
+    {"expect_status", [](const Health& h) { return fmt::format("[{}]", fmt::join(h.expectStatus, ", ")); }},
+    {"host", [](const Health& h) { return h.host.empty() ? std::string("(the address)") : quoted(h.host); }},
+    {"down_interval", [](const Health& h) { return durationOr(h.downInterval, "(interval)"); }},
+    {"passive_fall", [](const Health& h) { return numberOr(h.passiveFall, "off"); }},
+    {"on_down", [](const Health& h) { return name(kOnDown, h.onDown); }},
+};
+
+// One line "PREFIXkey old -> new" per field that differs.
+template <typename T, size_t N>
+void compare(const Field<T> (&fields)[N], const T& before, const T& after, std::string_view prefix,
+             std::vector<std::string>& out) {
+  for (const Field<T>& field : fields) {
+    std::string old = field.show(before);
+    std::string now = field.show(after);
+    if (old == now) continue;
+    if (field.secret)
+      out.push_back(fmt::format("{}{} changed{}", prefix, field.key, field.note));
+    else
+      out.push_back(fmt::format("{}{} {} -> {}{}", prefix, field.key, old, now, field.note));
+  }
+}
+
+template <typename T>
+const T* findByName(const std::vector<T>& items, const std::string& wanted) {
+  for (const T& item : items)
+    if (item.name == wanted) return &item;
+  return nullptr;
+}
+
+void listenerLines(const Config& before, const Config& after, std::vector<std::string>& out) {
+  auto sameSocket = [](const Listener* a, const Listener& b) { return a && a->bind.text == b.bind.text; };
+  for (const Listener& l : after.listeners) {
+    const Listener* old = findByName(before.listeners, l.name);
+    if (!sameSocket(old, l))
+      out.push_back(fmt::format("+ listener {} on {} -> pool {}", shown(l.name), l.bind.text, shown(l.pool)));
+  }
+  for (const Listener& l : before.listeners)
+    if (!sameSocket(findByName(after.listeners, l.name), l))
+      out.push_back(fmt::format("- listener {} on {}", shown(l.name), l.bind.text));
+  for (const Listener& l : after.listeners) {
+    const Listener* old = findByName(before.listeners, l.name);
+    if (sameSocket(old, l))
+      compare(kListenerFields, *old, l, fmt::format("~ listener {} ", shown(l.name)), out);
+  }
+}
+
+std::string healthSummary(const Health& h) {
+  return fmt::format("{} every {}", name(kHealthKinds, h.kind), duration(h.interval));
+}
+
+void memberLines(const Pool& before, const Pool& after, std::vector<std::string>& out) {
+  std::vector<std::string> changed;
+  for (const Member& m : after.members) {
+    if (const Member* old = findByName(before.members, m.name))
+      compare(kMemberFields, *old, m, fmt::format("~ member {} ", shown(m.name)), changed);
+    else
+      out.push_back(fmt::format("+ member {} ({})", shown(m.name), m.address.text));
+  }
+  for (const Member& m : before.members)
+    if (!findByName(after.members, m.name))
+      out.push_back(fmt::format("- member {} ({})", shown(m.name), m.address.text));
+  out.insert(out.end(), std::make_move_iterator(changed.begin()), std::make_move_iterator(changed.end()));
+}
+
+std::vector<std::string> poolChanges(const Pool& before, const Pool& after) {
+  std::vector<std::string> out;
+  compare(kPoolFields, before, after, "", out);
+  if (before.health && !after.health) {
+    out.push_back(fmt::format("- health ({})", healthSummary(*before.health)));
+  } else if (!before.health && after.health) {
+    out.push_back(fmt::format("+ health ({})", healthSummary(*after.health)));
+  } else if (before.health && after.health) {
+    compare(kHealthFields, *before.health, *after.health, "health ", out);
+  }
+  memberLines(before, after, out);
+  return out;
+}
+
+}  // namespace
+
+Difference difference(const Config& before, const Config& after) {
+  Difference result;
+  compare(kGlobalFields, before.global, after.global, "[global] ", result.process);
+  compare(kAdminFields, before.admin, after.admin, "[admin] ", result.process);
+  listenerLines(before, after, result.listeners);
+  for (const Pool& pool : after.pools) {
+    if (const Pool* old = findByName(before.pools, pool.name))
+      result.pools.push_back({pool.name, PoolDifference::Kind::Kept, poolChanges(*old, pool)});
+    else
+      result.pools.push_back({pool.name, PoolDifference::Kind::Added, {}});
+  }
+  for (const Pool& pool : before.pools)
+    if (!findByName(after.pools, pool.name))
+      result.pools.push_back({pool.name, PoolDifference::Kind::Removed, {}});
+  return result;
+}
+
+}  // namespace config

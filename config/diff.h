@@ -1,0 +1,35 @@
+#pragma once
+// The difference between two configs, as a reload from one to the other would
+// apply it: every key of every table that differs, as lines for people to read
+// (`ringlb --check NEW --against OLD`, lb/preview.h). Tables are matched by
+// name (listeners, pools, members), never by position.
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace config {
+
+struct PoolDifference {
+  enum class Kind { Added, Removed, Kept };
+  std::string name;
+  Kind kind = Kind::Kept;
+  // Kept: one line per difference ("retries 2 -> 3", "+ member m3
+  // (10.0.0.3:9001)", "~ member m2 weight 1 -> 2"); empty when unchanged.
+  std::vector<std::string> changes;
+};
+
+struct Difference {
+  // "[global] KEY OLD -> NEW" and "[admin] KEY OLD -> NEW", in key order.
+  std::vector<std::string> process;
+  // "+ listener NAME on ADDRESS -> pool POOL", "- listener NAME on ADDRESS"
+  // (a listener whose bind changes is both), "~ listener NAME KEY OLD -> NEW".
+  std::vector<std::string> listeners;
+  // The new file's pools in its order, then the removed ones.
+  std::vector<PoolDifference> pools;
+};
+
+Difference difference(const Config& before, const Config& after);
+
+}  // namespace config

@@ -1,0 +1,26 @@
+#pragma once
+// The keys each table of the file accepts: the loader rejects any other, and
+// tests/unit/config_test.cc changes each one in turn and expects the reload
+// preview (diff.h) to show it. A new key goes here first.
+
+#include <string_view>
+
+namespace config::keys {
+
+inline constexpr std::string_view kGlobal[] = {"workers", "log_level", "access_log",
+                                               "shutdown_timeout", "removed_member_timeout"};
+inline constexpr std::string_view kAdmin[] = {"listen", "token"};
+inline constexpr std::string_view kListener[] = {"name", "bind", "pool", "max_connections",
+                                                 "idle_timeout"};
+inline constexpr std::string_view kPool[] = {"balance",    "hash_key",
+                                             "connect_timeout", "retries",
+                                             "when_all_down",   "table_size",
+                                             "hash_balance_factor", "member",
+                                             "health"};
+inline constexpr std::string_view kMember[] = {"name",   "address",        "weight",
+                                               "backup", "health_address", "health_port"};
+inline constexpr std::string_view kHealth[] = {"kind", "interval", "timeout", "rise",
+                                               "fall", "path", "expect_status", "host",
+                                               "down_interval", "passive_fall", "on_down"};
+
+}  // namespace config::keys
