@@ -406,6 +406,22 @@ bool Loader::isDuplicate(FirstSeen& seen, const std::string& value, const toml::
   return true;
 }
 
+// toml++ reports the end of a file that ends in a newline as the column
+// after that newline, on the line it ends; keep the column on that line
+// (at most its length in characters + 1, as toml++ counts columns).
+int columnOnText(std::string_view text, const toml::source_position& at) {
+  size_t start = 0;
+  for (uint32_t line = 1; line < at.line; ++line) {
+    size_t newline = text.find('\n', start);
+    if (newline == std::string_view::npos) return static_cast<int>(at.column);
+    start = newline + 1;
+  }
+  std::string_view line = text.substr(start, text.find('\n', start) - start);
+  size_t characters = std::count_if(line.begin(), line.end(),
+                                    [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; });
+  return static_cast<int>(std::min<size_t>(at.column, characters + 1));
+}
+
 }  // namespace
 
 // toml++'s own messages quote the source they stopped at.
@@ -420,7 +436,7 @@ LoadResult loadString(std::string_view text, std::string_view sourceName) {
     const toml::source_position& begin = e.source().begin;
     LoadResult result;
     result.errors.push_back(Error{file, static_cast<int>(begin.line),
-                                  static_cast<int>(begin.column),
+                                  columnOnText(text, begin),
                                   printable(e.description(), kMaxParserMessageChars)});
     return result;
   }

@@ -31,6 +31,16 @@ bool isToken(std::string_view s) {
   return true;
 }
 
+// HTAB, SP, visible ASCII and bytes >= 0x80: no CR, LF, NUL, DEL or other
+// controls, so a header line means the same to every HTTP reader.
+bool isFieldValue(std::string_view s) {
+  for (char c : s) {
+    auto byte = static_cast<unsigned char>(c);
+    if ((byte < ' ' && byte != '\t') || byte == 127) return false;
+  }
+  return true;
+}
+
 // "GET /path HTTP/1.1"
 bool parseRequestLine(std::string_view line, AdminRequest* request) {
   size_t first = line.find(' ');
@@ -77,6 +87,7 @@ ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request)
     if (colon == std::string_view::npos || colon == 0) return ParseOutcome::Bad;
     std::string_view name = line.substr(0, colon);
     std::string_view value = trim(line.substr(colon + 1));
+    if (!isToken(name) || !isFieldValue(value)) return ParseOutcome::Bad;
     if (equalsIgnoreCase(name, "content-length")) {
       auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), contentLength);
       if (error != std::errc{} || end != value.data() + value.size()) return ParseOutcome::Bad;

@@ -390,6 +390,24 @@ workers = 0
   EXPECT_EQ(formatError(result.errors[3]), "x.toml: no [[listener]] defined");  // no position: last
 }
 
+// Found by tests/fuzz/config_fuzz.cc: at the end of the file right after a
+// newline, toml++ reports the column after that newline on the line it
+// ends (line 1, column 7 for "a = [\n"), one past the line. Positions stay
+// on the text: at most the line's length + 1.
+TEST(LoadString, SyntaxErrorAtEndOfFileStaysOnTheText) {
+  for (const char* text : {"a = [\n", "a = \"\n", "a = '\n", "[x]\ninterval =\"\n", "\"\xc3\xa9\" = [\n"}) {
+    LoadResult result = loadString(text, "x.toml");
+    ASSERT_EQ(result.errors.size(), 1u) << describe(result);
+    std::string_view whole(text);
+    std::string_view lastLine = whole.substr(0, whole.size() - 1);
+    lastLine = lastLine.substr(lastLine.rfind('\n') == std::string_view::npos ? 0 : lastLine.rfind('\n') + 1);
+    const Error& error = result.errors[0];
+    EXPECT_EQ(error.line, whole.starts_with("[x]") ? 2 : 1) << text;
+    const int characters = static_cast<int>(lastLine.size()) - (lastLine.starts_with("\"\xc3") ? 1 : 0);
+    EXPECT_EQ(error.column, characters + 1) << text;
+  }
+}
+
 TEST(LoadFile, ReportsAnUnreadableFile) {
   std::string missing = (kDataDir / "does-not-exist.toml").string();
   LoadResult result = loadFile(missing);
