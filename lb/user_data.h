@@ -29,6 +29,7 @@ enum class Op : uint8_t {
   Recv1,          // direction 1: receive from the member into a ring buffer
   Send0,          // direction 0: send that buffer to the member
   Send1,          // direction 1: send that buffer to the client
+  WatchClient,    // poll while connecting: the client reset before its member answered
   Count,
 };
 
