@@ -145,7 +145,8 @@ class LocalErrorsTest(harness.RinglbTest):
             idle.append(s)
         waiting = self.connect_raw()  # stays in the accept queue for now
         waiting.sendall(b"ping\n")
-        more_harness.wait_log(lb, "accept (clients wait in the backlog): Too many open files")
+        wait_until(lambda: any("accept" in line for line in more_harness.log_lines(lb, "Too many open files")),
+                   what="an accept failing for lack of descriptors")
 
         # For several probe intervals nothing may blame the member, the
         # process must not spin, and the log must not flood.
