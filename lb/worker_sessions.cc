@@ -275,8 +275,9 @@ void Worker::onFlowCompletion(Session& s, int flow, FlowWait done, int result, u
       return pump(s, flow);
     case FlowWait::PollIn:
     case FlowWait::PollOut:
-      if (s.state == SessionState::Proxying) pump(s, flow);
-      return;
+      if (s.state != SessionState::Proxying) return;
+      if (result < 0 && isLocalResourceError(-result)) return pauseForResources(s, flow, -result, "poll");
+      return pump(s, flow);
     case FlowWait::Nothing: return;
   }
 }
