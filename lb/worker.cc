@@ -390,8 +390,8 @@ void Worker::armTick() {
 }
 
 // Idle timeouts, the shutdown deadline, and watching the clients of slow
-// connects. A scan of every slot: a few
-// thousand sessions cost microseconds, four times a second.
+// connects. A scan of every slot: a few thousand sessions cost
+// microseconds, four times a second.
 void Worker::onTick() {
   bool deadline = stopping_ && nowNs_ >= deadlineNs_;
   if (deadline && !deadlinePassed_) {
