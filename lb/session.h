@@ -46,8 +46,8 @@ enum class ClientWatch : uint8_t { Off, Armed, Stopped };
 // that fills a whole buffer marks the flow as bulk: once that buffer is
 // sent, the flow moves data through a pipe with splice, waiting with polls,
 // until a read smaller than a buffer ends the burst; then it waits with a
-// receive again. Without a pipe (none could be made: descriptors ran out)
-// a bulk flow keeps to the copy path.
+// receive again. When no pipe can be made (descriptors ran out) a bulk flow
+// copies through ring buffers instead, asking again at its next full buffer.
 //
 // `state` (lb/flow_state.h) says which single operation is in flight and
 // whether the source has ended or its FIN was passed on. `bulk` is the
