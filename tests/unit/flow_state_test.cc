@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "lb/check.h"
+
 #include <array>
 
 namespace lb {
@@ -107,6 +109,22 @@ TEST(FlowState, AWholeLife) {
   ASSERT_TRUE(f.finish());
   EXPECT_EQ(f.end(), FlowEnd::Finished);
 }
+
+// How the worker uses a transition: an illegal one is a broken invariant,
+// which names itself and its place, then aborts.
+TEST(FlowStateDeathTest, ABrokenInvariantNamesItselfAndAborts) {
+  FlowState f;
+  ASSERT_TRUE(f.start(FlowWait::Receive));
+  bool legal = f.start(FlowWait::Send);
+  EXPECT_DEATH(RINGLB_ENFORCE(legal), "invariant broken at .*flow_state_test.cc:[0-9]+: legal");
+}
+
+#ifndef NDEBUG
+TEST(FlowStateDeathTest, DebugChecksAreOnInThisBuild) {
+  FlowState f;
+  EXPECT_DEATH(RINGLB_CHECK(f.finished()), "invariant broken at .*: f.finished\\(\\)");
+}
+#endif
 
 }  // namespace
 }  // namespace lb
