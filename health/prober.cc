@@ -5,12 +5,22 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
 
 namespace health {
+namespace {
+
+// After a local error, a target's next probe waits at most this long.
+constexpr Duration kLocalErrorRetry = std::chrono::seconds(1);
+
+std::atomic<uint64_t> gLocalErrors{0};
+std::atomic<int> gLastLocalError{0};
+
+}  // namespace
 
 std::string formatDuration(Duration duration) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
@@ -28,6 +38,20 @@ std::string connectFailureReason(int error) {
     default: return std::strerror(error);
   }
 }
+
+bool isLocalResourceError(int error) {
+  switch (error) {
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+    case EADDRNOTAVAIL: return true;
+    default: return false;
+  }
+}
+
+uint64_t Prober::localErrors() { return gLocalErrors.load(std::memory_order_relaxed); }
+int Prober::lastLocalError() { return gLastLocalError.load(std::memory_order_relaxed); }
 
 Prober::Prober(ProbeRing* ring, uint16_t id, std::vector<ProbeSpec> specs, OnTransition onTransition,
                TimePoint now, uint64_t seed)
@@ -89,7 +113,7 @@ void Prober::onTick(TimePoint now) {
     Target& t = targets_[i];
     if (t.running && now >= t.deadline)
       finish(i, false, fmt::format("timeout after {}", formatDuration(t.spec.options.timeout)), now);
-    else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt())
+    else if (!t.running && t.inflight == 0 && now >= t.health.nextProbeAt() && now >= t.retryAt)
       start(i, now);
   }
 }
@@ -101,13 +125,14 @@ void Prober::abandon() {
 
 void Prober::start(size_t index, TimePoint now) {
   Target& t = targets_[index];
-  t.fd = ::socket(t.spec.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ::socket(t.spec.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return skip(index, errno, now);
+  t.fd = fd;
   t.running = true;
   t.startedAt = now;
   t.deadline = now + t.spec.options.timeout;
   t.sent = 0;
   t.parser = StatusLineParser{};
-  if (t.fd < 0) return finish(index, false, std::strerror(errno), now);
   submit(index, Step::Connect);
 }
 
@@ -142,6 +167,7 @@ void Prober::onCompletion(const ProbeOp& op, int result, TimePoint now) {
 
 void Prober::onStep(size_t index, Step step, int result, TimePoint now) {
   Target& t = targets_[index];
+  if (result < 0 && isLocalResourceError(-result)) return skip(index, -result, now);
   if (result < 0) return finish(index, false, connectFailureReason(-result), now);
   switch (step) {
     case Step::Connect:
@@ -171,6 +197,17 @@ void Prober::finish(size_t index, bool passed, std::string reason, TimePoint now
   if (!passed) ++t.status.failures;
   auto transition = t.health.onProbeResult(passed, std::move(reason), now, nextRandom());
   if (transition) onTransition_(index, *transition);
+}
+
+// This host could not run the probe (no descriptor, memory or local port):
+// that says nothing about the member, so it is no result at all. The probe
+// is counted, and tried again after a pause rather than at every tick.
+void Prober::skip(size_t index, int error, TimePoint now) {
+  Target& t = targets_[index];
+  if (t.running) stop(index);
+  t.retryAt = now + std::min(t.spec.options.interval, kLocalErrorRetry);
+  gLocalErrors.fetch_add(1, std::memory_order_relaxed);
+  gLastLocalError.store(error, std::memory_order_relaxed);
 }
 
 void Prober::onPassiveFailures(size_t target, uint64_t failures, TimePoint now) {

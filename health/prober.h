@@ -74,6 +74,13 @@ class Prober {
   // Probes with an operation still in flight (for stopping cleanly).
   bool idle() const;
 
+  // Probes that could not run because this host lacked something (a
+  // descriptor, memory, a local port), by every prober of the process, and
+  // the errno of the last one. Such a probe is no result: the member is not
+  // blamed, and the probe is tried again after a pause.
+  static uint64_t localErrors();
+  static int lastLocalError();
+
  private:
   enum class Step : uint8_t { Connect = 1, Send, Recv };
 
@@ -89,6 +96,7 @@ class Prober {
     Step step = Step::Connect;
     TimePoint startedAt{};
     TimePoint deadline{};
+    TimePoint retryAt{};  // after a local error, no probe before this
     StatusLineParser parser;
     std::array<char, 512> buffer{};
   };
@@ -99,6 +107,7 @@ class Prober {
   void submit(size_t index, Step step);
   void onStep(size_t index, Step step, int result, TimePoint now);
   void finish(size_t index, bool passed, std::string reason, TimePoint now);
+  void skip(size_t index, int error, TimePoint now);
   uint64_t nextRandom();
 
   ProbeRing* ring_;
@@ -110,6 +119,9 @@ class Prober {
 
 // "connect refused", "timeout after 1s", "status 503", ... from a -errno.
 std::string connectFailureReason(int error);
+// True for an errno that says this host ran out of something (descriptors,
+// memory, socket buffers, local ports) rather than that the peer failed.
+bool isLocalResourceError(int error);
 // "250ms", "1s", "1.5s"
 std::string formatDuration(Duration duration);
 

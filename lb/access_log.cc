@@ -165,6 +165,7 @@ std::string_view toString(EndReason reason) {
     case EndReason::Reset: return "reset";
     case EndReason::MemberDown: return "member_down";
     case EndReason::MemberRemoved: return "member_removed";
+    case EndReason::LocalError: return "local_error";
   }
   return "unknown";
 }

@@ -39,6 +39,7 @@ enum class EndReason : uint8_t {
   Reset,
   MemberDown,     // on_down = "close" ended it when health checks took its member down
   MemberRemoved,  // removed_member_timeout ended it after a reload removed its member
+  LocalError,     // this host ran out of something (descriptors, memory): no member was to blame
 };
 
 std::string_view toString(EndReason reason);

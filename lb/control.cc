@@ -278,6 +278,7 @@ void Control::armTick() {
 void Control::onTick(health::TimePoint now) {
   readPassiveFailures(now);
   if (!stopping_) prober_->onTick(now);
+  logProbeLocalErrors(now);
   std::erase_if(retiredProbers_, [](const auto& p) { return p->idle(); });
   recordProbeDurations();
   if (admin_) admin_->onTick(now);
@@ -295,6 +296,20 @@ void Control::readPassiveFailures(health::TimePoint now) {
     if (change.reset) prober_->onPassiveFailures(i, 0, now);
     if (change.failures > 0) prober_->onPassiveFailures(i, change.failures, now);
   }
+}
+
+// Probes this host could not run (no descriptor, ...) blame no member; they
+// are said here, at most once a second.
+void Control::logProbeLocalErrors(health::TimePoint now) {
+  uint64_t total = health::Prober::localErrors();
+  if (total == seenProbeLocalErrors_) return;
+  uint64_t nowNs = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+  uint64_t heldBack = 0;
+  if (!probeLocalErrorLog_.allow(nowNs, &heldBack)) return;
+  log::warn("health probes: {} could not run on this host, no member blamed: {}",
+            total - seenProbeLocalErrors_, std::strerror(health::Prober::lastLocalError()));
+  seenProbeLocalErrors_ = total;
 }
 
 void Control::onTransition(size_t target, const health::Transition& transition) {

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "health/prober.h"
 #include "lb/admin.h"
+#include "lb/log_throttle.h"
 #include "lb/metrics.h"
 #include "lb/ring/probe_ring_port.h"
 #include "lb/ring/submitter.h"
@@ -63,6 +64,7 @@ class Control final : public HealthView {
   void armTick();
   void onTick(health::TimePoint now);
   void readPassiveFailures(health::TimePoint now);
+  void logProbeLocalErrors(health::TimePoint now);
   void onTransition(size_t target, const health::Transition& transition);
   void recordProbeDurations();
   std::optional<size_t> targetOf(const Member& member) const;
@@ -95,6 +97,8 @@ class Control final : public HealthView {
   std::vector<uint64_t> seenFailures_;                   // last Member::connectFailures snapshot
   std::vector<uint64_t> seenProbes_;                     // probes finished, per target
   std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
+  uint64_t seenProbeLocalErrors_ = 0;
+  LogThrottle probeLocalErrorLog_;
 
   std::unique_ptr<Admin> admin_;
   std::shared_ptr<AccessLogSink> accessLog_;

@@ -72,10 +72,32 @@ void listenerMetrics(std::string& out, const ReportSources& s) {
     fmt::format_to(Out(out), "ringlb_listener_sent_bytes_total{{listener=\"{}\"}} {}\n",
                    label(l->config.name), load(l->state->counters.bytesOut));
   family(out, "ringlb_listener_rejected_total", "counter",
-         "Connections closed at once because the listener was at max_connections.");
-  for (const auto& l : s.runtime->listeners)
+         "Connections closed before reaching a member: at max_connections (limit), or because "
+         "this host ran out of descriptors or memory (local_error).");
+  for (const auto& l : s.runtime->listeners) {
     fmt::format_to(Out(out), "ringlb_listener_rejected_total{{listener=\"{}\",reason=\"limit\"}} {}\n",
                    label(l->config.name), load(l->state->counters.rejectedByLimit));
+    fmt::format_to(Out(out),
+                   "ringlb_listener_rejected_total{{listener=\"{}\",reason=\"local_error\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.rejectedByLocalError));
+  }
+}
+
+// What this host ran out of, by where it was needed (lb/stats.h), and the
+// health probes that could not run for the same reasons. None of it is
+// counted against a member.
+void localErrorMetrics(std::string& out, const ReportSources& s) {
+  family(out, "ringlb_local_errors_total", "counter",
+         "Descriptors, memory or local ports this host lacked, by where they were needed; "
+         "never counted against a member.");
+  for (size_t k = 0; k < static_cast<size_t>(LocalError::Count); ++k) {
+    auto kind = static_cast<LocalError>(k);
+    uint64_t total = 0;
+    for (const auto& worker : s.workers) total += worker->stats().localErrors.value(kind);
+    fmt::format_to(Out(out), "ringlb_local_errors_total{{kind=\"{}\"}} {}\n", toString(kind), total);
+  }
+  fmt::format_to(Out(out), "ringlb_local_errors_total{{kind=\"probe\"}} {}\n",
+                 health::Prober::localErrors());
 }
 
 void memberMetrics(std::string& out, const ReportSources& s) {
@@ -202,6 +224,7 @@ std::string renderMetrics(const ReportSources& sources) {
   poolMetrics(out, sources);
   workerMetrics(out, sources);
   accessLogMetrics(out, sources);
+  localErrorMetrics(out, sources);
   return out;
 }
 

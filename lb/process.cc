@@ -1,9 +1,11 @@
 #include "lb/process.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -56,6 +58,39 @@ bool bindAll(const Runtime& runtime, int workers, std::vector<std::vector<int>>*
   return true;
 }
 
+// A session can hold six descriptors: its two sockets and, while both
+// directions move bulk data, a pipe (two ends) for each. The limit must
+// hold that for every session max_connections allows, plus what the
+// process keeps besides (workers' listening sockets, rings and spare pipes,
+// one socket per health probe, stdio, the control thread's ring, signalfd
+// and admin endpoint). The soft limit is raised towards the hard one as far
+// as needed; if that is not enough, say so: past the limit clients wait or
+// are refused (local_error) and bulk transfers copy instead of splicing.
+constexpr uint64_t kDescriptorsPerSession = 6;
+constexpr uint64_t kProcessDescriptors = 64;
+
+void checkDescriptorBudget(const config::Config& config, int workers) {
+  uint64_t sessions = 0;
+  for (const auto& listener : config.listeners) sessions += static_cast<uint64_t>(listener.maxConnections);
+  uint64_t reserve = kProcessDescriptors +
+                     static_cast<uint64_t>(workers) * Worker::descriptorsPerWorker(config.listeners.size());
+  for (const auto& pool : config.pools)
+    if (pool.health) reserve += pool.members.size();
+  uint64_t needed = sessions * kDescriptorsPerSession + reserve;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max) {
+    rlimit raised{std::min<rlim_t>(limit.rlim_max, needed), limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur >= needed) return;
+  log::warn("open-file limit {} is below the {} descriptors max_connections allows: {} sessions at "
+            "{} per session (2 sockets, 2 pipes) + {} for the process; past it new clients wait or "
+            "are refused (local_error) and bulk transfers copy instead of splicing; raise the limit "
+            "(LimitNOFILE=) or lower max_connections",
+            limit.rlim_cur, needed, sessions, kDescriptorsPerSession, reserve);
+}
+
 sigset_t controlSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -78,6 +113,7 @@ int runProcess(const std::string& configPath, const config::Config& config) {
   }
   std::shared_ptr<const Runtime> runtime = buildRuntime(config, nullptr);
   int count = workerCount(config);
+  checkDescriptorBudget(config, count);
   std::vector<std::vector<int>> fds;
   if (!bindAll(*runtime, count, &fds)) return 1;
   int adminFd = -1;

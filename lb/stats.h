@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 namespace lb {
 
@@ -65,8 +66,36 @@ struct PoolCounters {
 struct ListenerCounters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejectedByLimit{0};
+  std::atomic<uint64_t> rejectedByLocalError{0};  // no slot, or no socket for the member
   std::atomic<uint64_t> bytesIn{0};   // client -> member, counted when sessions end
   std::atomic<uint64_t> bytesOut{0};  // member -> client
+};
+
+// Something this host ran out of (descriptors, memory, socket buffers, local
+// ports), by where it was needed. Never counted against a member: a member
+// is blamed only for what it did (refused, timed out).
+enum class LocalError : uint8_t {
+  Accept,   // accept failed: the client waits in the backlog, retried after a pause
+  Socket,   // no socket for the member connection: the client is closed (local_error)
+  Connect,  // a connect failed for a local reason (no port, no memory): next member or local_error
+  Pipe,     // no pipe for a bulk transfer: the flow copies through ring buffers instead
+  Slot,     // no session slot: the client is closed (local_error)
+  Io,       // a send, receive or splice lacked memory: retried after a pause
+  Count,
+};
+
+constexpr std::string_view toString(LocalError kind) {
+  constexpr std::string_view names[] = {"accept", "socket", "connect", "pipe", "slot", "io"};
+  return names[static_cast<size_t>(kind)];
+}
+
+struct LocalErrorCounters {
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(LocalError::Count)> counts{};
+
+  void add(LocalError kind) { bump(counts[static_cast<size_t>(kind)]); }
+  uint64_t value(LocalError kind) const {
+    return counts[static_cast<size_t>(kind)].load(std::memory_order_relaxed);
+  }
 };
 
 }  // namespace lb

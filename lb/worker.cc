@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "health/prober.h"
 #include "lb/log.h"
 
 namespace lb {
@@ -73,6 +74,10 @@ void Worker::computeTick() {
   uint64_t tick = std::clamp(minIdleNs_ / 4, kTickMinNs, kTickMaxNs);
   tick_.tv_sec = static_cast<int64_t>(tick / 1'000'000'000u);
   tick_.tv_nsec = static_cast<int64_t>(tick % 1'000'000'000u);
+}
+
+uint64_t Worker::descriptorsPerWorker(size_t listeners) {
+  return listeners + 2 + 2 * kSparePipes;  // + the ring and the eventfd
 }
 
 Worker::~Worker() {
@@ -147,6 +152,9 @@ bool Worker::finished() const {
 
 void Worker::handle(const io_uring_cqe& cqe) {
   UserData data = decode(cqe.user_data);
+  // From here the buffer is ours until it is recycled (exactly once).
+  if (cqe.flags & IORING_CQE_F_BUFFER)
+    buffers_.claim(static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
   switch (data.op) {
     case Op::Ignore: return;
     case Op::Accept: return onAccept(data.slot, cqe.res, cqe.flags);
@@ -191,10 +199,7 @@ void Worker::onAccept(uint32_t slot, int result, uint32_t flags) {
       return;
     }
     if (result < 0) {
-      if (result != -ECANCELED)
-        log::warn("listener {}: accept: {}",
-                  current_->runtime->listeners[listenerSlot.listener]->config.name,
-                  std::strerror(-result));
+      if (result != -ECANCELED) onAcceptError(slot, -result);
       armAcceptRetry(slot);
       return;
     }
@@ -206,6 +211,18 @@ void Worker::onAccept(uint32_t slot, int result, uint32_t flags) {
     return;
   }
   openSession(listenerSlot.listener, result);
+}
+
+// Out of descriptors or memory, an accept fails at every retry: the clients
+// wait in the backlog until something is freed. Said at most once a second.
+void Worker::onAcceptError(uint32_t slot, int error) {
+  if (health::isLocalResourceError(error))
+    return localError(LocalError::Accept, error, "accept (clients wait in the backlog)");
+  uint64_t heldBack = 0;
+  if (acceptErrorLog_.allow(nowNs_, &heldBack))
+    log::warn("listener {}: accept: {}",
+              current_->runtime->listeners[listenerSlots_[slot].listener]->config.name,
+              std::strerror(error));
 }
 
 void Worker::armAcceptRetry(uint32_t slot) {
@@ -354,8 +371,9 @@ void Worker::armTick() {
   prepare(sqe, Op::Tick, 0, 0);
 }
 
-// Idle timeouts and the shutdown deadline. A scan of every slot: a few
-// thousand sessions cost microseconds, four times a second.
+// Idle timeouts, the shutdown deadline, and watching the clients of slow
+// connects. A scan of every slot: a few thousand sessions cost
+// microseconds, four times a second.
 void Worker::onTick() {
   bool deadline = stopping_ && nowNs_ >= deadlineNs_;
   if (deadline && !deadlinePassed_) {
@@ -367,6 +385,10 @@ void Worker::onTick() {
     if (s.state == SessionState::Free || s.state == SessionState::Closing) continue;
     if (deadline) {
       endSession(s, EndReason::Shutdown);
+      continue;
+    }
+    if (s.state == SessionState::Connecting && s.clientWatch == ClientWatch::Off) {
+      watchClient(s);
       continue;
     }
     if (s.state != SessionState::Proxying) continue;

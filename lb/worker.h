@@ -7,6 +7,7 @@
 
 #include <liburing.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -17,11 +18,13 @@
 #include "lb/access_log.h"
 #include "lb/ring/buffer_ring.h"
 #include "lb/listener.h"
+#include "lb/log_throttle.h"
 #include "lb/ring/pipe_pool.h"
 #include "lb/ring/submitter.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
 #include "lb/session.h"
+#include "lb/stats.h"
 
 namespace lb {
 
@@ -48,6 +51,7 @@ struct WorkerStats {
   std::atomic<uint64_t> sessionsOpenAtDeadline{0};
   std::atomic<uint64_t> pipesInUse{0};
   std::atomic<uint64_t> pipesSpare{0};
+  LocalErrorCounters localErrors;
 };
 
 class Worker {
@@ -72,6 +76,9 @@ class Worker {
 
   const WorkerStats& stats() const { return stats_; }
   const AccessLog& accessLog() const { return accessLog_; }
+  // Descriptors a worker holds besides its sessions' (listening sockets,
+  // its ring, eventfd and spare pipes), for sizing the open-file limit.
+  static uint64_t descriptorsPerWorker(size_t listeners);
 
  private:
   // worker.cc: the loop, accepts, timers, stopping.
@@ -81,6 +88,7 @@ class Worker {
   void armAccept(uint32_t slot);
   void onAccept(uint32_t slot, int result, uint32_t flags);
   void armAcceptRetry(uint32_t slot);
+  void onAcceptError(uint32_t slot, int error);
   void closeListenerSlot(uint32_t slot);
   std::unique_ptr<WorkerGeneration> makeGeneration(std::shared_ptr<const Runtime> runtime);
   void applyPending();
@@ -105,24 +113,34 @@ class Worker {
   void releaseGeneration(WorkerGeneration* generation);
   void startConnect(Session& s);
   void onConnect(Session& s, int result);
+  void watchClient(Session& s);
+  void onClientWatch(Session& s, int result);
   void startProxying(Session& s);
+  void onFlowCompletion(Session& s, int flow, FlowWait done, int result, uint32_t cqeFlags);
+  void track(Session& s, int flow, FlowWait wait, io_uring_sqe* sqe);
   void pump(Session& s, int flow);
   void armPoll(Session& s, int flow, bool writable);
-  void armContinue(Session& s, int flow);
+  void armPause(Session& s, int flow, bool delayed);
   void armRead(Session& s, int flow);
   void waitForSource(Session& s, int flow);
+  void copyWithoutPipe(Session& s, int flow, int error);
+  void pauseForResources(Session& s, int flow, int error, const char* what);
+  void sourceEnded(Session& s, int flow);
   void onReceived(Session& s, int flow, int result, uint32_t cqeFlags);
   void sendBuffer(Session& s, int flow);
   void onSent(Session& s, int flow, int result);
+  void releaseBuffer(Flow& f);
   void finishFlow(Session& s, int flow);
   void onFlowError(Session& s, int flow, bool writing, int error);
   void endSession(Session& s, EndReason reason);
+  void cancel(const Session& s, Op op);
   void releaseMember(Session& s);
   void maybeFree(Session& s);
   void closeLater(int fd);
   void logSession(const Session& s);
   void countSession(const Session& s);
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
+  void localError(LocalError kind, int error, const char* what);
 
   static constexpr uint32_t kChunkShift = 10;
   static constexpr uint32_t kChunkSize = 1u << kChunkShift;
@@ -158,6 +176,11 @@ class Worker {
   std::shared_ptr<const Runtime> pendingRuntime_;  // guarded by pendingMutex_
   std::map<std::string, int> pendingFds_;          // guarded by pendingMutex_
   __kernel_timespec acceptRetryDelay_{0, 50 * 1000 * 1000};
+  // How long a flow waits before trying again when this host ran out of
+  // something it needs (no ring buffer and no pipe, no memory for a send).
+  __kernel_timespec localErrorPause_{0, 10 * 1000 * 1000};
+  std::array<LogThrottle, static_cast<size_t>(LocalError::Count)> localErrorLog_;
+  LogThrottle acceptErrorLog_;
   int wakeFd_ = -1;
   uint64_t wakeValue_ = 0;
   std::atomic<bool> stopRequested_{false};

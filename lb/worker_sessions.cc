@@ -9,8 +9,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <optional>
 
+#include "health/prober.h"
 #include "lb/address_text.h"
+#include "lb/check.h"
 #include "lb/log.h"
 #include "lb/worker.h"
 
@@ -30,6 +34,42 @@ int destinationFd(const Session& s, int flow) { return flow == 0 ? s.memberFd : 
 
 double msBetween(uint64_t fromNs, uint64_t toNs) {
   return static_cast<double>(toNs - fromNs) / 1e6;
+}
+
+using health::isLocalResourceError;
+
+// The user_data operation of a flow's wait, and back.
+Op flowOp(int flow, FlowWait wait) {
+  switch (wait) {
+    case FlowWait::Receive: return flow == 0 ? Op::Recv0 : Op::Recv1;
+    case FlowWait::Send: return flow == 0 ? Op::Send0 : Op::Send1;
+    case FlowWait::PollIn: return flow == 0 ? Op::PollReadable0 : Op::PollReadable1;
+    case FlowWait::PollOut: return flow == 0 ? Op::PollWritable0 : Op::PollWritable1;
+    case FlowWait::Pause: return flow == 0 ? Op::Continue0 : Op::Continue1;
+    case FlowWait::Nothing: break;
+  }
+  return Op::Ignore;
+}
+
+struct FlowOp {
+  int flow;
+  FlowWait wait;
+};
+
+std::optional<FlowOp> flowOpOf(Op op) {
+  switch (op) {
+    case Op::Recv0: return FlowOp{0, FlowWait::Receive};
+    case Op::Recv1: return FlowOp{1, FlowWait::Receive};
+    case Op::Send0: return FlowOp{0, FlowWait::Send};
+    case Op::Send1: return FlowOp{1, FlowWait::Send};
+    case Op::PollReadable0: return FlowOp{0, FlowWait::PollIn};
+    case Op::PollReadable1: return FlowOp{1, FlowWait::PollIn};
+    case Op::PollWritable0: return FlowOp{0, FlowWait::PollOut};
+    case Op::PollWritable1: return FlowOp{1, FlowWait::PollOut};
+    case Op::Continue0: return FlowOp{0, FlowWait::Pause};
+    case Op::Continue1: return FlowOp{1, FlowWait::Pause};
+    default: return std::nullopt;
+  }
 }
 
 }  // namespace
@@ -67,7 +107,9 @@ void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   Session* s = allocSession();
   if (!s) {
     state.active.value.fetch_sub(1, std::memory_order_relaxed);
-    closeRejected(listenerIndex, clientFd, EndReason::Limit);
+    localError(LocalError::Slot, ENOMEM, "no session slot for a client (closed)");
+    bump(state.counters.rejectedByLocalError);
+    closeRejected(listenerIndex, clientFd, EndReason::LocalError);
     return;
   }
   s->state = SessionState::Connecting;
@@ -119,8 +161,9 @@ void Worker::startConnect(Session& s) {
   if (s.attempts > 0) bump(pool.counters().retries);
   int fd = ::socket(member->address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    log::warn("socket for member {}: {}", member->name, std::strerror(errno));
-    return endSession(s, EndReason::Reset);
+    // Not the member's doing: no other member would fare better.
+    localError(LocalError::Socket, errno, "no socket for a member connection (client closed)");
+    return endSession(s, EndReason::LocalError);
   }
   setNoDelay(fd);
   s.memberFd = fd;
@@ -148,19 +191,48 @@ void Worker::onConnect(Session& s, int result) {
   if (result == 0) {
     member.connectFailures.recordSuccess();
     bump(member.counters.connections);
+    if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
     return startProxying(s);
   }
-  member.connectFailures.recordFailure();
-  // The linked timeout cancels the connect when it fires: -ECANCELED here.
-  bool timedOut = result == -ECANCELED;
-  bump(timedOut ? member.counters.connectTimeout : member.counters.connectRefused);
-  s.endReason = timedOut ? EndReason::ConnectTimeout : EndReason::ConnectRefused;
-  log::debug("connect to member {} failed: {}", s.member->name,
-             result == -ECANCELED ? "timed out" : std::strerror(-result));
+  if (isLocalResourceError(-result)) {
+    // No local port, no memory: this host's failure, not the member's. The
+    // next member may still work (ports are per destination).
+    localError(LocalError::Connect, -result, "connect to a member failed on this host");
+    s.endReason = EndReason::LocalError;
+  } else {
+    member.connectFailures.recordFailure();
+    // The linked timeout cancels the connect when it fires: -ECANCELED here.
+    bool timedOut = result == -ECANCELED;
+    bump(timedOut ? member.counters.connectTimeout : member.counters.connectRefused);
+    s.endReason = timedOut ? EndReason::ConnectTimeout : EndReason::ConnectRefused;
+    log::debug("connect to member {} failed: {}", s.member->name,
+               result == -ECANCELED ? "timed out" : std::strerror(-result));
+  }
   ::close(s.memberFd);
   s.memberFd = -1;
   releaseMember(s);
   startConnect(s);
+}
+
+// The first tick that finds a session still connecting starts watching its
+// client, so a client that resets meanwhile does not hold its slot for the
+// whole connect_timeout, nor count as a member timeout. Fast connects (the
+// usual case) never pay for the watch.
+void Worker::watchClient(Session& s) {
+  io_uring_sqe* sqe = getSqe();
+  // POLLERR and POLLHUP are always reported; POLLRDHUP tells a FIN apart.
+  io_uring_prep_poll_add(sqe, s.clientFd, POLLRDHUP);
+  prepare(sqe, Op::WatchClient, s.index, s.generation);
+  ++s.inflight;
+  s.clientWatch = ClientWatch::Armed;
+}
+
+void Worker::onClientWatch(Session& s, int result) {
+  s.clientWatch = ClientWatch::Stopped;
+  if (s.state != SessionState::Connecting || result < 0) return;  // connected, or cancelled
+  if (result & (POLLERR | POLLHUP)) return endSession(s, EndReason::ClientClosed);
+  // Only a FIN: the client may be waiting for an answer to what it sent
+  // (a half-close), so the connect goes on; the FIN is passed on later.
 }
 
 void Worker::startProxying(Session& s) {
@@ -173,33 +245,50 @@ void Worker::startProxying(Session& s) {
 
 void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags) {
   Session& s = slot(index);
+  RINGLB_ENFORCE(s.inflight > 0);
   --s.inflight;
   switch (op) {
     case Op::Connect: onConnect(s, result); break;
     case Op::ConnectTimeout: break;  // the outcome arrives with Connect
-    case Op::PollReadable0:
-    case Op::PollReadable1:
-    case Op::PollWritable0:
-    case Op::PollWritable1: {
-      int flow = (op == Op::PollReadable0 || op == Op::PollWritable0) ? 0 : 1;
-      s.flows[flow].opPending = false;
-      if (s.state == SessionState::Proxying) pump(s, flow);
+    case Op::WatchClient: onClientWatch(s, result); break;
+    default:
+      if (std::optional<FlowOp> done = flowOpOf(op))
+        onFlowCompletion(s, done->flow, done->wait, result, cqeFlags);
       break;
-    }
-    case Op::Recv0:
-    case Op::Recv1: onReceived(s, op == Op::Recv0 ? 0 : 1, result, cqeFlags); break;
-    case Op::Send0:
-    case Op::Send1: onSent(s, op == Op::Send0 ? 0 : 1, result); break;
-    case Op::Continue0:
-    case Op::Continue1: {
-      int flow = op == Op::Continue0 ? 0 : 1;
-      s.flows[flow].continuePending = false;
-      if (s.state == SessionState::Proxying) pump(s, flow);
-      break;
-    }
-    default: break;
   }
   maybeFree(s);
+}
+
+// Every flow operation ends here: the flow goes back to waiting for nothing,
+// then the completion decides what it waits for next.
+void Worker::onFlowCompletion(Session& s, int flow, FlowWait done, int result, uint32_t cqeFlags) {
+  Flow& f = s.flows[flow];
+  bool expected = f.state.complete(done);
+  RINGLB_CHECK(expected);
+  switch (done) {
+    case FlowWait::Receive: return onReceived(s, flow, result, cqeFlags);
+    case FlowWait::Send: return onSent(s, flow, result);
+    case FlowWait::Pause:
+      if (s.state != SessionState::Proxying) return;
+      f.starved = false;
+      if (f.buffer >= 0) return sendBuffer(s, flow);  // a send that lacked memory
+      return pump(s, flow);
+    case FlowWait::PollIn:
+    case FlowWait::PollOut:
+      if (s.state != SessionState::Proxying) return;
+      if (result < 0 && isLocalResourceError(-result)) return pauseForResources(s, flow, -result, "poll");
+      return pump(s, flow);
+    case FlowWait::Nothing: return;
+  }
+}
+
+// Every flow operation starts here: the transition is checked (one
+// operation per flow), the SQE tagged, the slot's in-flight count raised.
+void Worker::track(Session& s, int flow, FlowWait wait, io_uring_sqe* sqe) {
+  bool legal = s.flows[flow].state.start(wait);
+  RINGLB_CHECK(legal);
+  prepare(sqe, flowOp(flow, wait), s.index, s.generation);
+  ++s.inflight;
 }
 
 // Moves bytes source -> pipe -> destination until the source is empty, the
@@ -208,7 +297,8 @@ void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags)
 // costs at most one pipe of buffering, in the kernel.
 void Worker::pump(Session& s, int flow) {
   Flow& f = s.flows[flow];
-  if (f.finished || f.opPending || f.continuePending) return;
+  RINGLB_CHECK(f.state.canStart());
+  if (!f.state.canStart()) return;
   int from = sourceFd(s, flow);
   int to = destinationFd(s, flow);
   // A short read emptied the source and a short write filled the
@@ -229,15 +319,13 @@ void Worker::pump(Session& s, int flow) {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return armPoll(s, flow, true);
+      if (n < 0 && isLocalResourceError(errno)) return pauseForResources(s, flow, errno, "splice");
       return onFlowError(s, flow, true, n < 0 ? errno : EPIPE);
     }
-    if (f.eof) return finishFlow(s, flow);
+    if (f.state.sourceEnded()) return finishFlow(s, flow);
     if (!f.pipe.valid()) {
       int result = pipes_.acquire(&f.pipe);
-      if (result < 0) {
-        log::warn("no pipe for a session: {}", std::strerror(-result));
-        return endSession(s, EndReason::Reset);
-      }
+      if (result < 0) return copyWithoutPipe(s, flow, -result);
     }
     // The pipe is empty here, so EAGAIN can only mean the source is empty.
     ssize_t n = splice(from, nullptr, f.pipe.writeFd, nullptr, pipes_.capacity(),
@@ -250,27 +338,47 @@ void Worker::pump(Session& s, int flow) {
       continue;
     }
     if (n == 0) {
-      f.eof = true;
-      if (s.firstEof < 0) s.firstEof = static_cast<int8_t>(flow);
+      sourceEnded(s, flow);
       continue;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) return waitForSource(s, flow);
+    if (isLocalResourceError(errno)) return pauseForResources(s, flow, errno, "splice");
     return onFlowError(s, flow, false, errno);
   }
-  armContinue(s, flow);
+  armPause(s, flow, false);
+}
+
+// No pipe could be made (descriptors ran out): the flow carries on through
+// ring buffers, the copy path, and asks for a pipe again at its next full
+// buffer. If every ring buffer is in flight too, it waits a moment and
+// tries again, so a starved flow neither spins nor ends.
+void Worker::copyWithoutPipe(Session& s, int flow, int error) {
+  Flow& f = s.flows[flow];
+  localError(LocalError::Pipe, error, "no pipe for a bulk transfer (copying instead)");
+  f.bulk = false;
+  if (!buffers_.ready() || f.starved) return armPause(s, flow, true);
+  armRead(s, flow);
+}
+
+// A send, receive or splice lacked memory: the bytes stay where they are
+// (the ring buffer, the pipe, the socket) and the flow tries again shortly.
+void Worker::pauseForResources(Session& s, int flow, int error, const char* what) {
+  localError(LocalError::Io, error, what);
+  armPause(s, flow, true);
+}
+
+void Worker::sourceEnded(Session& s, int flow) {
+  bool first = s.flows[flow].state.endSource();
+  RINGLB_CHECK(first);
+  if (s.firstEof < 0) s.firstEof = static_cast<int8_t>(flow);
 }
 
 void Worker::armPoll(Session& s, int flow, bool writable) {
-  Flow& f = s.flows[flow];
   int fd = writable ? destinationFd(s, flow) : sourceFd(s, flow);
-  f.pendingOp = writable ? (flow == 0 ? Op::PollWritable0 : Op::PollWritable1)
-                         : (flow == 0 ? Op::PollReadable0 : Op::PollReadable1);
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_poll_add(sqe, fd, writable ? POLLOUT : POLLIN);
-  prepare(sqe, f.pendingOp, s.index, s.generation);
-  f.opPending = true;
-  ++s.inflight;
+  track(s, flow, writable ? FlowWait::PollOut : FlowWait::PollIn, sqe);
 }
 
 // A bulk flow keeps to splice (a poll, then splice again) until a read
@@ -289,9 +397,9 @@ void Worker::waitForSource(Session& s, int flow) {
 // buffer in use: -ENOBUFS) the wait is a poll and the data moves by splice.
 void Worker::armRead(Session& s, int flow) {
   Flow& f = s.flows[flow];
+  RINGLB_CHECK(f.inPipe == 0);
   pipes_.release(&f.pipe);  // idle flows hold no pipe
   if (!buffers_.ready()) return armPoll(s, flow, false);
-  f.pendingOp = flow == 0 ? Op::Recv0 : Op::Recv1;
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_recv(sqe, sourceFd(s, flow), nullptr, buffers_.bufferSize(), 0);
   // The source has just been drained (or the session just connected): go
@@ -299,14 +407,11 @@ void Worker::armRead(Session& s, int flow) {
   sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = buffers_.group();
-  prepare(sqe, f.pendingOp, s.index, s.generation);
-  f.opPending = true;
-  ++s.inflight;
+  track(s, flow, FlowWait::Receive, sqe);
 }
 
 void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
   Flow& f = s.flows[flow];
-  f.opPending = false;
   bool hasBuffer = cqeFlags & IORING_CQE_F_BUFFER;
   auto id = static_cast<uint16_t>(cqeFlags >> IORING_CQE_BUFFER_SHIFT);
   if (s.state != SessionState::Proxying) {
@@ -314,6 +419,7 @@ void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
     return;
   }
   if (result > 0 && hasBuffer) {
+    f.starved = false;
     f.buffer = id;
     f.bufferLength = static_cast<uint32_t>(result);
     f.bufferSent = 0;
@@ -323,50 +429,60 @@ void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
   }
   if (hasBuffer) buffers_.recycle(id);
   if (result == 0) {
-    f.eof = true;
-    if (s.firstEof < 0) s.firstEof = static_cast<int8_t>(flow);
+    sourceEnded(s, flow);
     return finishFlow(s, flow);
   }
-  if (result == -ENOBUFS) return armPoll(s, flow, false);  // every buffer is in flight: splice
+  if (result == -ENOBUFS) {  // every ring buffer is in flight: splice
+    f.starved = true;
+    return armPoll(s, flow, false);
+  }
+  if (isLocalResourceError(-result)) return pauseForResources(s, flow, -result, "receive");
   onFlowError(s, flow, false, -result);
 }
 
 void Worker::sendBuffer(Session& s, int flow) {
   Flow& f = s.flows[flow];
-  f.pendingOp = flow == 0 ? Op::Send0 : Op::Send1;
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_send(sqe, destinationFd(s, flow), buffers_.buffer(static_cast<uint16_t>(f.buffer)) + f.bufferSent,
                      f.bufferLength - f.bufferSent, MSG_NOSIGNAL);
-  prepare(sqe, f.pendingOp, s.index, s.generation);
-  f.opPending = true;
-  ++s.inflight;
+  track(s, flow, FlowWait::Send, sqe);
 }
 
 // The buffer goes back to the ring once all of it is sent (or the session
-// ended); a bulk flow then carries on by splice, others wait again.
+// ended); a bulk flow then carries on by splice, others wait again. A send
+// that lacked memory keeps its buffer and is tried again after a pause.
 void Worker::onSent(Session& s, int flow, int result) {
   Flow& f = s.flows[flow];
-  f.opPending = false;
   if (s.state == SessionState::Proxying && result > 0) {
     f.bytes += static_cast<uint64_t>(result);
     f.bufferSent += static_cast<uint32_t>(result);
     s.lastActiveNs = nowNs_;
     if (f.bufferSent < f.bufferLength) return sendBuffer(s, flow);
   }
-  buffers_.recycle(static_cast<uint16_t>(f.buffer));
-  f.buffer = -1;
+  if (s.state == SessionState::Proxying && result < 0 && isLocalResourceError(-result))
+    return pauseForResources(s, flow, -result, "send");
+  releaseBuffer(f);
   if (s.state != SessionState::Proxying) return;
   if (result <= 0) return onFlowError(s, flow, true, result < 0 ? -result : EPIPE);
   if (f.bulk) return pump(s, flow);
   armRead(s, flow);
 }
 
-void Worker::armContinue(Session& s, int flow) {
+void Worker::releaseBuffer(Flow& f) {
+  if (f.buffer < 0) return;
+  buffers_.recycle(static_cast<uint16_t>(f.buffer));
+  f.buffer = -1;
+}
+
+// A NOP (the flow spent its budget: let other sessions run) or, `delayed`,
+// a short timer (a local resource ran out: try again in a moment).
+void Worker::armPause(Session& s, int flow, bool delayed) {
   io_uring_sqe* sqe = getSqe();
-  io_uring_prep_nop(sqe);
-  prepare(sqe, flow == 0 ? Op::Continue0 : Op::Continue1, s.index, s.generation);
-  s.flows[flow].continuePending = true;
-  ++s.inflight;
+  if (delayed)
+    io_uring_prep_timeout(sqe, &localErrorPause_, 0, 0);
+  else
+    io_uring_prep_nop(sqe);
+  track(s, flow, FlowWait::Pause, sqe);
 }
 
 // The source sent FIN and every byte before it has been written on: pass
@@ -376,8 +492,9 @@ void Worker::finishFlow(Session& s, int flow) {
   pipes_.release(&f.pipe);
   // A plain syscall: io_uring would run a shutdown on a kernel worker thread.
   (void)::shutdown(destinationFd(s, flow), SHUT_WR);
-  f.finished = true;
-  if (s.flows[1 - flow].finished)
+  bool legal = f.state.finish();
+  RINGLB_CHECK(legal);
+  if (s.flows[1 - flow].state.finished())
     endSession(s, s.firstEof == 1 ? EndReason::MemberClosed : EndReason::ClientClosed);
 }
 
@@ -386,7 +503,7 @@ void Worker::finishFlow(Session& s, int flow) {
 void Worker::onFlowError(Session& s, int flow, bool writing, int error) {
   int peer = writing ? 1 - flow : flow;  // the flow whose source is the failing socket
   log::debug("session flow {} {} error: {}", flow, writing ? "write" : "read", std::strerror(error));
-  if (writing && s.flows[peer].eof)
+  if (writing && s.flows[peer].state.sourceEnded())
     return endSession(s, peer == 0 ? EndReason::ClientClosed : EndReason::MemberClosed);
   endSession(s, EndReason::Reset);
 }
@@ -403,20 +520,19 @@ void Worker::endSession(Session& s, EndReason reason) {
   if (s.state == SessionState::Closing || s.state == SessionState::Free) return;
   s.endReason = reason;
   s.state = SessionState::Closing;
-  uint32_t index = s.index;
-  auto cancel = [&](Op op) {
-    io_uring_sqe* sqe = getSqe();
-    io_uring_prep_cancel64(sqe, encode(UserData{op, index, s.generation}), 0);
-    prepare(sqe, Op::Ignore, 0, 0);
-  };
-  if (s.connectPending) cancel(Op::Connect);
-  for (Flow& f : s.flows) {
-    if (f.opPending) cancel(f.pendingOp);
+  if (s.connectPending) cancel(s, Op::Connect);
+  if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
+  for (int flow = 0; flow < 2; ++flow) {
+    Flow& f = s.flows[flow];
+    if (!f.state.idle()) cancel(s, flowOp(flow, f.state.wait()));
+    // A send in flight still reads its buffer: returned when it completes.
+    if (f.state.wait() != FlowWait::Send) releaseBuffer(f);
     if (f.inPipe > 0)
       pipes_.drop(&f.pipe);
     else
       pipes_.release(&f.pipe);
   }
+  if (reason == EndReason::LocalError) bump(listenerOf(s).state->counters.rejectedByLocalError);
   logSession(s);
   countSession(s);
   // Pending operations hold their own file references, so closing now is
@@ -427,6 +543,14 @@ void Worker::endSession(Session& s, EndReason reason) {
   releaseMember(s);
   listenerOf(s).state->active.value.fetch_sub(1, std::memory_order_relaxed);
   maybeFree(s);
+}
+
+// Cancels the session's operation `op`; its completion (-ECANCELED, or its
+// own result if it had finished) still arrives and is counted down.
+void Worker::cancel(const Session& s, Op op) {
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_cancel64(sqe, encode(UserData{op, s.index, s.generation}), 0);
+  prepare(sqe, Op::Ignore, 0, 0);
 }
 
 // Closes through the ring, batched with the next submit. Nothing else can
@@ -443,11 +567,27 @@ void Worker::maybeFree(Session& s) {
   s.state = SessionState::Free;
   WorkerGeneration* runtime = s.runtime;
   s.runtime = nullptr;
+  RINGLB_ENFORCE(runtime->sessions > 0);
   --runtime->sessions;
+  RINGLB_ENFORCE(liveSessions_ > 0);
   releaseGeneration(runtime);
   s.nextFree = freeHead_;
   freeHead_ = s.index;
   --liveSessions_;
+}
+
+// Something this host ran out of: counted by kind, said at most once a
+// second per kind (with how many were held back), never held against a
+// member.
+void Worker::localError(LocalError kind, int error, const char* what) {
+  stats_.localErrors.add(kind);
+  uint64_t heldBack = 0;
+  if (!localErrorLog_[static_cast<size_t>(kind)].allow(nowNs_, &heldBack)) return;
+  if (heldBack > 0)
+    log::warn("worker {}: {}: {} ({} more since the last such line)", options_.index, what,
+              std::strerror(error), heldBack);
+  else
+    log::warn("worker {}: {}: {}", options_.index, what, std::strerror(error));
 }
 
 void Worker::countSession(const Session& s) {

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "lb/check.h"
+
 namespace lb {
 
 BufferRing::~BufferRing() {
@@ -45,10 +47,18 @@ int BufferRing::setup(io_uring* ring, unsigned count, unsigned size, uint16_t gr
     io_uring_buf_ring_add(ring_, buffer(static_cast<uint16_t>(id)), size, static_cast<uint16_t>(id), mask,
                           static_cast<int>(id));
   io_uring_buf_ring_advance(ring_, static_cast<int>(count));
+  inRing_.assign(count, true);
   return 0;
 }
 
+void BufferRing::claim(uint16_t id) {
+  RINGLB_ENFORCE(id < count_ && inRing_[id]);
+  inRing_[id] = false;
+}
+
 void BufferRing::recycle(uint16_t id) {
+  RINGLB_ENFORCE(id < count_ && !inRing_[id]);
+  inRing_[id] = true;
   io_uring_buf_ring_add(ring_, buffer(id), size_, id, io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(ring_, 1);
 }

@@ -5,11 +5,15 @@
 //
 // Invariant: every buffer is either in the ring (the kernel may pick it) or
 // owned by exactly one flow between its receive and its send's completion.
+// Checked (always: a buffer in the ring twice would hand one buffer to two
+// receives): claim() takes one out that the kernel reported, recycle() puts
+// one back that was out.
 
 #include <liburing.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace lb {
 
@@ -27,6 +31,8 @@ class BufferRing {
   uint16_t group() const { return group_; }
   unsigned bufferSize() const { return size_; }
   char* buffer(uint16_t id) const { return data_ + size_t{id} * size_; }
+  // A completion reported buffer `id` filled: it is out of the ring now.
+  void claim(uint16_t id);
   // Hands a buffer back to the kernel.
   void recycle(uint16_t id);
 
@@ -37,6 +43,7 @@ class BufferRing {
   unsigned count_ = 0;
   unsigned size_ = 0;
   uint16_t group_ = 0;
+  std::vector<bool> inRing_;  // by buffer id
 };
 
 }  // namespace lb

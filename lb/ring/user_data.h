@@ -123,12 +123,13 @@ enum class Op : uint8_t {
   PollReadable1,  // direction 1 (member -> client): member readable
   PollWritable0,  // direction 0: member writable
   PollWritable1,  // direction 1: client writable
-  Continue0,      // NOP: direction 0 used its budget, resume it later
-  Continue1,      // NOP: direction 1 used its budget, resume it later
+  Continue0,      // NOP or pause timer: direction 0 resumes later (budget spent, or out of memory)
+  Continue1,      // NOP or pause timer: direction 1 resumes later
   Recv0,          // direction 0: receive from the client into a ring buffer
   Recv1,          // direction 1: receive from the member into a ring buffer
   Send0,          // direction 0: send that buffer to the member
   Send1,          // direction 1: send that buffer to the client
+  WatchClient,    // poll while connecting: the client reset before its member answered
   Count,
 };
 static_assert(static_cast<unsigned>(Op::Count) <= ring::kMaxOp + 1u, "Op must fit the codec's op field");

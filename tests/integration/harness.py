@@ -35,7 +35,7 @@ MiB = 1 << 20
 END_REASONS = {
     "client_closed", "member_closed", "connect_refused", "connect_timeout",
     "no_member", "idle_timeout", "limit", "shutdown", "reset", "member_down",
-    "member_removed",
+    "member_removed", "local_error",
 }
 ACCESS_LOG_FIELDS = {
     "time", "listener", "client", "member", "member_address", "bytes_in",
@@ -496,12 +496,13 @@ class Ringlb:
     """One ringlb process. stdout (access log JSON lines) and stderr (log
     lines) are collected by background threads."""
 
-    def __init__(self, config_path, args=()):
+    def __init__(self, config_path, args=(), wrapper=()):
+        """wrapper: a command that execs ringlb (e.g. prlimit ... --)."""
         self.config_path = config_path
         self.cond = threading.Condition()
         self.stdout_lines = []
         self.stderr_lines = []
-        self.proc = subprocess.Popen([RINGLB, *args, config_path],
+        self.proc = subprocess.Popen([*wrapper, RINGLB, *args, config_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.pid = self.proc.pid
@@ -644,9 +645,9 @@ class RinglbTest(unittest.TestCase):
             f.write(text)
         return path
 
-    def start_ringlb(self, text, wait_ready=True, check_clean_stop=True):
+    def start_ringlb(self, text, wait_ready=True, check_clean_stop=True, wrapper=()):
         path = self.write_config(text)
-        lb = Ringlb(path)
+        lb = Ringlb(path, wrapper=wrapper)
         self.addCleanup(self._finish_ringlb, lb, check_clean_stop)
         if wait_ready:
             lb.wait_ready()
