@@ -91,14 +91,19 @@ int foreignListener(const config::Address& address) {
     if (length < 0 && errno == EINTR) continue;
     if (length < 0) return -errno;
     if (length == 0) return -EPROTO;
-    int remaining = static_cast<int>(length);
-    for (auto* header = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(header, remaining);
-         header = NLMSG_NEXT(header, remaining)) {
+    // NLMSG_OK/NLMSG_NEXT compare signed and unsigned lengths (clang warns):
+    // the same walk, with the bounds spelled out.
+    size_t size = static_cast<size_t>(length);
+    for (size_t offset = 0; offset + sizeof(nlmsghdr) <= size;) {
+      auto* header = reinterpret_cast<nlmsghdr*>(buffer + offset);
+      if (header->nlmsg_len < sizeof(nlmsghdr) || header->nlmsg_len > size - offset) return -EPROTO;
+      offset += NLMSG_ALIGN(header->nlmsg_len);
       if (header->nlmsg_type == NLMSG_DONE) return found;
       if (header->nlmsg_type == NLMSG_ERROR) {
         const auto* error = static_cast<const nlmsgerr*>(NLMSG_DATA(header));
         return error->error < 0 ? error->error : -EPROTO;
       }
+      if (header->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) return -EPROTO;
       const auto* message = static_cast<const inet_diag_msg*>(NLMSG_DATA(header));
       if (sameListenAddress(address, message->id) && !isOwn(message->idiag_inode)) found = 1;
     }
