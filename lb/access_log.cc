@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "lb/log.h"
+#include "lb/nonblocking_output.h"
 
 namespace lb {
 namespace {
@@ -34,23 +35,8 @@ std::string errorText(int error) { return std::error_code(error, std::generic_ca
 
 }  // namespace
 
-// One open descriptor and the way to write to it without ever waiting:
-//
-// - A regular file: write(2). It never waits for a reader, only for the
-//   disk, as any log file does; O_NONBLOCK means nothing to a regular file,
-//   and RWF_NOWAIT is refused (EOPNOTSUPP) for buffered writes on ext4.
-// - A socket (stdout under systemd's journal): send(MSG_DONTWAIT), a flag of
-//   the call, not of the shared description.
-// - A pipe, FIFO, tty or other device: write(2) on a description of our own
-//   opened with O_NONBLOCK, either the path itself or stdout reopened
-//   through /proc/self/fd/1. Setting O_NONBLOCK on fd 1 itself would change
-//   the file description shared with our parent and, with 2>&1 or journald,
-//   with stderr, whose blocking writers would then fail with EAGAIN (and a
-//   restore at exit would not help a parent that dies first).
-//   pwritev2(RWF_NOWAIT) needs no extra descriptor and works on pipes on this
-//   kernel (6.18), but it is refused for ttys, and for pipes on older kernels.
-// - Stdout that cannot be reopened (no /proc): pwritev2(RWF_NOWAIT); where
-//   the kernel refuses it the lines stay unwritten and are counted as dropped.
+// The access log's output: where lines go (lb/nonblocking_output.h says how
+// each kind of descriptor is written without waiting) and its writer token.
 //
 // Lines from different writers never mix mid-line:
 // - Within ringlb, a worker writes only while it holds the output's writer
@@ -70,41 +56,20 @@ std::string errorText(int error) { return std::error_code(error, std::generic_ca
 //   two writes. A partial write (a full disk) is finished under the token.
 class AccessLogOutput {
  public:
-  enum class Method : uint8_t { Write, Send, WriteNoWait };
-
-  AccessLogOutput(int fd, bool owned, Method method, size_t batchLimit)
-      : fd_(fd), owned_(owned), method_(method), batchLimit_(batchLimit) {}
-  ~AccessLogOutput() {
-    if (owned_) ::close(fd_);
-  }
+  explicit AccessLogOutput(std::unique_ptr<NonBlockingOutput> output) : output_(std::move(output)) {}
   AccessLogOutput(const AccessLogOutput&) = delete;
   AccessLogOutput& operator=(const AccessLogOutput&) = delete;
 
-  int fd() const { return fd_; }
-  size_t batchLimit() const { return batchLimit_; }
+  int fd() const { return output_->fd(); }
+  size_t batchLimit() const { return output_->atomicLimit(); }
   bool tryTake() { return !writing_.test_and_set(std::memory_order_acquire); }
   void release() { writing_.clear(std::memory_order_release); }
 
   // Bytes written, or -errno (-EAGAIN: the output takes nothing now).
-  ssize_t write(const char* data, size_t size) const {
-    ssize_t n = -1;
-    switch (method_) {
-      case Method::Write: n = ::write(fd_, data, size); break;
-      case Method::Send: n = ::send(fd_, data, size, MSG_DONTWAIT | MSG_NOSIGNAL); break;
-      case Method::WriteNoWait: {
-        iovec iov{const_cast<char*>(data), size};
-        n = ::pwritev2(fd_, &iov, 1, -1, RWF_NOWAIT);
-        break;
-      }
-    }
-    return n < 0 ? -errno : n;
-  }
+  ssize_t write(const char* data, size_t size) const { return output_->write(data, size); }
 
  private:
-  const int fd_;
-  const bool owned_;
-  const Method method_;
-  const size_t batchLimit_;
+  const std::unique_ptr<NonBlockingOutput> output_;
   std::atomic_flag writing_;  // the writer token: clear = free
 };
 
@@ -129,25 +94,17 @@ std::shared_ptr<AccessLogOutput> openFile(const std::string& path, std::string* 
   }
   struct stat st{};
   bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  return std::make_shared<AccessLogOutput>(fd, true, AccessLogOutput::Method::Write,
-                                           regular ? kAnyBatch : PIPE_BUF);
+  return std::make_shared<AccessLogOutput>(std::make_unique<NonBlockingOutput>(
+      fd, true, NonBlockingOutput::Method::Write, regular ? kAnyBatch : PIPE_BUF));
 }
 
 std::shared_ptr<AccessLogOutput> useDescriptor(int fd, std::string* error) {
-  using Method = AccessLogOutput::Method;
-  struct stat st{};
-  if (::fstat(fd, &st) < 0) {
-    *error = fmt::format("access log: descriptor {} is not open: {}", fd, errorText(errno));
+  auto output = NonBlockingOutput::forDescriptor(fd, error);
+  if (!output) {
+    *error = "access log: " + *error;
     return nullptr;
   }
-  if (S_ISREG(st.st_mode)) return std::make_shared<AccessLogOutput>(fd, false, Method::Write, kAnyBatch);
-  if (S_ISSOCK(st.st_mode)) return std::make_shared<AccessLogOutput>(fd, false, Method::Send, PIPE_BUF);
-  std::string own = fmt::format("/proc/self/fd/{}", fd);
-  int reopened = ::open(own.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (reopened >= 0) return std::make_shared<AccessLogOutput>(reopened, true, Method::Write, PIPE_BUF);
-  log::warn("access log: cannot reopen descriptor {} through {} ({}); writing with RWF_NOWAIT", fd, own,
-            errorText(errno));
-  return std::make_shared<AccessLogOutput>(fd, false, Method::WriteNoWait, PIPE_BUF);
+  return std::make_shared<AccessLogOutput>(std::move(output));
 }
 
 }  // namespace

@@ -2,6 +2,13 @@
 // Operational log lines on stderr: "2026-11-25T19:30:00.123Z info message".
 // Each line is written with a single write(2), so lines from different
 // threads never interleave.
+//
+// Until neverWait() is called (once ringlb serves), writes may wait: what
+// --check and a failed start print must all arrive, however slowly it is
+// read. From then on a worker must never stall on its log: stderr is written
+// without waiting (lb/nonblocking_output.h), lines longer than a pipe takes
+// whole are cut, and a line the reader has no room for is dropped and
+// counted (droppedLines(), a metric).
 
 #include <fmt/format.h>
 
@@ -16,6 +23,10 @@ namespace lb::log {
 void setLevel(config::LogLevel level);
 bool enabled(config::LogLevel level);
 void write(config::LogLevel level, std::string_view message);
+// From now on, never wait for stderr's reader (see above).
+void neverWait();
+// Lines dropped because stderr's reader had no room for them.
+uint64_t droppedLines();
 
 // "2026-11-25T19:30:00.123Z" for the current wall-clock time.
 std::string timestampNow();

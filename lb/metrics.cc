@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "lb/access_log.h"
+#include "lb/log.h"
 
 namespace lb {
 namespace {
@@ -184,6 +185,9 @@ void accessLogMetrics(std::string& out, const ReportSources& s) {
   family(out, "ringlb_access_log_dropped_lines_total", "counter",
          "Access-log lines dropped because the output did not take them (all workers).");
   fmt::format_to(Out(out), "ringlb_access_log_dropped_lines_total {}\n", dropped);
+  family(out, "ringlb_log_dropped_lines_total", "counter",
+         "Operational log lines (stderr) dropped because the reader had no room for them.");
+  fmt::format_to(Out(out), "ringlb_log_dropped_lines_total {}\n", log::droppedLines());
 }
 
 std::string jsonString(std::string_view text) {

@@ -182,6 +182,7 @@ int runProcess(const std::string& configPath, const config::Config& config) {
                 listener->config.bind.text, config::printable(listener->pool->name()),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
     log::info("ready: {} listeners, {} workers", runtime->listeners.size(), count);
+    log::neverWait();
     notifySystemd("READY=1\nSTATUS=serving");
     control.run();
   }

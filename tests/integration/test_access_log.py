@@ -57,6 +57,36 @@ class HeldStdoutRinglb(harness.Ringlb):
             self.held.close()
 
 
+class HeldStderrRinglb(harness.Ringlb):
+    """ringlb whose stderr is read until it is ready and then held unread
+    until start_reading(): an operational-log reader that stops reading."""
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self.cond = threading.Condition()
+        self.stdout_lines = []
+        self.stderr_lines = []
+        self.proc = subprocess.Popen([harness.RINGLB, config_path], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.pid = self.proc.pid
+        self.stop_signalled = False
+        self._readers = [threading.Thread(target=self._read_until_ready, daemon=True)]
+        self._readers[0].start()
+
+    def _read_until_ready(self):
+        for raw in iter(self.proc.stderr.readline, b""):
+            with self.cond:
+                self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self.cond.notify_all()
+                if "ready:" in self.stderr_lines[-1]:
+                    return
+
+    def start_reading(self):
+        reader = threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines), daemon=True)
+        self._readers.append(reader)
+        reader.start()
+
+
 class AccessLogTest(harness.RinglbTest):
 
     def backend_and_port(self):
@@ -116,6 +146,37 @@ class AccessLogTest(harness.RinglbTest):
         print(f"\n{total} connections with a full stdout pipe in {elapsed:.1f}s; "
               f"{int(mh.scrape(admin).total(DROPPED))} lines dropped, {len(entries)} written",
               file=sys.stderr)
+
+    def test_full_stderr_pipe_never_stalls_traffic(self):
+        """Once serving, the operational log never waits for stderr's reader
+        either: with debug lines for every refused connect and a stderr pipe
+        nobody reads, traffic flows and the lines are dropped and counted."""
+        self.backend_and_port()
+        admin = harness.free_port()
+        text = mh.build_config(
+            [("front", self.port, "p", None)],
+            {"p": {"balance": "round_robin", "retries": 1,
+                   "members": [member("dead", harness.dead_address()), member(MEMBER, self.m1.address)]}},
+            workers=1, global_={"log_level": "debug", "access_log": "off"},
+            admin={"listen": f"127.0.0.1:{admin}"})
+        lb = HeldStderrRinglb(self.write_config(text))
+        self.addCleanup(self._finish_ringlb, lb, True)
+        lb.wait_ready()
+
+        total = 3000  # half of them log a refused connect: several pipes' worth
+        started = time.monotonic()
+        for i in range(total):
+            try:
+                self.ask(i, timeout=5 * SCALE)
+            except OSError as e:
+                self.fail(f"connection {i + 1} of {total} got no answer ({e!r}) after "
+                          f"{time.monotonic() - started:.1f}s: the log on stderr stalls traffic")
+        dropped = mh.scrape(admin).total("ringlb_log_dropped_lines_total")
+        self.assertGreater(dropped, 0, "log lines the pipe had no room for were not counted")
+        lb.start_reading()
+        mh.wait_log(lb, "connect to member dead failed")
+        print(f"\n{total} connections with a full stderr pipe in {time.monotonic() - started:.1f}s; "
+              f"{int(dropped)} log lines dropped", file=sys.stderr)
 
     # ----------------------------------------------------------------------
     def file_config(self, path, workers=2):
