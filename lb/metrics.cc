@@ -170,6 +170,11 @@ void workerMetrics(std::string& out, const ReportSources& s) {
   for (size_t i = 0; i < s.workers.size(); ++i)
     fmt::format_to(Out(out), "ringlb_worker_stale_completions_total{{worker=\"{}\"}} {}\n", i,
                    load(s.workers[i]->stats().staleCompletions));
+  family(out, "ringlb_worker_dropped_completion_events_total", "counter",
+         "Times the kernel dropped completions of the worker's ring under memory pressure (EBADR).");
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    fmt::format_to(Out(out), "ringlb_worker_dropped_completion_events_total{{worker=\"{}\"}} {}\n", i,
+                   s.workers[i]->submitter().droppedCompletionEvents());
   family(out, "ringlb_worker_pipes", "gauge", "Splice pipes held by the worker.");
   for (size_t i = 0; i < s.workers.size(); ++i) {
     fmt::format_to(Out(out), "ringlb_worker_pipes{{worker=\"{}\",state=\"in_use\"}} {}\n", i,

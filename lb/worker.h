@@ -76,6 +76,7 @@ class Worker {
 
   const WorkerStats& stats() const { return stats_; }
   const AccessLog& accessLog() const { return accessLog_; }
+  const ring::Submitter& submitter() const { return submitter_; }
   // Descriptors a worker holds besides its sessions' (listening sockets,
   // its ring, eventfd and spare pipes), for sizing the open-file limit.
   static uint64_t descriptorsPerWorker(size_t listeners);

@@ -86,12 +86,13 @@ void Submitter::recover(int error, std::string_view call) {
     case SubmitError::Busy:
       if (reap() == 0) waitForCompletion();
       return;
-    case SubmitError::CompletionsDropped:
-      ++droppedEvents_;
+    case SubmitError::CompletionsDropped: {
+      uint64_t times = droppedEvents_.fetch_add(1, std::memory_order_relaxed) + 1;
       log::error("{}: {}: the kernel dropped completions under memory pressure ({} times so far); "
                  "operations that lost theirs end at their timeouts",
-                 who_, call, droppedEvents_);
+                 who_, call, times);
       return;
+    }
     case SubmitError::Fatal: exitOnRingError(who_, call, error);
   }
 }

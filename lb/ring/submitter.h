@@ -25,6 +25,7 @@
 
 #include <liburing.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -69,8 +70,8 @@ class Submitter {
   template <typename Handle>
   unsigned drain(Handle&& handle);
 
-  // Times the kernel reported dropped completions (-EBADR).
-  uint64_t droppedCompletionEvents() const { return droppedEvents_; }
+  // Times the kernel reported dropped completions (-EBADR). Any thread.
+  uint64_t droppedCompletionEvents() const { return droppedEvents_.load(std::memory_order_relaxed); }
   // Times a full submission queue forced a submit from getSqe().
   uint64_t fullQueueFlushes() const { return fullQueueFlushes_; }
   size_t deferred() const { return deferred_.size(); }
@@ -88,7 +89,7 @@ class Submitter {
   std::string who_;
   std::vector<io_uring_cqe> deferred_;
   std::vector<io_uring_cqe> handing_;  // deferred_ being handed out by drain()
-  uint64_t droppedEvents_ = 0;
+  std::atomic<uint64_t> droppedEvents_{0};  // read by the metrics (control thread)
   uint64_t fullQueueFlushes_ = 0;
 };
 

@@ -41,7 +41,11 @@ FAMILIES = {
     "ringlb_pool_session_duration_seconds": "histogram",
     "ringlb_worker_completions_total": "counter",
     "ringlb_worker_stale_completions_total": "counter",
+    "ringlb_worker_dropped_completion_events_total": "counter",
     "ringlb_worker_pipes": "gauge",
+    "ringlb_access_log_dropped_lines_total": "counter",
+    "ringlb_log_dropped_lines_total": "counter",
+    "ringlb_local_errors_total": "counter",
 }
 
 
