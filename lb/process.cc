@@ -181,8 +181,8 @@ int runProcess(const std::string& configPath, const config::Config& config) {
       log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
                 listener->config.bind.text, config::printable(listener->pool->name()),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
+    log::neverWait();  // before "ready": what it opens is there once ready is seen
     log::info("ready: {} listeners, {} workers", runtime->listeners.size(), count);
-    log::neverWait();
     notifySystemd("READY=1\nSTATUS=serving");
     control.run();
   }

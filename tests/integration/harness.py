@@ -328,16 +328,26 @@ def name_handler(conn, backend):
     recv_all(conn)  # wait for the client's close: no reset from unread data
 
 
-def echo_handler(conn, backend):
-    """Echoes everything until EOF, then closes."""
-    buf = bytearray(MiB)
+def echo_until_eof(conn, size=MiB):
+    """Sends back everything received until EOF: True, or False when the
+    peer reset the connection first (not an error for the handlers that
+    use this)."""
+    buf = bytearray(size)
     view = memoryview(buf)
     while True:
-        n = conn.recv_into(buf)
-        if n == 0:
-            break
-        conn.sendall(view[:n])
-    conn.shutdown(socket.SHUT_WR)
+        try:
+            n = conn.recv_into(buf)
+            if n == 0:
+                return True
+            conn.sendall(view[:n])
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+
+def echo_handler(conn, backend):
+    """Echoes everything until EOF, then closes."""
+    if echo_until_eof(conn):
+        conn.shutdown(socket.SHUT_WR)
 
 
 def sink_handler(conn, backend):

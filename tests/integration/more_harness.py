@@ -112,17 +112,8 @@ def session_handler(conn, backend):
         backend.state["sessions"] = backend.state.get("sessions", 0) + 1
     try:
         conn.sendall(backend.name.encode() + b"\n" + first)
-        buf = bytearray(64 * 1024)
-        view = memoryview(buf)
-        while True:
-            try:
-                n = conn.recv_into(buf)
-            except ConnectionResetError:
-                return
-            if n == 0:
-                break
-            conn.sendall(view[:n])
-        conn.shutdown(socket.SHUT_WR)
+        if harness.echo_until_eof(conn, 64 * 1024):
+            conn.shutdown(socket.SHUT_WR)
     finally:
         with backend.lock:
             backend.state["live"] -= 1
@@ -154,7 +145,8 @@ class ProcBackend(harness.BackendProcess):
 class PortSwitch:
     """A listening socket that can be closed (connects then refused) and
     opened again on the same port: a health_port whose probes a test turns
-    on and off. Connections are accepted and closed at once."""
+    on and off. Connections are accepted and handed to handle(), which
+    closes them at once unless a subclass serves them."""
 
     def __init__(self):
         self.port = harness.free_port()
@@ -177,7 +169,10 @@ class PortSwitch:
                 c, _ = s.accept()
             except OSError:
                 return
-            c.close()
+            self.handle(c)
+
+    def handle(self, conn):
+        conn.close()
 
     def close(self):
         if self.sock is not None:

@@ -14,34 +14,19 @@ import more_harness as mh  # noqa: E402
 from harness import LOOPBACK, member  # noqa: E402
 
 
-class Restartable:
+class Restartable(mh.PortSwitch):
     """mh.session_handler on a port of its own that a test can stop (connects
     are then refused) and start again on the same port."""
 
     def __init__(self, name):
         self.name = name
-        self.port = harness.free_port()
-        self.address = f"{LOOPBACK}:{self.port}"
         self.lock = threading.Lock()
         self.state = {}
-        self.sock = None
-        self.start()
+        super().__init__()
+        self.address = f"{LOOPBACK}:{self.port}"
 
-    def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((LOOPBACK, self.port))
-        s.listen(64)
-        self.sock = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    def _accept(self, s):
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def handle(self, conn):
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
         with conn:
@@ -50,15 +35,6 @@ class Restartable:
                 mh.session_handler(conn, self)
             except OSError:
                 pass  # a probe or client that left early
-
-    def stop(self):
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.sock.close()
-            self.sock = None
 
 
 def reload(admin):
@@ -132,12 +108,12 @@ class GenerationsTest(harness.RinglbTest):
         stayed down forever (no prober left to bring it back)."""
         m1 = self.backend(mh.session_handler, name="m1")
         m2 = Restartable("m2")
-        self.addCleanup(m2.stop)
+        self.addCleanup(m2.close)
         members = [member("m1", m1.address), member("m2", m2.address)]
         health = {"kind": "tcp", "interval": "100ms", "timeout": "500ms", "fall": 1, "rise": 1}
         lb = self.start_ringlb(self.config(members, health=health))
 
-        m2.stop()
+        m2.close()
         mh.wait_log(lb, mh.transition("p", "m2"))
         self.assertEqual(mh.member_status(self.admin, "p", "m2")["state"], "down")
 
@@ -149,7 +125,7 @@ class GenerationsTest(harness.RinglbTest):
 
         # Without checks a stopped member costs a retry, and once it runs
         # again it gets its share.
-        m2.start()
+        m2.open()
         harness.wait_until(lambda: mh.ask(self.port)[0] == "m2", what="a connection to reach m2 again")
         names = collections.Counter(mh.ask(self.port)[0] for _ in range(10))
         self.assertEqual(names, {"m1": 5, "m2": 5})

@@ -25,20 +25,8 @@ def greeting_echo_handler(conn, backend):
     """Answers 'NAME\\n', then echoes everything until EOF, then closes. A
     client that resets is not an error."""
     conn.sendall(backend.name.encode() + b"\n")
-    buf = bytearray(256 * 1024)
-    view = memoryview(buf)
-    while True:
-        try:
-            n = conn.recv_into(buf)
-        except ConnectionResetError:
-            return
-        if n == 0:
-            break
-        try:
-            conn.sendall(view[:n])
-        except (BrokenPipeError, ConnectionResetError):
-            return
-    conn.shutdown(socket.SHUT_WR)
+    if harness.echo_until_eof(conn, 256 * 1024):
+        conn.shutdown(socket.SHUT_WR)
 
 
 class Outcome:
