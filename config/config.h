@@ -36,7 +36,7 @@ enum class LogLevel { Error, Warn, Info, Debug };
 enum class Balance { RoundRobin, LeastConn, ConsistentHash, RandomTwo };
 enum class HashKey { SourceIp, SourceIpPort };
 enum class WhenAllDown { Reject, UseAll };
-enum class HealthKind { Tcp, Http };
+enum class HealthKind { Tcp, Http, Tls, Https };  // tls: a verified handshake; https: http over TLS
 enum class OnDown { Keep, Close };  // established sessions when their member goes down
 
 std::string_view toString(Balance);
@@ -57,12 +57,63 @@ struct Admin {
   std::string token;              // empty: no token required
 };
 
+// Where a key was written, for errors found after loading (a certificate
+// that does not parse names the file and the key's line and column).
+struct Position {
+  int line = 0;
+  int column = 0;
+};
+
+// A file named in the config: `path` is resolved against the config file's
+// directory when relative; `position` is the key's.
+struct FilePath {
+  std::string path;
+  Position position;
+};
+
+enum class TlsVersion { V1_2, V1_3 };
+enum class VerifyClient { None, Optional, Required };
+
+struct CertificateFiles {
+  FilePath cert;  // PEM: the certificate, then its chain
+  FilePath key;   // PEM: RSA or ECDSA private key
+};
+
+// [listener.tls]: terminate TLS on this listener.
+struct ListenerTls {
+  std::vector<CertificateFiles> certificates;  // at least one; the first is the default
+  TlsVersion minVersion = TlsVersion::V1_2;
+  std::vector<std::string> alpn;               // offered in this order
+  std::optional<FilePath> clientCa;
+  VerifyClient verifyClient = VerifyClient::None;  // optional/required need client_ca
+  Duration handshakeTimeout = std::chrono::seconds(10);
+};
+
+// [[listener.route]]: connections whose SNI matches go to `pool`.
+struct Route {
+  std::vector<std::string> serverNames;  // lower case, no trailing dot; "*.x" wildcards
+  std::string pool;
+  Position position;
+};
+
 struct Listener {
   std::string name;
   Address bind;
-  std::string pool;
+  std::string pool;  // the default: no route matched, no SNI, not TLS
   int maxConnections = 10000;
   Duration idleTimeout = std::chrono::hours(1);
+  Duration prereadTimeout = std::chrono::seconds(5);  // routes without tls: ClientHello peek
+  std::optional<ListenerTls> tls;
+  std::vector<Route> routes;  // in file order; exact names win over wildcards
+};
+
+// [pool.NAME.tls]: originate TLS to the members.
+struct PoolTls {
+  std::string serverName;  // SNI sent and name verified; empty: none sent, no name check
+  std::optional<FilePath> ca;  // absent: the system's default trust store
+  bool verify = true;
+  std::optional<CertificateFiles> clientCertificate;  // cert and key: mTLS to members
+  Position position;  // of the [pool.NAME.tls] table
 };
 
 struct Member {
@@ -100,6 +151,7 @@ struct Pool {
   double hashBalanceFactor = 0;   // consistent_hash bounded loads: 0 off, else >= 1
   std::vector<Member> members;  // in file order
   std::optional<Health> health;
+  std::optional<PoolTls> tls;
 };
 
 struct Config {

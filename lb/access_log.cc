@@ -123,6 +123,9 @@ std::string_view toString(EndReason reason) {
     case EndReason::MemberDown: return "member_down";
     case EndReason::MemberRemoved: return "member_removed";
     case EndReason::LocalError: return "local_error";
+    case EndReason::TlsHandshakeFailed: return "tls_handshake_failed";
+    case EndReason::TlsHandshakeTimeout: return "tls_handshake_timeout";
+    case EndReason::PrereadTimeout: return "preread_timeout";
   }
   return "unknown";
 }
@@ -244,6 +247,14 @@ void AccessLog::record(const AccessRecord& r) {
     buffer_ += ",\"connect_ms\":null";
   else
     fmt::format_to(std::back_inserter(buffer_), ",\"connect_ms\":{:.3f}", r.connectMs);
+  if (!r.sni.empty()) appendStringField(buffer_, "sni", r.sni);
+  if (!r.route.empty()) appendStringField(buffer_, "route", r.route);
+  if (!r.pool.empty()) appendStringField(buffer_, "pool", r.pool);
+  if (!r.tlsVersion.empty()) appendStringField(buffer_, "tls_version", r.tlsVersion);
+  if (!r.tlsCipher.empty()) appendStringField(buffer_, "tls_cipher", r.tlsCipher);
+  if (!r.alpn.empty()) appendStringField(buffer_, "alpn", r.alpn);
+  if (r.tls) buffer_ += r.tlsResumed ? ",\"tls_resumed\":true" : ",\"tls_resumed\":false";
+  if (!r.clientCert.empty()) appendStringField(buffer_, "client_cert", r.clientCert);
   fmt::format_to(std::back_inserter(buffer_), ",\"duration_ms\":{:.3f},\"attempts\":{},\"end\":\"{}\"}}\n",
                  r.durationMs, r.attempts, toString(r.end));
   if (buffer_.size() > bufferBytes_) {

@@ -40,6 +40,9 @@ enum class EndReason : uint8_t {
   MemberDown,     // on_down = "close" ended it when health checks took its member down
   MemberRemoved,  // removed_member_timeout ended it after a reload removed its member
   LocalError,     // this host ran out of something (descriptors, memory): no member was to blame
+  TlsHandshakeFailed,   // the client's TLS handshake failed (no member was connected)
+  TlsHandshakeTimeout,  // the client's TLS handshake passed handshake_timeout
+  PrereadTimeout,       // routes: no ClientHello within preread_timeout and no default pool
 };
 
 std::string_view toString(EndReason reason);
@@ -99,6 +102,20 @@ struct AccessRecord {
   double durationMs = 0;
   uint32_t attempts = 0;
   EndReason end = EndReason::ClientClosed;
+  // TLS, when it applies (empty / false: the field is left out). `sni` is
+  // the server name the client sent (terminated or peeked); `route` says
+  // how the pool was chosen on a listener with routes: "sni" (a route
+  // matched), "default_no_sni", "default_no_match", "default_not_tls",
+  // "default_timeout".
+  std::string_view sni;
+  std::string_view route;
+  std::string_view pool;         // the pool chosen, on a listener with routes
+  std::string_view tlsVersion;   // "TLSv1.3"
+  std::string_view tlsCipher;
+  std::string_view alpn;
+  bool tls = false;              // terminated: tls_resumed is written
+  bool tlsResumed = false;
+  std::string_view clientCert;   // subject of a verified client certificate
 };
 
 // One worker's access log. Used by that worker's thread only, except

@@ -10,6 +10,8 @@
 
 #include "config/config.h"
 #include "lb/pool.h"
+#include "lb/tls/context.h"
+#include "lb/tls/server_names.h"
 
 namespace lb {
 
@@ -22,8 +24,13 @@ struct ListenerState {
 
 struct Listener {
   config::Listener config;
-  Pool* pool = nullptr;  // owned by the same Runtime
+  Pool* pool = nullptr;  // the default pool; owned by the same Runtime
   std::shared_ptr<ListenerState> state = std::make_shared<ListenerState>();
+  // [listener.tls]: terminate; null: the client's bytes pass untouched.
+  std::shared_ptr<const tls::ServerSettings> tls;
+  // [[listener.route]]: SNI -> index in routePools (empty: no routes).
+  tls::ServerNameTable routes;
+  std::vector<Pool*> routePools;  // owned by the same Runtime
 };
 
 // A bound, listening socket for `address`, or -errno. With `reusePort`

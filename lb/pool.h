@@ -29,6 +29,7 @@
 #include "lb/policy/maglev.h"
 #include "lb/policy/policy.h"
 #include "lb/stats.h"
+#include "lb/tls/context.h"
 
 namespace lb {
 
@@ -102,6 +103,9 @@ class Pool {
   // so SQEs may point at it).
   const __kernel_timespec* connectTimeout() const { return &connectTimeout_; }
   PoolCounters& counters() const { return *counters_; }
+  // [pool.NAME.tls]: originate TLS to the members; null: plain TCP.
+  // Set by buildRuntime before the pool is shared.
+  std::shared_ptr<const tls::ClientSettings> tls;
 
   // The members as pickers use them: primary and backup groups, each with
   // the weights and (consistent_hash) the Maglev table built from exactly

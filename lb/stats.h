@@ -55,6 +55,7 @@ struct MemberCounters {
   std::atomic<uint64_t> bytesOut{0};        // member -> client
   std::atomic<uint64_t> connectRefused{0};
   std::atomic<uint64_t> connectTimeout{0};
+  std::atomic<uint64_t> tlsFailed{0};  // [pool.tls]: the handshake with the member failed (counted as refused too)
 };
 
 struct PoolCounters {
@@ -63,7 +64,34 @@ struct PoolCounters {
   DurationHistogram sessionDuration;
 };
 
+// Why a client's TLS handshake ended, for ringlb_tls_handshakes_total.
+enum class HandshakeResult : uint8_t {
+  Ok,
+  NoSharedCipher,  // no common version, cipher, group or ALPN
+  UnknownCa,       // the client certificate's issuer is not client_ca
+  BadCertificate,  // a client certificate missing (required), expired or invalid
+  Protocol,        // not TLS, malformed, truncated, anything else
+  Timeout,         // handshake_timeout passed
+  Count,
+};
+
+constexpr std::string_view toString(HandshakeResult result) {
+  constexpr std::string_view names[] = {"ok", "no_shared_cipher", "unknown_ca", "bad_certificate",
+                                        "protocol", "timeout"};
+  return names[static_cast<size_t>(result)];
+}
+
+// TLS on a listener ([listener.tls]) and routing by SNI ([[listener.route]]).
+struct TlsListenerCounters {
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(HandshakeResult::Count)> handshakes{};
+  std::atomic<uint64_t> resumed{0};  // ok handshakes that resumed a session
+  DurationHistogram handshakeDuration;  // accept to handshake done (ok only)
+  std::atomic<uint64_t> routedBySni{0};
+  std::atomic<uint64_t> routedDefault{0};  // no SNI, no match, not TLS, preread timeout
+};
+
 struct ListenerCounters {
+  TlsListenerCounters tls;
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejectedByLimit{0};
   std::atomic<uint64_t> rejectedByLocalError{0};  // no slot, or no socket for the member

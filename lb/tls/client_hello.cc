@@ -1,0 +1,3 @@
+#include "lb/tls/client_hello.h"
+
+namespace lb::tls {}  // namespace lb::tls

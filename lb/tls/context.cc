@@ -1,0 +1,3 @@
+#include "lb/tls/context.h"
+
+namespace lb::tls {}  // namespace lb::tls

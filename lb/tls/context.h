@@ -1,0 +1,93 @@
+#pragma once
+// TLS settings as the data plane uses them, built from the config once per
+// config generation (start, reload, --check), and the OpenSSL contexts
+// workers make from them.
+//
+// OpenSSL 3.0 loses much of its handshake rate to lock contention when
+// threads share an SSL_CTX and to algorithm look-ups repeated per
+// handshake, so: certificates and keys are parsed once per generation
+// (shared, immutable X509/EVP_PKEY, reference-counted), and every worker
+// builds its own SSL_CTX from them (newWorkerContext()); nothing a
+// handshake touches is shared between workers except the ticket keys,
+// read under a short lock only when a ticket is made or opened.
+//
+// Nothing here does I/O on sockets; certificates are read from disk only
+// while building settings.
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace lb::tls {
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+
+// A problem with a TLS file or setting, found while building settings:
+// `position` is the config key's; the message names the file.
+struct TlsProblem {
+  config::Position position;
+  std::string message;
+};
+
+struct BuildReport {
+  std::vector<TlsProblem> errors;    // any error: the config is refused
+  std::vector<TlsProblem> warnings;  // logged (expiring within 14 days,
+                                     // key readable by others, verify = false)
+};
+
+// One certificate as /status and the metrics show it.
+struct CertificateInfo {
+  std::string listener;  // or "pool NAME" for a client certificate
+  std::string file;
+  std::string subject;
+  std::vector<std::string> names;  // DNS subjectAltNames (else the CN)
+  std::string serial;              // hex
+  int64_t notAfterUnix = 0;        // expiry, seconds since the epoch
+};
+
+// Stateless session ticket keys shared by every worker of the process (a
+// returning client may reach another worker's socket), rotated: a new key
+// encrypts, the previous ones still decrypt until they age out. Survives
+// reloads (the process keeps one).
+class TicketKeys;
+std::shared_ptr<TicketKeys> makeTicketKeys();
+
+// One [listener.tls], loaded.
+class ServerSettings {
+ public:
+  virtual ~ServerSettings() = default;
+  // A context for one worker's handshakes (its own SSL_CTX: certificates
+  // chosen by SNI, ALPN, client verification, tickets, a session cache).
+  virtual SslCtxPtr newWorkerContext() const = 0;
+  virtual const std::vector<CertificateInfo>& certificates() const = 0;
+  virtual std::chrono::milliseconds handshakeTimeout() const = 0;
+};
+
+// One [pool.NAME.tls], loaded (CA, client certificate).
+class ClientSettings {
+ public:
+  virtual ~ClientSettings() = default;
+  // A context for one thread's connections to the members (a worker's, or
+  // the health prober's): verification against the CA and server_name
+  // unless verify = false, the client certificate if any.
+  virtual SslCtxPtr newContext() const = 0;
+  virtual const std::string& serverName() const = 0;  // empty: no SNI, no name check
+  virtual const std::vector<CertificateInfo>& certificates() const = 0;
+};
+
+std::shared_ptr<const ServerSettings> buildServerSettings(const config::Listener& listener,
+                                                          std::shared_ptr<TicketKeys> tickets,
+                                                          BuildReport* report);
+std::shared_ptr<const ClientSettings> buildClientSettings(const config::Pool& pool,
+                                                          BuildReport* report);
+
+}  // namespace lb::tls

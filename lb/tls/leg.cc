@@ -1,0 +1,3 @@
+#include "lb/tls/leg.h"
+
+namespace lb::tls {}  // namespace lb::tls

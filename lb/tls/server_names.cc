@@ -1,0 +1,3 @@
+#include "lb/tls/server_names.h"
+
+namespace lb::tls {}  // namespace lb::tls
