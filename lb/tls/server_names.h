@@ -11,14 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "config/server_name.h"
+
 namespace lb::tls {
 
-// `name` in the form matching uses: lower case, no trailing dot. Returns
-// nullopt for something that is not a host name (empty, over 253 bytes,
-// bytes outside [A-Za-z0-9-._*], an empty label, a '*' other than a whole
-// first label).
-std::optional<std::string> normalizeServerName(std::string_view name);
-
+// Names are added in config::normalizeServerName's form (config/server_name.h).
 // Names mapped to values (a certificate index, a pool index). Lookups
 // allocate nothing.
 class ServerNameTable {
