@@ -100,7 +100,7 @@ int onAlpn(SSL*, const unsigned char** out, unsigned char* outLength, const unsi
 int onTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
                 int encrypt) {
   const ContextData* data = contextData(ssl);
-  if (!data || !data->config->tickets) return encrypt ? -1 : 0;
+  if (!data || !data->config->tickets) return 0;  // no ticket, or a full handshake
   return data->config->tickets->onTicket(name, iv, cipher, mac, encrypt);
 }
 
@@ -265,7 +265,10 @@ std::shared_ptr<const ServerSettings> buildServerSettings(const config::Listener
   if (spec.clientCa)
     if (auto certificates = loadCaFile(*spec.clientCa, "client_ca", report))
       config->clientCa = std::move(*certificates);
-  if (report->errors.size() != errorsBefore || config->certificates.empty()) return nullptr;
+  if (spec.certificates.empty())  // the loader refuses this; never serve without one
+    report->errors.push_back({{}, fmt::format("listener {}: [listener.tls] has no certificate",
+                                              config::printable(listener.name))});
+  if (report->errors.size() != errorsBefore) return nullptr;
   config->verifyClient = spec.verifyClient;
   config->minVersion = spec.minVersion;
   config->alpnWire = alpnWire(spec.alpn);
