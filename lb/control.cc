@@ -54,7 +54,10 @@ health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config
     if (m.name == member.name) configured = &m;
   spec.address = configured && configured->healthAddress ? *configured->healthAddress : member.address;
   spec.kind = health.kind;
-  spec.request = health::buildRequest(health.path, health.host.empty() ? spec.address.text : health.host);
+  // Host: as configured; https: else the name the certificate is checked for.
+  std::string host = health.host;
+  if (host.empty() && health.kind == config::HealthKind::Https && pool.tls) host = pool.tls->serverName();
+  spec.request = health::buildRequest(health.path, host.empty() ? spec.address.text : host);
   spec.expectStatus = health.expectStatus;
   spec.tlsContext = tlsContext;
   if (pool.tls) spec.serverName = pool.tls->serverName();

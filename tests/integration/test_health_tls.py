@@ -289,6 +289,9 @@ class HealthTlsTest(harness.RinglbTest):
         self.wait_down(lb, admin, "failing", "m", "status 503")
         self.wait_down(lb, admin, "other_ca", "m",
                        "tls: certificate verify failed: unable to get local issuer certificate")
+        with failing.lock:
+            head = failing.state["request"]
+        self.assertIn("\r\nHost: api.internal\r\n", head)  # https: server_name is the default Host
         self.wait_passing(admin, "ok", "m", ok, "status 204")
         with ok.lock:
             head = ok.state["request"]
