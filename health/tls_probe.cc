@@ -49,9 +49,12 @@ TlsProbe::TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string reques
   std::string name(serverName);
   if (!name.empty()) {
     // RFC 6066: no IP literal in SNI. A name given as an address is
-    // checked against the certificate's IP subjectAltNames instead.
+    // checked against the certificate's IP subjectAltNames instead (and
+    // against no host name the context may carry).
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
     bool named = isIpLiteral(name)
-                     ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) == 1
+                     ? X509_VERIFY_PARAM_set1_host(param, nullptr, 0) == 1 &&
+                           X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1
                      : SSL_set_tlsext_host_name(ssl_, name.c_str()) == 1 && SSL_set1_host(ssl_, name.c_str()) == 1;
     if (!named) {
       ERR_clear_error();

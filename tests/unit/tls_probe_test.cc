@@ -313,6 +313,17 @@ TEST_F(TlsProbeTest, IpLiteralServerNameSendsNoSniAndChecksTheAddress) {
   EXPECT_EQ(runProbe(probe, server).reason, "tls: certificate verify failed: IP address mismatch");
 }
 
+// A context that already names a host (as one built for the data plane
+// may) does not make an IP name fail as a host name.
+TEST_F(TlsProbeTest, IpLiteralServerNameIgnoresAHostNameInTheContext) {
+  Ctx ctx = clientContext(&ca);
+  X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx.get()), "127.0.0.1", 0);
+  MemoryServer server(member, {});
+  TlsProbe probe(ctx.get(), "127.0.0.1", "");
+  TlsProbe::Verdict verdict = runProbe(probe, server);
+  EXPECT_TRUE(verdict.passed) << verdict.reason;
+}
+
 TEST_F(TlsProbeTest, NoServerNameSendsNoSniAndChecksOnlyTheChain) {
   Ctx ctx = clientContext(&ca);
   MemoryServer server(member, {});
