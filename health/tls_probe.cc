@@ -56,6 +56,7 @@ TlsProbe::TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string reques
                      ? X509_VERIFY_PARAM_set1_host(param, nullptr, 0) == 1 &&
                            X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1
                      : SSL_set_tlsext_host_name(ssl_, name.c_str()) == 1 && SSL_set1_host(ssl_, name.c_str()) == 1;
+    SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);  // as the data plane checks
     if (!named) {
       ERR_clear_error();
       fail(fmt::format("tls: cannot use server name \"{}\"", name));
