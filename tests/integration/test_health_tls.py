@@ -4,6 +4,7 @@ against members that are real TLS servers (Python's ssl, openssl s_server).
 Certificates are made by the openssl CLI into the test's temporary directory."""
 
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -325,6 +326,25 @@ class HealthTlsTest(harness.RinglbTest):
         line = mh.wait_log(lb, mh.transition("p", "m", down=False), timeout=DEADLINE)
         self.assertIn("tls handshake ok", line)
         self.assertEqual(mh.member_status(admin, "p", "m")["state"], "up")
+
+    # ----------------------------------------------------------------------
+    def test_reload_brings_the_new_tls_settings_to_probes(self):
+        """Probes use the context of the running generation: a reload that
+        fixes the pool's CA brings the member back up."""
+        pki = self.pki
+        b = self.tls_member(pki.member, "m")
+        port, admin = harness.free_port(), harness.free_port()
+
+        def config(ca):
+            return tls_config(port, admin, {"p": {"tls": {"server_name": "api.internal", "ca": ca},
+                                                  "health": health(), "members": [member("m", b.address)]}})
+        lb = self.start_ringlb(config(pki.other_ca))
+        self.wait_down(lb, admin, "p", "m", "tls: certificate verify failed: unable to get local issuer certificate")
+        self.write_config(config(pki.ca))
+        lb.signal(signal.SIGHUP)
+        mh.wait_log(lb, "reloaded", timeout=DEADLINE)
+        line = mh.wait_log(lb, mh.transition("p", "m", down=False), timeout=DEADLINE)
+        self.assertIn("tls handshake ok", line)
 
 
 if __name__ == "__main__":
