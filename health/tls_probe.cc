@@ -35,8 +35,10 @@ TlsProbe::TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string reques
   network_ = BIO_new(BIO_s_mem());
   toNetwork_ = BIO_new(BIO_s_mem());
   if (!ssl_ || !network_ || !toNetwork_) {
+    SSL_free(ssl_);
     BIO_free(network_);
     BIO_free(toNetwork_);
+    ssl_ = nullptr;
     network_ = toNetwork_ = nullptr;
     ERR_clear_error();
     fail("tls: cannot create a session (out of memory?)");
