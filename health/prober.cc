@@ -14,6 +14,10 @@
 namespace health {
 namespace {
 
+bool usesTls(config::HealthKind kind) {
+  return kind == config::HealthKind::Tls || kind == config::HealthKind::Https;
+}
+
 // After a local error, a target's next probe waits at most this long.
 constexpr Duration kLocalErrorRetry = std::chrono::seconds(1);
 
@@ -57,7 +61,12 @@ Prober::Prober(ProbeRing* ring, uint16_t id, std::vector<ProbeSpec> specs, OnTra
                TimePoint now, uint64_t seed)
     : ring_(ring), id_(id), onTransition_(std::move(onTransition)), random_(seed) {
   targets_.reserve(specs.size());
+  SharedSslCtx systemTrust;  // one for every tls target that brings no context
   for (ProbeSpec& spec : specs) {
+    if (usesTls(spec.kind) && !spec.tlsContext) {
+      if (!systemTrust) systemTrust = defaultProbeContext();
+      spec.tlsContext = systemTrust;
+    }
     Options options = spec.options;
     State initial = spec.initial;
     targets_.push_back(Target{.spec = std::move(spec),
@@ -101,6 +110,7 @@ void Prober::stop(size_t index) {
   }
   if (t.fd >= 0) ::close(t.fd);  // an op still in flight holds its own reference
   t.fd = -1;
+  if (t.inflight == 0) t.tls.reset();
   t.running = false;
   ++t.generation;
 }
@@ -133,6 +143,7 @@ void Prober::start(size_t index, TimePoint now) {
   t.deadline = now + t.spec.options.timeout;
   t.sent = 0;
   t.parser = StatusLineParser{};
+  t.tls.reset();
   submit(index, Step::Connect);
 }
 
@@ -144,10 +155,20 @@ void Prober::submit(size_t index, Step step) {
       io_uring_prep_connect(sqe, t.fd, t.spec.address.sockaddrPtr(), t.spec.address.length);
       break;
     case Step::Send:
+      if (t.tls) {
+        std::span<const char> out = t.tls->output();
+        io_uring_prep_send(sqe, t.fd, out.data(), out.size(), MSG_NOSIGNAL);
+        break;
+      }
       io_uring_prep_send(sqe, t.fd, t.spec.request.data() + t.sent, t.spec.request.size() - t.sent,
                          MSG_NOSIGNAL);
       break;
     case Step::Recv:
+      if (t.tls) {
+        std::span<char> in = t.tls->receiveBuffer();
+        io_uring_prep_recv(sqe, t.fd, in.data(), in.size(), 0);
+        break;
+      }
       io_uring_prep_recv(sqe, t.fd, t.buffer.data(), t.buffer.size(), 0);
       break;
   }
@@ -161,17 +182,27 @@ void Prober::onCompletion(const ProbeOp& op, int result, TimePoint now) {
   if (index >= targets_.size()) return;
   Target& t = targets_[index];
   --t.inflight;
-  if (!t.running || op.generation != t.generation) return;  // an abandoned probe
+  if (!t.running || op.generation != t.generation) {  // an abandoned probe
+    if (t.inflight == 0) t.tls.reset();
+    return;
+  }
   onStep(index, static_cast<Step>(op.step), result, now);
 }
 
 void Prober::onStep(size_t index, Step step, int result, TimePoint now) {
   Target& t = targets_[index];
   if (result < 0 && isLocalResourceError(-result)) return skip(index, -result, now);
+  if (t.tls) return onTlsStep(index, step, result, now);
   if (result < 0) return finish(index, false, connectFailureReason(-result), now);
   switch (step) {
     case Step::Connect:
       if (t.spec.kind == config::HealthKind::Tcp) return finish(index, true, "connected", now);
+      if (usesTls(t.spec.kind)) {
+        t.tls = std::make_unique<TlsProbe>(
+            t.spec.tlsContext.get(), t.spec.serverName,
+            t.spec.kind == config::HealthKind::Https ? t.spec.request : std::string());
+        return continueTls(index, t.tls->begin(), now);
+      }
       return submit(index, Step::Send);
     case Step::Send:
       t.sent += static_cast<size_t>(result);
@@ -187,6 +218,30 @@ void Prober::onStep(size_t index, Step step, int result, TimePoint now) {
       return finish(index, expected, fmt::format("status {}", parsed.status), now);
     }
   }
+}
+
+// A send or receive of a TLS probe: its bytes go to the TlsProbe, which
+// says what comes next.
+void Prober::onTlsStep(size_t index, Step step, int result, TimePoint now) {
+  TlsProbe& tls = *targets_[index].tls;
+  if (result < 0) return continueTls(index, tls.onConnectionError(connectFailureReason(-result)), now);
+  if (step == Step::Send) return continueTls(index, tls.onSent(static_cast<size_t>(result)), now);
+  return continueTls(index, tls.onReceived(static_cast<size_t>(result)), now);
+}
+
+void Prober::continueTls(size_t index, TlsProbe::Next next, TimePoint now) {
+  Target& t = targets_[index];
+  switch (next) {
+    case TlsProbe::Next::Send: return submit(index, Step::Send);
+    case TlsProbe::Next::Receive: return submit(index, Step::Recv);
+    case TlsProbe::Next::Done: break;
+  }
+  TlsProbe::Verdict verdict = t.tls->verdict();
+  bool passed = verdict.passed;
+  if (passed && t.spec.kind == config::HealthKind::Https)
+    passed = std::find(t.spec.expectStatus.begin(), t.spec.expectStatus.end(), verdict.status) !=
+             t.spec.expectStatus.end();
+  finish(index, passed, std::move(verdict.reason), now);
 }
 
 void Prober::finish(size_t index, bool passed, std::string reason, TimePoint now) {

@@ -9,7 +9,8 @@
 // A probe: connect (tcp: done), then for http send the request and read until
 // the status line is complete. What is read is bounded by the status-line
 // parser, so a member sending garbage or an endless stream fails the probe
-// without growing memory.
+// without growing memory. tls and https run a TlsProbe (health/tls_probe.h)
+// after the connect: the ring's sends and receives carry its ciphertext.
 //
 // Invariant: a target starts a new probe only when none of its operations is
 // in flight; completions of an abandoned probe (timed out) carry an old
@@ -18,6 +19,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "health/http_status.h"
 #include "health/probe_ring.h"
 #include "health/state_machine.h"
+#include "health/tls_probe.h"
 
 namespace health {
 
@@ -35,6 +38,11 @@ struct ProbeSpec {
   config::HealthKind kind = config::HealthKind::Tcp;
   std::string request;  // http: the whole request
   std::vector<int> expectStatus;
+  // tls, https: the pool's client context (shared by its probes; null: the
+  // system's trust store) and the name sent as SNI and verified (empty:
+  // none).
+  SharedSslCtx tlsContext;
+  std::string serverName;
   Options options;
   State initial = State::Up;  // a member kept across a reload keeps its state
 };
@@ -99,6 +107,10 @@ class Prober {
     TimePoint retryAt{};  // after a local error, no probe before this
     StatusLineParser parser;
     std::array<char, 512> buffer{};
+    // tls, https: from the connect on. Its buffers are the ones a send or
+    // receive in flight points into, so it is freed only once the target
+    // has no operation in flight (a stopped probe's late completion).
+    std::unique_ptr<TlsProbe> tls = nullptr;
   };
 
   uint64_t userData(size_t index, Step step) const;
@@ -106,6 +118,8 @@ class Prober {
   void start(size_t index, TimePoint now);
   void submit(size_t index, Step step);
   void onStep(size_t index, Step step, int result, TimePoint now);
+  void onTlsStep(size_t index, Step step, int result, TimePoint now);
+  void continueTls(size_t index, TlsProbe::Next next, TimePoint now);
   void finish(size_t index, bool passed, std::string reason, TimePoint now);
   void skip(size_t index, int error, TimePoint now);
   uint64_t nextRandom();

@@ -34,7 +34,19 @@ health::Options healthOptions(const config::Health& health) {
   return options;
 }
 
-health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config::Health& health) {
+// tls and https probes of a pool share one client context, built here once
+// per prober (each generation): the pool's [pool.NAME.tls] settings, or null
+// (the prober then uses the system's trust store).
+health::SharedSslCtx probeContext(const Pool& pool, const config::Health& health) {
+  if (health.kind != config::HealthKind::Tls && health.kind != config::HealthKind::Https) return nullptr;
+  if (!pool.tls) return nullptr;
+  tls::SslCtxPtr ctx = pool.tls->newContext();
+  if (!ctx) log::error("pool {}: no TLS context for health probes; they use the system's trust store", pool.name());
+  return health::shareSslCtx(ctx.release());
+}
+
+health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config::Health& health,
+                            const health::SharedSslCtx& tlsContext) {
   health::ProbeSpec spec;
   spec.pool = pool.name();
   spec.member = member.name;
@@ -43,8 +55,13 @@ health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config
     if (m.name == member.name) configured = &m;
   spec.address = configured && configured->healthAddress ? *configured->healthAddress : member.address;
   spec.kind = health.kind;
-  spec.request = health::buildRequest(health.path, health.host.empty() ? spec.address.text : health.host);
+  // Host: as configured; https: else the name the certificate is checked for.
+  std::string host = health.host;
+  if (host.empty() && health.kind == config::HealthKind::Https && pool.tls) host = pool.tls->serverName();
+  spec.request = health::buildRequest(health.path, host.empty() ? spec.address.text : host);
   spec.expectStatus = health.expectStatus;
+  spec.tlsContext = tlsContext;
+  if (pool.tls) spec.serverName = pool.tls->serverName();
   spec.options = healthOptions(health);
   spec.initial = member.up.load() ? health::State::Up : health::State::Down;
   return spec;
@@ -78,8 +95,9 @@ void Control::startProber(health::TimePoint now) {
   for (const auto& pool : runtime_->pools) {
     const auto& health = pool->config().health;
     if (!health) continue;
+    health::SharedSslCtx tlsContext = probeContext(*pool, *health);
     for (const auto& member : pool->members()) {
-      specs.push_back(probeSpec(*pool, *member, *health));
+      specs.push_back(probeSpec(*pool, *member, *health, tlsContext));
       probed_.push_back(member.get());
     }
   }
