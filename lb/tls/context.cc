@@ -101,7 +101,12 @@ int onTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX
                 int encrypt) {
   const ContextData* data = contextData(ssl);
   if (!data || !data->config->tickets) return 0;  // no ticket, or a full handshake
-  return data->config->tickets->onTicket(name, iv, cipher, mac, encrypt);
+  int result = data->config->tickets->onTicket(name, iv, cipher, mac, encrypt);
+  // A TLS 1.3 ticket is for one use (RFC 8446, C.4): a resumption asks for
+  // a fresh one (2), else OpenSSL sends none and the client's next
+  // connection is a full handshake.
+  if (!encrypt && result == 1 && SSL_version(ssl) == TLS1_3_VERSION) return 2;
+  return result;
 }
 
 // What every context of a listener has, whichever certificate it holds.

@@ -4,6 +4,7 @@
 // objects in memory; ticket key rotation on an injected clock.
 #include "lb/tls/context.h"
 
+#include <cstring>
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <sys/stat.h>
@@ -423,6 +424,31 @@ TEST(TlsHandshake, TicketFromOneWorkerResumesOnAnother) {
   Session s2(elsewhere.session);
   EXPECT_TRUE(elsewhere.ok);
   EXPECT_FALSE(elsewhere.resumed);
+}
+
+// Found by the benchmark: wrk alternated full and resumed handshakes
+// because a resumed TLS 1.3 handshake brought no new ticket.
+TEST(TlsHandshake, Tls13ResumptionSendsAFreshTicket) {
+  BuildReport report;
+  auto settings = build(twoCertificates(), &report, lb::tls::makeTicketKeys());
+  auto worker = settings->newWorkerContext();
+  Result first = connect(worker.get(), {.sni = "api.example.com"});
+  Session s1(first.session);
+  ASSERT_TRUE(first.ok);
+  Result second = connect(worker.get(), {.sni = "api.example.com", .session = s1.get()});
+  Session s2(second.session);
+  ASSERT_TRUE(second.resumed);
+  const unsigned char* ticket1 = nullptr;
+  const unsigned char* ticket2 = nullptr;
+  size_t length1 = 0, length2 = 0;
+  SSL_SESSION_get0_ticket(s1.get(), &ticket1, &length1);
+  SSL_SESSION_get0_ticket(s2.get(), &ticket2, &length2);
+  ASSERT_GT(length2, 0u);
+  EXPECT_FALSE(length1 == length2 && std::memcmp(ticket1, ticket2, length1) == 0)
+      << "the resumed connection kept the old ticket";
+  Result third = connect(worker.get(), {.sni = "api.example.com", .session = s2.get()});
+  Session s3(third.session);
+  EXPECT_TRUE(third.resumed);
 }
 
 TEST(TlsHandshake, SessionCacheResumesTls12WithoutTickets) {
