@@ -51,7 +51,10 @@ tls::Leg* legOf(Session& s, int side) {
 
 }  // namespace
 
+// TLS legs and the peek receive into ring buffers (they cannot splice):
+// without a buffer ring there is no TLS state to be had.
 SessionTls* Worker::acquireTls() {
+  if (!buffers_.ready()) return nullptr;
   if (spareTls_.empty()) return new (std::nothrow) SessionTls;
   SessionTls* tls = spareTls_.back().release();
   spareTls_.pop_back();
@@ -74,7 +77,6 @@ void Worker::releaseTls(Session& s) {
 
 void Worker::startPreread(Session& s) {
   s.state = SessionState::Prereading;
-  if (!buffers_.ready()) return chooseRoute(s, s.picker, "default_not_tls", false);  // nothing to peek with
   armPrereadReceive(s);
 }
 
@@ -351,6 +353,7 @@ void Worker::onStageReceived(Session& s, int flow, int result, uint32_t cqeFlags
     return endSession(s, EndReason::ClientClosed);
   }
   s.lastActiveNs = nowNs_;
+  RINGLB_CHECK(f.buffer < 0);
   f.buffer = id;
   const char* bytes = buffers_.buffer(id);
   if (tls::Leg* leg = legOf(s, flow)) {
