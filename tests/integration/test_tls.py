@@ -132,6 +132,8 @@ def tls_member(cert, key, client_ca=None, name="tls-member"):
         except (ssl.SSLError, OSError):
             backend.state["refused"] = backend.state.get("refused", 0) + 1
             return
+        with backend.lock:
+            backend.state.setdefault("reused", []).append(tls.session_reused)
         peer = tls.getpeercert()
         who = dict(x[0] for x in peer["subject"])["commonName"] if peer else "-"
         tls.sendall(f"{backend.name} peer={who}\n".encode())
@@ -321,6 +323,19 @@ class Termination(TlsTest):
         self.assertIn("hello from plain-1", second)
         entries = self.lb.wait_entries(2)
         self.assertEqual([e["tls_resumed"] for e in entries], [False, True])
+
+    def test_tls_1_2_and_its_session_resumption(self):
+        self.start()
+        sess = os.path.join(self.tmp.name, "session12.pem")
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        for args in (("-sess_out", sess), ("-sess_in", sess)):
+            out = s_client(self.port, "-tls1_2", "-servername", "a.test", "-CAfile", self.pki.ca, *args,
+                           stdin=request)
+            self.assertIn("hello from plain-1", out)
+        self.assertIn("Reused, TLSv1.2", out, out)
+        entries = self.lb.wait_entries(2)
+        self.assertEqual([(e["tls_version"], e["tls_resumed"]) for e in entries],
+                         [("TLSv1.2", False), ("TLSv1.2", True)])
 
     def test_a_required_client_certificate(self):
         client_pki = Pki(self.tmp.name, "clients")
@@ -548,6 +563,9 @@ class Origination(TlsTest):
             client = harness.client_name(sock)
             sock.close()
             self.assertEqual(self.lb.entry_for(client)["member"], "web-1")
+        reused = m.state["reused"]
+        self.assertFalse(reused[0])
+        self.assertTrue(all(reused[1:]), f"later connections resume the member's session: {reused}")
 
     def test_a_member_whose_certificate_does_not_verify_is_skipped(self):
         stranger = Pki(self.tmp.name, "stranger")
