@@ -337,6 +337,30 @@ class Termination(TlsTest):
         self.assertEqual([(e["tls_version"], e["tls_resumed"]) for e in entries],
                          [("TLSv1.2", False), ("TLSv1.2", True)])
 
+    def test_a_key_update_the_client_asks_for_is_answered(self):
+        # "K" makes s_client send a KeyUpdate that requests ringlb's own:
+        # output that comes from reading, outside any send of the flows.
+        self.start(backend_handler=harness.echo_handler)
+        proc = subprocess.Popen(["openssl", "s_client", "-connect", f"{LOOPBACK}:{self.port}", "-servername",
+                                 "a.test", "-CAfile", self.pki.ca],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.kill)
+        # Each line is written once the last one had its effect: s_client
+        # takes a read of its input that starts with K as the command.
+        for line in (b"first\n", b"K\n", b"second\n", b"K\n", b"third\n"):
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            expect = b"KEYUPDATE\n" if line == b"K\n" else line
+            while True:  # s_client prints the session too
+                got = proc.stdout.readline()
+                self.assertTrue(got, f"s_client ended before {expect!r}")
+                if got == expect:
+                    break
+        proc.stdin.close()
+        self.assertEqual(proc.wait(WAIT), 0)
+        entry = self.lb.wait_entries(1)[0]
+        self.assertEqual(entry["bytes_in"], len(b"first\nsecond\nthird\n"))
+
     def test_a_required_client_certificate(self):
         client_pki = Pki(self.tmp.name, "clients")
         self.start({"client_ca": client_pki.ca, "verify_client": "required"})
