@@ -444,6 +444,36 @@ TEST(TlsConfig, LoadFileResolvesPathsAgainstARelativeFilesDirectory) {
   fs::remove_all(directory);
 }
 
+// The same tables written as arrays of tables and as inline tables.
+TEST(TlsConfig, OtherTomlSpellingsOfTheSameTables) {
+  LoadResult result = loadString(R"([[listener]]
+name = "edge"
+bind = "127.0.0.1:8443"
+pool = "web"
+route = [{ server_names = ["a.internal"], pool = "web" }, { server_names = ["b.internal"], pool = "web" }]
+[[listener.tls.certificates]]
+cert = "a.pem"
+key = "a.key"
+[[listener.tls.certificates]]
+cert = "b.pem"
+key = "b.key"
+[pool.web]
+tls = { server_name = "10.0.0.1", verify = false }
+[[pool.web.member]]
+address = "127.0.0.1:9001"
+)", "x.toml", "/c");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  const Listener& listener = result.config->listeners[0];
+  ASSERT_EQ(listener.tls->certificates.size(), 2u);
+  EXPECT_EQ(listener.tls->certificates[1].key.path, "/c/b.key");
+  EXPECT_EQ(listener.tls->certificates[1].key.position.line, 11);
+  ASSERT_EQ(listener.routes.size(), 2u);
+  EXPECT_EQ(listener.routes[1].serverNames, std::vector<std::string>{"b.internal"});
+  EXPECT_EQ(listener.routes[1].position.line, 5);
+  EXPECT_EQ(result.config->pools[0].tls->serverName, "10.0.0.1");
+  EXPECT_FALSE(result.config->pools[0].tls->verify);
+}
+
 // The first error of `text`, formatted.
 std::string firstError(const std::string& text) {
   LoadResult result = loadString(text, "x.toml");
