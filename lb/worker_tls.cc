@@ -263,10 +263,9 @@ bool Worker::startMemberHandshake(Session& s) {
     endSession(s, EndReason::LocalError);
     return false;
   }
-  const std::string& name = pool.tls->serverName();
-  if (!name.empty()) {
-    SSL_set_tlsext_host_name(leg.ssl(), name.c_str());
-    SSL_set1_host(leg.ssl(), name.c_str());
+  if (!tls::configureClient(leg.ssl(), *pool.tls)) {
+    failMemberHandshake(s, false);
+    return false;
   }
   leg.setSessionSlot(&s.runtime->memberSessions[s.member]);
   memberHandshakeStep(s);
