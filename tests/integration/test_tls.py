@@ -417,6 +417,19 @@ class Termination(TlsTest):
 
     def test_garbage_and_plain_http_are_closed_without_a_member(self):
         self.start()
+        # A session in the middle of its life, which the bad ones must not disturb.
+        good = client_context(self.pki.ca).wrap_socket(
+            socket.create_connection((LOOPBACK, self.port), timeout=WAIT), server_hostname="a.test")
+        self.addCleanup(good.close)
+
+        def ask_good():
+            good.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"hello from plain-1\n"):
+                chunk = good.recv(4096)
+                self.assertTrue(chunk, f"the good session ended: {answer!r}")
+                answer += chunk
+        ask_good()
         for data in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(3000), client_hello("a.test")[:30]):
             sock = self.connect(self.port)
             client = harness.client_name(sock)
@@ -425,7 +438,8 @@ class Termination(TlsTest):
                 sock.shutdown(socket.SHUT_WR)  # a truncated ClientHello
             closed_soon(sock)
             self.handshake_failure_logged(self.lb, client)
-        self.assertEqual(self.member.accepted, 0)
+        self.assertEqual(self.member.accepted, 1, "only the good session reached the member")
+        ask_good()
         # The listener still serves.
         out = s_client(self.port, "-servername", "a.test", "-CAfile", self.pki.ca,
                        stdin=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
