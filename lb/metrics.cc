@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <ctime>
+
 #include "lb/access_log.h"
 #include "lb/log.h"
 
@@ -144,6 +146,56 @@ void healthMetrics(std::string& out, const ReportSources& s) {
         histogram(out, "ringlb_member_probe_duration_seconds", memberLabels(*pool, *m), *h);
 }
 
+// Handshakes by result and routing, for the listeners that have them
+// (lb/stats.h TlsListenerCounters); TLS failures to members of pools that
+// originate TLS; and every loaded certificate's time to expiry.
+void tlsMetrics(std::string& out, const ReportSources& s) {
+  family(out, "ringlb_tls_handshakes_total", "counter",
+         "TLS handshakes with clients on listeners with [listener.tls], by result.");
+  for (const auto& l : s.runtime->listeners) {
+    if (!l->tls) continue;
+    for (size_t r = 0; r < static_cast<size_t>(HandshakeResult::Count); ++r)
+      fmt::format_to(Out(out), "ringlb_tls_handshakes_total{{listener=\"{}\",result=\"{}\"}} {}\n",
+                     label(l->config.name), toString(static_cast<HandshakeResult>(r)),
+                     load(l->state->counters.tls.handshakes[r]));
+  }
+  family(out, "ringlb_tls_resumed_handshakes_total", "counter",
+         "Successful TLS handshakes that resumed a session (ticket or session cache).");
+  for (const auto& l : s.runtime->listeners)
+    if (l->tls)
+      fmt::format_to(Out(out), "ringlb_tls_resumed_handshakes_total{{listener=\"{}\"}} {}\n",
+                     label(l->config.name), load(l->state->counters.tls.resumed));
+  family(out, "ringlb_tls_handshake_duration_seconds", "histogram",
+         "From accept to a successful TLS handshake.");
+  for (const auto& l : s.runtime->listeners)
+    if (l->tls)
+      histogram(out, "ringlb_tls_handshake_duration_seconds", fmt::format("listener=\"{}\"", label(l->config.name)),
+                l->state->counters.tls.handshakeDuration);
+  family(out, "ringlb_listener_routed_total", "counter",
+         "Connections on listeners with routes: sent to a route's pool by SNI, or to the default pool.");
+  for (const auto& l : s.runtime->listeners) {
+    if (l->config.routes.empty()) continue;
+    fmt::format_to(Out(out), "ringlb_listener_routed_total{{listener=\"{}\",route=\"sni\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.tls.routedBySni));
+    fmt::format_to(Out(out), "ringlb_listener_routed_total{{listener=\"{}\",route=\"default\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.tls.routedDefault));
+  }
+  family(out, "ringlb_member_tls_failures_total", "counter",
+         "TLS handshakes with the member that failed (also counted as refused connects).");
+  for (const auto& pool : s.runtime->pools)
+    if (pool->tls)
+      for (const auto& m : pool->members())
+        fmt::format_to(Out(out), "ringlb_member_tls_failures_total{{{}}} {}\n", memberLabels(*pool, *m),
+                       load(m->counters.tlsFailed));
+  family(out, "ringlb_tls_certificate_expiry_seconds", "gauge",
+         "Seconds until the certificate's notAfter (negative once expired).");
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  for (const CertificateRow& row : certificateRows(*s.runtime))
+    fmt::format_to(Out(out), "ringlb_tls_certificate_expiry_seconds{{{}=\"{}\",file=\"{}\",subject=\"{}\"}} {}\n",
+                   row.kind, label(row.owner), label(row.info->file), label(row.info->subject),
+                   row.info->notAfterUnix - now);
+}
+
 void poolMetrics(std::string& out, const ReportSources& s) {
   family(out, "ringlb_pool_retries_total", "counter", "Connects started after a failed one.");
   for (const auto& p : s.runtime->pools)
@@ -220,6 +272,26 @@ std::string memberJson(const ReportSources& s, const Member& m) {
 
 }  // namespace
 
+std::vector<CertificateRow> certificateRows(const Runtime& runtime) {
+  std::vector<CertificateRow> rows;
+  for (const auto& l : runtime.listeners)
+    if (l->tls)
+      for (const auto& c : l->tls->certificates()) rows.push_back({"listener", l->config.name, &c});
+  for (const auto& pool : runtime.pools)
+    if (pool->tls)
+      for (const auto& c : pool->tls->certificates()) rows.push_back({"pool", pool->name(), &c});
+  return rows;
+}
+
+std::string isoTime(int64_t unix) {
+  time_t t = static_cast<time_t>(unix);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
 std::string_view memberState(const Member& member) {
   if (member.draining.load()) return "draining";
   return member.up.load() ? "up" : "down";
@@ -231,6 +303,7 @@ std::string renderMetrics(const ReportSources& sources) {
   memberMetrics(out, sources);
   healthMetrics(out, sources);
   poolMetrics(out, sources);
+  tlsMetrics(out, sources);
   workerMetrics(out, sources);
   accessLogMetrics(out, sources);
   localErrorMetrics(out, sources);
@@ -256,6 +329,18 @@ std::string renderStatusJson(const ReportSources& s) {
       out += memberJson(s, *p.members()[m]);
     }
     out += "]}";
+  }
+  out += R"(],"certificates":[)";
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::vector<CertificateRow> rows = certificateRows(*s.runtime);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const tls::CertificateInfo& c = *rows[i].info;
+    std::string names;
+    for (size_t n = 0; n < c.names.size(); ++n) names += (n ? "," : "") + jsonString(c.names[n]);
+    fmt::format_to(Out(out),
+                   R"({}{{"{}":{},"file":{},"subject":{},"names":[{}],"serial":{},"not_after":"{}","expires_in_seconds":{}}})",
+                   i ? "," : "", rows[i].kind, jsonString(rows[i].owner), jsonString(c.file), jsonString(c.subject),
+                   names, jsonString(c.serial), isoTime(c.notAfterUnix), c.notAfterUnix - now);
   }
   out += "]}\n";
   return out;

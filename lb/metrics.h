@@ -35,4 +35,15 @@ std::string renderStatusJson(const ReportSources& sources);
 // "up", "down" or "draining", as the status page shows a member.
 std::string_view memberState(const Member& member);
 
+// A certificate of the current generation and what uses it: a listener
+// (its [listener.tls] certificates) or a pool (its client certificate).
+struct CertificateRow {
+  std::string_view kind;  // "listener" | "pool"
+  std::string_view owner;
+  const tls::CertificateInfo* info;
+};
+std::vector<CertificateRow> certificateRows(const Runtime& runtime);
+// `unix` (seconds since the epoch) as "2026-11-26T14:00:00Z".
+std::string isoTime(int64_t unix);
+
 }  // namespace lb

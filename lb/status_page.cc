@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <ctime>
+
 namespace lb {
 namespace {
 
@@ -59,6 +62,32 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool) {
   out += "</table>\n";
 }
 
+// Certificates in use, the soonest to expire first.
+void certificateTable(std::string& out, const ReportSources& s) {
+  std::vector<CertificateRow> rows = certificateRows(*s.runtime);
+  if (rows.empty()) return;
+  std::stable_sort(rows.begin(), rows.end(), [](const CertificateRow& a, const CertificateRow& b) {
+    return a.info->notAfterUnix < b.info->notAfterUnix;
+  });
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  out += "<h2>certificates</h2>\n<table><tr><th>used by</th><th>names</th><th>subject</th><th>file</th>"
+         "<th>serial</th><th>expires</th></tr>\n";
+  for (const CertificateRow& row : rows) {
+    const tls::CertificateInfo& c = *row.info;
+    std::string names;
+    for (const std::string& name : c.names) names += (names.empty() ? "" : ", ") + html(name);
+    int64_t left = c.notAfterUnix - now;
+    std::string_view state = left <= 0 ? "down" : left <= 14 * 86400 ? "draining" : "up";
+    std::string when = left <= 0 ? "expired" : fmt::format("in {} days", left / 86400);
+    fmt::format_to(Out(out),
+                   "<tr data-certificate=\"{4}\"><td>{0} {1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td>"
+                   "<td><span class=\"state {6}\">{7}</span> <span class=\"muted\">{8}</span></td></tr>\n",
+                   row.kind, html(row.owner), names, html(c.subject), html(c.file), html(c.serial), state, when,
+                   isoTime(c.notAfterUnix));
+  }
+  out += "</table>\n";
+}
+
 }  // namespace
 
 std::string renderStatusPage(const ReportSources& s) {
@@ -70,6 +99,7 @@ std::string renderStatusPage(const ReportSources& s) {
                    l->state->active.value.load(), l->state->counters.accepted.load());
   out += "</table>\n";
   for (const auto& pool : s.runtime->pools) poolTable(out, s, *pool);
+  certificateTable(out, s);
   out += "<p class=\"muted\">Refreshes every 2 s. Also: <a href=\"/status\">/status</a> (JSON), "
          "<a href=\"/metrics\">/metrics</a> (Prometheus).</p>\n</body></html>\n";
   return out;

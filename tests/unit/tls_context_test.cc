@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 
+#include "lb/runtime.h"
 #include "lb/tls/ticket_keys.h"
 #include "tests/unit/tls_test_pki.h"
 
@@ -564,6 +565,81 @@ TEST(TlsClient, ClientFileErrorsArePositioned) {
   EXPECT_NE(report.errors[0].message.find("ca file " + p.dir.file("missing-ca.pem")), std::string::npos);
   EXPECT_EQ(report.errors[1].position.line, 10);
   EXPECT_NE(report.errors[1].message.find("does not match"), std::string::npos);
+}
+
+// --- a config generation ----------------------------------------------------
+
+config::Config edgeConfig(config::FilePath key) {
+  Pki& p = pki();
+  config::Config config;
+  config.sourceName = "ringlb.toml";
+  for (const char* name : {"web", "api"}) {
+    config::Pool pool;
+    pool.name = name;
+    config::Member member;
+    member.address = *config::parseAddress("127.0.0.1:9001", nullptr);
+    member.name = member.address.text;
+    pool.members.push_back(member);
+    config.pools.push_back(pool);
+  }
+  config.pools[1].tls = poolTls("api.example.com", at(p.caFile, 30));
+  config::Listener listener = listenerWith({{at(p.edgeCert, 10), key}, {at(p.apiCert, 11), at(p.apiKey, 11)}});
+  listener.pool = "web";
+  listener.routes = {{{"api.example.com", "*.svc.example.com"}, "api", {20, 1}},
+                     {{"www.example.com"}, "web", {23, 1}}};
+  config.listeners.push_back(listener);
+  return config;
+}
+
+TEST(TlsRuntime, ListenersGetSettingsAndRoutesPoolsTheirClientSettings) {
+  BuildReport report;
+  auto runtime = lb::buildRuntime(edgeConfig(at(pki().edgeKey, 10)), nullptr, nullptr, &report);
+  ASSERT_TRUE(runtime) << describe(report);
+  const lb::Listener& edge = *runtime->listeners[0];
+  ASSERT_TRUE(edge.tls);
+  EXPECT_EQ(edge.tls->certificates().size(), 2u);
+  ASSERT_EQ(edge.routePools.size(), 2u);
+  const lb::Pool* web = runtime->pools[0].get();
+  const lb::Pool* api = runtime->pools[1].get();
+  auto routed = [&](const char* sni) -> const lb::Pool* {
+    auto index = edge.routes.find(sni);
+    return index ? edge.routePools[*index] : nullptr;
+  };
+  EXPECT_EQ(routed("API.example.com."), api);
+  EXPECT_EQ(routed("x.svc.example.com"), api);
+  EXPECT_EQ(routed("www.example.com"), web);
+  EXPECT_EQ(routed("edge.example.com"), nullptr) << "no route: the listener's pool";
+  EXPECT_EQ(edge.pool, web);
+  EXPECT_FALSE(web->tls);
+  ASSERT_TRUE(api->tls);
+  EXPECT_EQ(api->tls->serverName(), "api.example.com");
+  EXPECT_TRUE(runtime->usesTls());
+}
+
+TEST(TlsRuntime, AFileErrorRefusesTheGeneration) {
+  BuildReport report;
+  auto runtime = lb::buildRuntime(edgeConfig(at(pki().dir.file("missing.key"), 10, 40)), nullptr, nullptr, &report);
+  EXPECT_FALSE(runtime);
+  ASSERT_EQ(report.errors.size(), 1u) << describe(report);
+  auto errors = lb::tls::toConfigErrors(report.errors, "ringlb.toml");
+  EXPECT_EQ(config::formatError(errors[0]).substr(0, 30), "ringlb.toml:10:40: cannot read");
+}
+
+TEST(TlsRuntime, TicketKeysOutliveAReload) {
+  BuildReport report;
+  auto running = lb::buildRuntime(edgeConfig(at(pki().edgeKey, 10)), nullptr, nullptr, &report);
+  ASSERT_TRUE(running && running->ticketKeys);
+  auto next = lb::buildRuntime(edgeConfig(at(pki().edgeKey, 10)), running.get(), nullptr, &report);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->ticketKeys, running->ticketKeys);
+  EXPECT_NE(next->listeners[0]->tls, running->listeners[0]->tls) << "the files are read again";
+  auto before = running->listeners[0]->tls->newWorkerContext();
+  auto after = next->listeners[0]->tls->newWorkerContext();
+  Result first = connect(before.get());
+  Session session(first.session);
+  Result again = connect(after.get(), {.session = session.get()});
+  Session s2(again.session);
+  EXPECT_TRUE(again.resumed) << "a client resumes across the reload";
 }
 
 }  // namespace
