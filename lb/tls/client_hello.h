@@ -1,8 +1,10 @@
 #pragma once
 // Peeking at a TLS ClientHello without terminating TLS: finds the
 // server_name (SNI) and ALPN protocols, fed bytes as they arrive, across any
-// number of TCP segments and TLS records. Pure code, no allocation beyond
-// the parser's own bounded buffer; fuzzed (tests/fuzz/client_hello_fuzz.cc).
+// number of TCP segments and TLS records. Pure code; fuzzed
+// (tests/fuzz/client_hello_fuzz.cc). It allocates only the handshake
+// message (reserved at its announced length, at most kMaxClientHelloBytes,
+// and freed at the verdict), the server name and the ALPN protocols kept.
 //
 // States: NeedMore --feed()--> NeedMore | Done | NotTls | TooLarge | Malformed.
 // Every state but NeedMore is final; the caller forwards every byte it fed,

@@ -25,17 +25,28 @@ class ServerNameTable {
   // The value of the exact name, else of the wildcard covering it, else
   // nullopt. `sni` is taken as sent (any case, maybe a trailing dot).
   std::optional<uint32_t> find(std::string_view sni) const;
-  bool empty() const { return exact_.empty() && wildcard_.empty(); }
+  bool empty() const { return exact_.entries.empty() && wildcard_.entries.empty(); }
 
  private:
-  struct Entry {
-    std::string name;  // exact: the name; wildcard: the part after "*."
-    uint32_t value;
+  // Names hashed in lower case (any case of a name hashes the same) into an
+  // open-addressing table, so a lookup folds and hashes the name once and
+  // compares bytes only with the one candidate that has its hash.
+  struct Names {
+    struct Entry {
+      uint64_t hash;
+      std::string name;  // exact: the name; wildcard: the part after "*."
+      uint32_t value;
+    };
+    std::vector<Entry> entries;   // in the order added
+    std::vector<uint32_t> slots;  // index in entries + 1, 0: free; a power
+                                  // of two, at least twice entries.size()
+
+    void add(std::string_view name, uint32_t value);
+    // `key` in any case; allocates nothing.
+    std::optional<uint32_t> find(std::string_view key) const;
   };
-  // The value of `key` (any case) in `entries`, without allocating.
-  static std::optional<uint32_t> lookup(const std::vector<Entry>& entries, std::string_view key);
-  std::vector<Entry> exact_;     // sorted by name
-  std::vector<Entry> wildcard_;  // sorted by name
+  Names exact_;
+  Names wildcard_;
 };
 
 }  // namespace lb::tls

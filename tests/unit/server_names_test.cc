@@ -94,6 +94,24 @@ TEST(ServerNameTable, BytesOutsideAsciiNeverMatchAFoldedName) {
   EXPECT_EQ(table.find(std::string_view("api.internal\0", 13)), std::nullopt);
 }
 
+TEST(ServerNameTable, CaseFoldingTouchesOnlyAsciiLettersAtEveryPosition) {
+  // 17 bytes: the folding works on 8 at a time, so every position of a
+  // word and a short tail are probed with every byte value.
+  const std::string name = "ab-cd_ef.gh01z.yk";
+  ServerNameTable table;
+  table.add(name, 1);
+  for (size_t position = 0; position < name.size(); ++position) {
+    for (int byte = 0; byte < 256; ++byte) {
+      std::string sni = name;
+      sni[position] = static_cast<char>(byte);
+      const char stored = name[position];
+      const bool same = byte == static_cast<unsigned char>(stored) ||
+                        (stored >= 'a' && stored <= 'z' && byte == stored - 'a' + 'A');
+      EXPECT_EQ(table.find(sni).has_value(), same) << "position " << position << ", byte " << byte;
+    }
+  }
+}
+
 TEST(ServerNameTable, HundredsOfNamesInAnyOrder) {
   std::vector<std::string> names;
   for (int i = 0; i < 300; ++i) names.push_back("host" + std::to_string(i) + ".zone" + std::to_string(i % 7) + ".example");
