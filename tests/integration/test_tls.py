@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import harness
+import more_harness
 from harness import LOOPBACK, MiB, SCALE, WAIT, wait_until
 
 harness.END_REASONS |= {"tls_handshake_failed", "tls_handshake_timeout", "preread_timeout",
@@ -63,10 +64,13 @@ def q(value):
     return harness.toml_value(value)
 
 
-def config(listener_port, pools, *, tls=None, routes=(), listener=None, default_pool="web"):
+def config(listener_port, pools, *, tls=None, routes=(), listener=None, default_pool="web", admin_port=None):
     """pools: {name: {"members": [addresses], "tls": {...} or None, keys...}}.
     tls: the [listener.tls] table as a dict (certificates: [(cert, key)])."""
-    lines = ["[global]", "workers = 1", 'access_log = "stdout"', 'shutdown_timeout = "5s"', "",
+    lines = ["[global]", "workers = 1", 'access_log = "stdout"', 'shutdown_timeout = "5s"', ""]
+    if admin_port:
+        lines += ["[admin]", f'listen = "{LOOPBACK}:{admin_port}"', ""]
+    lines += [
              "[[listener]]", 'name = "front"', f'bind = "{LOOPBACK}:{listener_port}"', f"pool = {q(default_pool)}"]
     for k, v in (listener or {}).items():
         lines.append(f"{k} = {q(v)}")
@@ -249,6 +253,17 @@ class TlsTest(harness.RinglbTest):
     def setUp(self):
         super().setUp()
         self.pki = Pki(self.tmp.name, "main")
+        self.admin = harness.free_port()
+
+    def wait_metric(self, name, value, **labels):
+        """Waits until the metric sample has `value`."""
+        def reached():
+            got = more_harness.scrape(self.admin).value(name, **labels)
+            return got == value or None
+        try:
+            wait_until(reached, WAIT, f"{name}{labels} == {value}")
+        except AssertionError:
+            raise AssertionError(f"{name}{labels}: {more_harness.scrape(self.admin).samples(name)}")
 
     def handshake_failure_logged(self, lb, client):
         entry = lb.entry_for(client)
@@ -270,7 +285,7 @@ class Termination(TlsTest):
         tls = {"certificates": [self.a, self.b]}
         tls.update(tls_extra or {})
         pools = {"web": {"members": [self.member.address], **pool_extra}}
-        self.lb = self.start_ringlb(config(self.port, pools, tls=tls))
+        self.lb = self.start_ringlb(config(self.port, pools, tls=tls, admin_port=self.admin))
         return self.lb
 
     def test_each_name_gets_its_own_certificate(self):
@@ -323,6 +338,7 @@ class Termination(TlsTest):
         self.assertIn("hello from plain-1", second)
         entries = self.lb.wait_entries(2)
         self.assertEqual([e["tls_resumed"] for e in entries], [False, True])
+        self.wait_metric("ringlb_tls_resumed_handshakes_total", 1, listener="front")
 
     def test_tls_1_2_and_its_session_resumption(self):
         self.start()
@@ -384,6 +400,8 @@ class Termination(TlsTest):
                         raise OSError("closed")
         self.handshake_failure_logged(self.lb, client)
         self.assertEqual(self.member.accepted, 1)
+        self.wait_metric("ringlb_tls_handshakes_total", 1, listener="front", result="bad_certificate")
+        self.wait_metric("ringlb_tls_handshakes_total", 1, listener="front", result="ok")
 
     def test_an_optional_client_certificate(self):
         client_pki = Pki(self.tmp.name, "clients")
@@ -414,6 +432,7 @@ class Termination(TlsTest):
         entry = self.lb.entry_for(client)
         self.assertEqual(entry["end"], "tls_handshake_timeout")
         self.assertEqual(self.member.accepted, 0)
+        self.wait_metric("ringlb_tls_handshakes_total", 1, listener="front", result="timeout")
 
     def test_garbage_and_plain_http_are_closed_without_a_member(self):
         self.start()
@@ -440,6 +459,7 @@ class Termination(TlsTest):
             self.handshake_failure_logged(self.lb, client)
         self.assertEqual(self.member.accepted, 1, "only the good session reached the member")
         ask_good()
+        self.wait_metric("ringlb_tls_handshakes_total", 3, listener="front", result="protocol")
         # The listener still serves.
         out = s_client(self.port, "-servername", "a.test", "-CAfile", self.pki.ca,
                        stdin=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -473,7 +493,7 @@ class Routing(TlsTest):
         self.port = harness.free_port()
         pools = {"web": {"members": [self.web.address]}, "api": {"members": [self.api.address]}}
         self.lb = self.start_ringlb(config(self.port, pools, routes=[(["api.internal", "*.svc.internal"], "api")],
-                                           listener={"preread_timeout": preread_timeout}))
+                                           listener={"preread_timeout": preread_timeout}, admin_port=self.admin))
 
     def exchange(self, data, one_byte_at_a_time=False):
         sock = self.connect(self.port)
@@ -501,6 +521,8 @@ class Routing(TlsTest):
                              "every peeked byte reaches the member")
             self.assertEqual((entry["sni"], entry["route"], entry["pool"]), (sni, route, pool))
             self.assertEqual(entry["alpn"], "h2,http/1.1")
+        self.wait_metric("ringlb_listener_routed_total", 2, listener="front", route="sni")
+        self.wait_metric("ringlb_listener_routed_total", 1, listener="front", route="default")
 
     def test_no_sni_and_not_tls_go_to_the_default_pool(self):
         self.start()
@@ -581,7 +603,7 @@ class Origination(TlsTest):
     def start(self, members, pool_tls, listener_tls=None, retries=2):
         self.port = harness.free_port()
         pools = {"web": {"members": [m.address for m in members], "retries": retries, "tls": pool_tls}}
-        self.lb = self.start_ringlb(config(self.port, pools, tls=listener_tls))
+        self.lb = self.start_ringlb(config(self.port, pools, tls=listener_tls, admin_port=self.admin))
 
     def talk(self, sock):
         greeting = harness.read_line(sock)
@@ -620,6 +642,9 @@ class Origination(TlsTest):
             self.assertEqual(entry["member"], "web-2")
         self.assertTrue(any(e["attempts"] == 2 for e in self.lb.access_log()), self.lb.access_log())
         wait_until(lambda: bad.state.get("refused", 0) >= 1, WAIT, "the bad member's failed handshake")
+        self.wait_metric("ringlb_member_tls_failures_total", 1, pool="web", member="web-1")
+        self.wait_metric("ringlb_member_connect_failures_total", 1, pool="web", member="web-1", reason="refused")
+        self.wait_metric("ringlb_member_tls_failures_total", 0, pool="web", member="web-2")
 
     def test_a_member_with_the_wrong_name_is_skipped(self):
         wrong = self.backend(tls_member(*self.pki.issue("other.internal", ["other.internal"])), name="wrong")
