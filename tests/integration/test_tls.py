@@ -465,6 +465,51 @@ class Termination(TlsTest):
                        stdin=b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertIn("hello from plain-1", out)
 
+    def test_clients_that_leave_at_every_step(self):
+        # Resets mid-handshake, right after it, mid-request and mid-answer,
+        # many at once: nothing may leak or crash, and service goes on.
+        self.start(backend_handler=harness.echo_handler)
+        hello = client_hello("a.test")
+        ctx = client_context(self.pki.ca)
+
+        def reset(sock):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            sock.close()
+
+        def one(step):
+            raw = socket.create_connection((LOOPBACK, self.port), timeout=WAIT)
+            if step == 0:
+                raw.sendall(hello[: len(hello) // 2])
+                return reset(raw)
+            tls = ctx.wrap_socket(raw, server_hostname="a.test")
+            if step == 1:
+                return reset(tls)
+            tls.sendall(os.urandom(100000))
+            if step == 2:
+                return reset(tls)
+            tls.recv(1000)
+            reset(tls)
+
+        errors = []
+
+        def worker(i):
+            try:
+                for round_ in range(5):
+                    one((i + round_) % 4)
+            except (OSError, ssl.SSLError) as e:  # noqa: PERF203 - recorded
+                errors.append(repr(e))
+        threads = [harness.threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT * 3)
+        self.assertFalse(errors)
+        self.lb.wait_entries(40)
+        payload = os.urandom(300000)
+        with ctx.wrap_socket(socket.create_connection((LOOPBACK, self.port), timeout=WAIT),
+                             server_hostname="a.test") as tls:
+            self.assertEqual(tls_exchange(tls, payload), payload)
+
     def test_a_big_transfer_both_ways_keeps_every_byte(self):
         self.start(backend_handler=harness.echo_handler)
         payload = os.urandom(8 * MiB)
