@@ -354,8 +354,9 @@ class Termination(TlsTest):
                          [("TLSv1.2", False), ("TLSv1.2", True)])
 
     def test_a_key_update_the_client_asks_for_is_answered(self):
-        # "K" makes s_client send a KeyUpdate that requests ringlb's own:
-        # output that comes from reading, outside any send of the flows.
+        # "K" makes s_client send a KeyUpdate that requests ringlb's own;
+        # OpenSSL sends it ahead of the next record ringlb encrypts, and the
+        # client must still decrypt everything after it.
         self.start(backend_handler=harness.echo_handler)
         proc = subprocess.Popen(["openssl", "s_client", "-connect", f"{LOOPBACK}:{self.port}", "-servername",
                                  "a.test", "-CAfile", self.pki.ca],

@@ -193,6 +193,20 @@ TEST_F(LegPair, AFullOutputBlockSaysWantWriteUntilSent) {
   EXPECT_EQ(n, data.size());
 }
 
+TEST_F(LegPair, AKeyUpdateTheClientRequestsGoesOutWithTheNextWrite) {
+  open();
+  LegStatus s, c;
+  handshake(&s, &c);
+  ASSERT_EQ(s, LegStatus::Ok);
+  transfer(serverLeg, clientLeg, &toClient, "tickets");  // the client takes its tickets
+  ASSERT_EQ(SSL_key_update(clientLeg.ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+  EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "x"), "x");
+  // The server answers with its own KeyUpdate ahead of the next record it
+  // writes (in the same output), so the client can still decrypt.
+  EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, "after the update"), "after the update");
+  EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "and back"), "and back");
+}
+
 TEST_F(LegPair, GarbageIsAProtocolFailure) {
   ASSERT_TRUE(serverLeg.open(server.ctx, true, &pool));
   std::string garbage = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
