@@ -100,7 +100,7 @@ int onAlpn(SSL*, const unsigned char** out, unsigned char* outLength, const unsi
 int onTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
                 int encrypt) {
   const ContextData* data = contextData(ssl);
-  if (!data || !data->config->tickets) return encrypt ? -1 : 0;
+  if (!data || !data->config->tickets) return 0;  // no ticket, or a full handshake
   return data->config->tickets->onTicket(name, iv, cipher, mac, encrypt);
 }
 
@@ -116,7 +116,8 @@ bool configureServerContext(SSL_CTX* ctx, const std::shared_ptr<const ServerConf
                                                                                    : TLS1_2_VERSION);
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // The chain is the certificate file's: never built from a store per handshake.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 || SSL_CTX_set1_groups_list(ctx, kGroups) != 1)
     return false;
   const LoadedCertificate& loaded = config->certificates[certificate];
@@ -199,7 +200,7 @@ class ClientSettingsImpl final : public ClientSettings {
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     // Sessions are kept by their user (per member), not in the context.
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1 || SSL_CTX_set1_groups_list(c, kGroups) != 1)
@@ -264,7 +265,10 @@ std::shared_ptr<const ServerSettings> buildServerSettings(const config::Listener
   if (spec.clientCa)
     if (auto certificates = loadCaFile(*spec.clientCa, "client_ca", report))
       config->clientCa = std::move(*certificates);
-  if (report->errors.size() != errorsBefore || config->certificates.empty()) return nullptr;
+  if (spec.certificates.empty())  // the loader refuses this; never serve without one
+    report->errors.push_back({{}, fmt::format("listener {}: [listener.tls] has no certificate",
+                                              config::printable(listener.name))});
+  if (report->errors.size() != errorsBefore) return nullptr;
   config->verifyClient = spec.verifyClient;
   config->minVersion = spec.minVersion;
   config->alpnWire = alpnWire(spec.alpn);

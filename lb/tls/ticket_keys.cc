@@ -52,7 +52,7 @@ int TicketKeys::onTicket(unsigned char name[kNameBytes], unsigned char* iv, EVP_
   {
     std::lock_guard lock(mutex_);
     refreshLocked(clock_());
-    if (keys_.empty()) return encrypt ? -1 : 0;
+    if (keys_.empty()) return 0;  // no ticket (or a full handshake)
     auto found = keys_.begin();
     if (!encrypt) {
       found = std::find_if(keys_.begin(), keys_.end(),

@@ -41,9 +41,10 @@ class TicketKeys {
   TicketKeys& operator=(const TicketKeys&) = delete;
 
   // The SSL_CTX_set_tlsext_ticket_key_evp_cb contract: enc = 1 makes a
-  // ticket (fills name and iv, sets up both contexts; 1), enc = 0 opens one
-  // (0: unknown or retired key, so a full handshake; 1: opened; 2: opened
-  // with an older key, send a new ticket; -1: error).
+  // ticket (fills name and iv, sets up both contexts; 1, or 0 without a
+  // key: no ticket), enc = 0 opens one (0: unknown or retired key, so a
+  // full handshake; 1: opened; 2: opened with an older key, send a new
+  // ticket; -1: error).
   int onTicket(unsigned char name[kNameBytes], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
                int encrypt);
 

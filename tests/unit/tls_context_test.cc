@@ -521,6 +521,18 @@ TEST(TlsClient, VerifiesTheMemberAgainstTheCaAndServerName) {
   EXPECT_TRUE(report.warnings.empty()) << describe(report);
 }
 
+TEST(TlsClient, TheChainOfTheCertificateFileIsSent) {
+  Pki& p = pki();
+  BuildReport report;
+  auto server = build(twoCertificates(), &report)->newWorkerContext();
+  // edge.pem is signed by an intermediate the client does not have: it
+  // verifies only if the server sends the chain from the file.
+  auto client = lb::tls::buildClientSettings(poolWithTls(poolTls("www.example.com", at(p.caFile, 4))), &report);
+  Result result = originate(*client, server.get());
+  EXPECT_TRUE(result.ok);
+  EXPECT_EQ(result.certificate, "edge.example.com");
+}
+
 TEST(TlsClient, VerifyFalseWarnsAndAcceptsAnyCertificate) {
   Pki& p = pki();
   BuildReport report;
