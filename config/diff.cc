@@ -136,7 +136,8 @@ const Field<Health> kHealthFields[] = {
 };
 
 const Field<PoolTls> kPoolTlsFields[] = {
-    {"server_name", [](const PoolTls& t) { return t.serverName.empty() ? std::string("(none)") : shown(t.serverName); }},
+    {"server_name",
+     [](const PoolTls& t) { return t.serverName.empty() ? std::string("(none)") : shown(t.serverName); }},
     {"ca", [](const PoolTls& t) { return filePathOr(t.ca, "(system default)"); }},
     {"verify", [](const PoolTls& t) { return fmt::format("{}", t.verify); }},
     {"cert",
@@ -236,7 +237,8 @@ std::string healthSummary(const Health& h) {
 }
 
 std::string poolTlsSummary(const PoolTls& t) {
-  std::string serverName = t.serverName.empty() ? std::string() : fmt::format("server_name {}, ", shown(t.serverName));
+  std::string serverName =
+      t.serverName.empty() ? std::string() : fmt::format("server_name {}, ", shown(t.serverName));
   return fmt::format("{}verify {}{}", serverName, t.verify, t.clientCertificate ? ", client certificate" : "");
 }
 

@@ -101,8 +101,9 @@ void checkConfig(const config::Config& config) {
     FUZZ_CHECK(!pool.name.empty());
     FUZZ_CHECK(poolNames.insert(pool.name).second);
     FUZZ_CHECK(!pool.members.empty());
-    if (pool.health && (pool.health->kind == config::HealthKind::Tls || pool.health->kind == config::HealthKind::Https))
-      FUZZ_CHECK(pool.tls.has_value());
+    bool healthOverTls = pool.health && (pool.health->kind == config::HealthKind::Tls ||
+                                         pool.health->kind == config::HealthKind::Https);
+    FUZZ_CHECK(!healthOverTls || pool.tls.has_value());
     if (pool.tls && pool.tls->clientCertificate) {
       checkFile(pool.tls->clientCertificate->cert);
       checkFile(pool.tls->clientCertificate->key);

@@ -1002,7 +1002,8 @@ TEST(ReloadPreview, TlsAndRouteChangesKeepTheListenersSocket) {
       SCOPED_TRACE(fmt::format("{} {}", table.header, c.key));
       config::Difference difference = config::difference(base, loadText(fileWith(table.header, c.key)));
       ASSERT_FALSE(difference.listeners.empty());
-      for (const std::string& line : difference.listeners) EXPECT_TRUE(line.starts_with("~ listener web ")) << line;
+      for (const std::string& line : difference.listeners)
+        EXPECT_TRUE(line.starts_with("~ listener web ")) << line;
     }
   }
 }
