@@ -138,7 +138,7 @@ class Worker {
   void pump(Session& s, int flow);
   void armPoll(Session& s, int flow, bool writable);
   void armPause(Session& s, int flow, bool delayed);
-  void armRead(Session& s, int flow);
+  void armRead(Session& s, int flow, bool pollFirst = true);
   void waitForSource(Session& s, int flow);
   void copyWithoutPipe(Session& s, int flow, int error);
   void pauseForResources(Session& s, int flow, int error, const char* what);

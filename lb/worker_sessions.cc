@@ -433,7 +433,7 @@ void Worker::waitForSource(Session& s, int flow) {
 // Waits for the source to have data: a receive into a ring buffer, which
 // holds no buffer until data arrives. Without a buffer ring (or with every
 // buffer in use: -ENOBUFS) the wait is a poll and the data moves by splice.
-void Worker::armRead(Session& s, int flow) {
+void Worker::armRead(Session& s, int flow, bool pollFirst) {
   Flow& f = s.flows[flow];
   RINGLB_CHECK(f.inPipe == 0);
   pipes_.release(&f.pipe);  // idle flows hold no pipe
@@ -441,8 +441,9 @@ void Worker::armRead(Session& s, int flow) {
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_recv(sqe, sourceFd(s, flow), nullptr, buffers_.bufferSize(), 0);
   // The source has just been drained (or the session just connected): go
-  // straight to waiting instead of a receive that would say EAGAIN.
-  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+  // straight to waiting instead of a receive that would say EAGAIN. (A TLS
+  // flow whose last receive filled its buffer tries at once instead.)
+  if (pollFirst) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = buffers_.group();
   track(s, flow, FlowWait::Receive, sqe);

@@ -448,7 +448,7 @@ void Worker::tlsPump(Session& s, int flow) {
     if (!from) {
       releaseBuffer(f);  // a waiting flow holds nothing
       if (f.state.sourceEnded()) return finishTlsFlow(s, flow);
-      return armRead(s, flow);
+      return armRead(s, flow, !f.bulk);
     }
     if (from->inputConsumed()) {
       from->dropInput();
@@ -473,7 +473,7 @@ void Worker::tlsPump(Session& s, int flow) {
         RINGLB_CHECK(from->inputConsumed());
         from->dropInput();
         releaseBuffer(f);  // a waiting flow holds nothing
-        return armRead(s, flow);
+        return armRead(s, flow, !f.bulk);
       case tls::LegStatus::WantWrite: return waitOutput(s, flow, flow);
       case tls::LegStatus::Closed:  // close_notify: the source ended
         from->dropInput();
@@ -494,6 +494,8 @@ void Worker::onTlsReceived(Session& s, int flow, int result, uint32_t cqeFlags) 
   if (result > 0 && hasBuffer) {
     f.starved = false;
     f.buffer = id;
+    // A full buffer: more is probably waiting (the next receive tries at once).
+    f.bulk = static_cast<unsigned>(result) == buffers_.bufferSize();
     s.lastActiveNs = nowNs_;
     if (tls::Leg* from = legOf(s, flow)) {
       from->setInput(buffers_.buffer(id), static_cast<size_t>(result));
