@@ -22,7 +22,11 @@ def write(path, text):
 
 class Backends:
     """One nginx (one worker) serving `ok\\n` on three ports, and one
-    iperf3 server. Both run on the load CPUs."""
+    iperf3 server. Both run on the load CPUs.
+
+    The TLS section adds, before start(): a large body at /bulk (a file in
+    bulk_root) and TLS servers of the same nginx (tls_servers, on
+    tls_ports)."""
 
     def __init__(self, tmp, http_ports, iperf_port, cpus):
         self.tmp = tmp
@@ -31,6 +35,9 @@ class Backends:
         self.cpus = cpus
         self.nginx = None
         self.iperf = None
+        self.bulk_root = os.path.join(tmp, "backend", "www")
+        self.tls_ports = ()
+        self.tls_servers = ""
 
     def start(self):
         d = os.path.join(self.tmp, "backend")
@@ -40,7 +47,8 @@ class Backends:
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ return 200 "ok\\n"; }}
-    }}""" for port in self.http_ports)
+        location = /bulk {{ root {self.bulk_root}; }}
+    }}""" for port in self.http_ports) + self.tls_servers
         conf = write(os.path.join(d, "nginx.conf"), f"""
 daemon off;
 worker_processes 1;
@@ -66,7 +74,7 @@ http {{
                             ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", conf],
                             self.tmp, self.cpus)
         self.start_iperf()
-        for port in self.http_ports:
+        for port in (*self.http_ports, *self.tls_ports):
             wait_for_port(port, self.nginx)
 
     def start_iperf(self):
