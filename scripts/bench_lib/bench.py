@@ -37,7 +37,7 @@ def parse_args():
                     "on the same backends, in one interleaved run (shared/PERF.md).")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 2 rounds, 2 s wrk and 1 s iperf3 runs, "
-                        "500/2,000 idle connections (under 2 minutes)")
+                        "500/2,000 idle connections, 500 idle TLS (a few minutes)")
     p.add_argument("--only", choices=SECTIONS,
                    help="one section: plain (TCP proxying) or tls (TLS termination); "
                         "default: both")
