@@ -100,8 +100,16 @@ class TlsSection:
         self.balance = balance
         self.certs = None
         self.shim = None
+        self.failed = None  # why prepare() failed: every TLS row is then an error
 
     def prepare(self):
+        try:
+            self._prepare()
+        except Exception as e:  # the TCP section still runs
+            self.failed = f"the TLS section could not be prepared: {e}"
+            log(f"bench: {self.failed}")
+
+    def _prepare(self):
         tmp = self.args.tmp
         self.certs = make_certificates(tmp)
         self.shim = build_wrk_shim(tmp)
@@ -135,7 +143,8 @@ class TlsSection:
 
     # --- workloads -----------------------------------------------------
 
-    def wrk(self, c, kind, close, mode, cpus, path="/", connections=WRK_CONNECTIONS):
+    def wrk(self, c, kind, close, mode, cpus, path="/", connections=WRK_CONNECTIONS,
+            timeout=None):
         """wrk over https to C's KIND listener with the shim in MODE; the
         shim's counts are checked against what the row claims."""
         out = os.path.join(self.args.tmp, "wrk-tls-shim.out")
@@ -143,7 +152,8 @@ class TlsSection:
             os.unlink(out)
         env = {"LD_PRELOAD": self.shim, "WRK_TLS_SHIM_MODE": mode, "WRK_TLS_SHIM_OUT": out}
         result = run_wrk(None, self.args.duration, connections, close, cpus, c.pids(),
-                         url=f"https://127.0.0.1:{c.port(kind)}{path}", env=env)
+                         url=f"https://127.0.0.1:{c.port(kind)}{path}", env=env,
+                         timeout=timeout)
         try:
             with open(out) as f:
                 words = f.read().split()
@@ -213,7 +223,8 @@ class TlsSection:
                 lambda r: f"keep-alive: {r['rps']:,.0f} req/s, p99 {r['p99_ms']:.3f} ms"
                           + (f", {r['cpu_per_100k']:.2f} CPU s/100k" if "cpu_per_100k" in r else ""))
         attempt("bulk", lambda: self.wrk(c, "ecdsa", False, "resume", self.load_cpus,
-                                         path="/bulk", connections=BULK_CONNECTIONS),
+                                         path="/bulk", connections=BULK_CONNECTIONS,
+                                         timeout="30s"),
                 lambda r: f"bulk: {r['read_bytes'] * 8 / r['seconds'] / 1e9:.2f} Gbit/s")
         if errors:
             raw["errors"] = errors
@@ -232,6 +243,8 @@ class TlsSection:
     # --- the run -------------------------------------------------------
 
     def run(self):
+        if self.failed:
+            return {name: [{"errors": [f"start: {self.failed}"]}] for name in CONTENDERS}
         raw = {name: [] for name in CONTENDERS}
         for r in range(self.args.rounds):
             for name in CONTENDERS:
