@@ -64,9 +64,10 @@ def build_wrk_shim(tmp):
     return out
 
 
-def backend_tls_servers(certs, ports, bulk_root):
+def backend_tls_servers(certs, ports, backends):
     """nginx http server blocks for the backend: TLS on PORTS (ecdsa, rsa),
-    the same `ok` and /bulk as its plaintext servers ("direct" over TLS)."""
+    the same `ok`, /bulk and /upload as its plaintext servers ("direct" over
+    TLS)."""
     return "".join(f"""
     server {{
         listen 127.0.0.1:{port} ssl backlog=4096;
@@ -74,7 +75,7 @@ def backend_tls_servers(certs, ports, bulk_root):
         ssl_certificate {certs[kind].cert};
         ssl_certificate_key {certs[kind].key};
         location / {{ return 200 "ok\\n"; }}
-        location = /bulk {{ root {bulk_root}; }}
+        location = /bulk {{ root {backends.bulk_root}; }}{backends.upload_location()}
     }}""" for kind, port in zip(KEY_KINDS, ports))
 
 

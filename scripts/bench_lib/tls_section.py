@@ -13,6 +13,7 @@ each, pinned as the plaintext section pins them:
   keepalive wrk -c50 keep-alive over TLS, proxy CPU per request
   bulk      wrk -c4 GETs of a 64 MiB body: the proxy reads plaintext and
             encrypts, the client only decrypts
+  upload    wrk -c4 POSTs of a 4 MiB body: the proxy decrypts
 then, with nothing pinned, full ECDSA handshakes/s of HAProxy and ringlb
 with 1 and with 2 workers (the 2-worker / 1-worker ratio)."""
 
@@ -33,6 +34,7 @@ SCALED = ("haproxy", "ringlb")
 WRK_CONNECTIONS = 50
 BULK_CONNECTIONS = 4
 BULK_BYTES = 64 * 1024 * 1024
+UPLOAD_BYTES = 4 * 1024 * 1024
 RESUMED_AT_LEAST = 0.9
 PORTS_NEEDED = 8
 
@@ -73,7 +75,12 @@ def figures(idle_count):
                "lower", ("<=", 0.8, "haproxy")),
         Figure("bulk_gbps", "bulk", "bulk Gbit/s through TLS, server to client", ".2f", "higher",
                (">=", 1.2, "haproxy")),
-        Figure("bulk_cpu_per_gb", "bulk", "proxy CPU s per GB through TLS", ".3f", "lower"),
+        Figure("bulk_cpu_per_gb", "bulk", "proxy CPU s per GB, server to client (encrypting)",
+               ".3f", "lower"),
+        Figure("upload_gbps", "upload", "bulk Gbit/s through TLS, client to server", ".2f",
+               "higher", (">=", 1.2, "haproxy")),
+        Figure("upload_cpu_per_gb", "upload", "proxy CPU s per GB, client to server (decrypting)",
+               ".3f", "lower"),
         Figure("idle_kib", "idle", f"proxy RSS KiB per idle TLS connection, {idle_count:,} idle",
                ".2f", "lower", ("<=", 0.5, "haproxy")),
         Figure("scale_1w_hs", "scale_1w", "full handshakes/s, 1 worker, nothing pinned", ",.0f",
@@ -113,6 +120,10 @@ class TlsSection:
         tmp = self.args.tmp
         self.certs = make_certificates(tmp)
         self.shim = build_wrk_shim(tmp)
+        self.upload_script = os.path.join(tmp, "wrk-upload.lua")
+        with open(self.upload_script, "w") as f:
+            f.write(f'wrk.method = "POST"\nwrk.body = string.rep("x", {UPLOAD_BYTES})\n'
+                    f'wrk.headers["Content-Type"] = "application/octet-stream"\n')
         # The backend nginx's workers run as nobody when the bench runs as
         # root: let them reach the body through the private temporary dir.
         os.chmod(tmp, 0o711)
@@ -123,9 +134,10 @@ class TlsSection:
         with open(bulk, "wb") as f:
             f.write(os.urandom(BULK_BYTES))
         os.chmod(bulk, 0o644)
+        self.backends.upload = True
         self.backends.tls_ports = tuple(self.ports[0:2])
         self.backends.tls_servers = backend_tls_servers(self.certs, self.backends.tls_ports,
-                                                        self.backends.bulk_root)
+                                                        self.backends)
 
     def contender(self, name, workers, cpus):
         a, b, p = self.args, self.backends, self.ports
@@ -144,7 +156,7 @@ class TlsSection:
     # --- workloads -----------------------------------------------------
 
     def wrk(self, c, kind, close, mode, cpus, path="/", connections=WRK_CONNECTIONS,
-            timeout=None):
+            extra=()):
         """wrk over https to C's KIND listener with the shim in MODE; the
         shim's counts are checked against what the row claims."""
         out = os.path.join(self.args.tmp, "wrk-tls-shim.out")
@@ -153,7 +165,7 @@ class TlsSection:
         env = {"LD_PRELOAD": self.shim, "WRK_TLS_SHIM_MODE": mode, "WRK_TLS_SHIM_OUT": out}
         result = run_wrk(None, self.args.duration, connections, close, cpus, c.pids(),
                          url=f"https://127.0.0.1:{c.port(kind)}{path}", env=env,
-                         timeout=timeout)
+                         extra=extra)
         try:
             with open(out) as f:
                 words = f.read().split()
@@ -224,8 +236,12 @@ class TlsSection:
                           + (f", {r['cpu_per_100k']:.2f} CPU s/100k" if "cpu_per_100k" in r else ""))
         attempt("bulk", lambda: self.wrk(c, "ecdsa", False, "resume", self.load_cpus,
                                          path="/bulk", connections=BULK_CONNECTIONS,
-                                         timeout="30s"),
-                lambda r: f"bulk: {r['read_bytes'] * 8 / r['seconds'] / 1e9:.2f} Gbit/s")
+                                         extra=["--timeout", "30s"]),
+                lambda r: f"bulk, server to client: {download_gbps(r):.2f} Gbit/s")
+        attempt("upload", lambda: self.wrk(c, "ecdsa", False, "resume", self.load_cpus,
+                                           path="/upload", connections=BULK_CONNECTIONS,
+                                           extra=["--timeout", "30s", "-s", self.upload_script]),
+                lambda r: f"bulk, client to server: {upload_gbps(r):.2f} Gbit/s")
         if errors:
             raw["errors"] = errors
         return raw
@@ -281,6 +297,18 @@ class TlsSection:
         return raw
 
 
+def download_gbps(r):
+    """Gbit/s wrk read (wrk counts every byte read, so a body still
+    arriving at the end counts too)."""
+    return r["read_bytes"] * 8 / r["seconds"] / 1e9
+
+
+def upload_gbps(r):
+    """Gbit/s of request bodies in the requests answered (a body still on
+    its way at the end is not counted: at most BULK_CONNECTIONS bodies)."""
+    return r["requests"] * UPLOAD_BYTES * 8 / r["seconds"] / 1e9
+
+
 def check_https(port):
     """One GET over TLS through PORT: the contender terminates TLS and
     reaches a backend."""
@@ -323,9 +351,15 @@ def round_figures(raw, idle_count):
         out.update(ka_rps=ka["rps"], ka_p99_ms=ka["p99_ms"], ka_cpu=ka.get("cpu_per_100k"))
     bulk = raw.get("bulk")
     if bulk and bulk.get("read_bytes"):
-        out["bulk_gbps"] = bulk["read_bytes"] * 8 / bulk["seconds"] / 1e9
+        out["bulk_gbps"] = download_gbps(bulk)
         if "proxy_cpu_s" in bulk:
             out["bulk_cpu_per_gb"] = bulk["proxy_cpu_s"] / (bulk["read_bytes"] / 1e9)
+    upload = raw.get("upload")
+    if upload and upload["requests"]:
+        out["upload_gbps"] = upload_gbps(upload)
+        if "proxy_cpu_s" in upload:
+            out["upload_cpu_per_gb"] = (upload["proxy_cpu_s"]
+                                        / (upload["requests"] * UPLOAD_BYTES / 1e9))
     idle = raw.get("idle")
     if idle and str(idle_count) in idle["rss_kib"]:
         out["idle_kib"] = (idle["rss_kib"][str(idle_count)] - idle["rss_kib"]["0"]) / idle_count
@@ -410,8 +444,10 @@ def report(raw, args, meta):
         f"keeps it across connections and offers the last TLS 1.3 ticket); at least "
         f"{RESUMED_AT_LEAST:.0%} resumed, or the run is an error",
         f"- keep-alive: `wrk -t1 -c{WRK_CONNECTIONS}` over https; bulk: `wrk -t1 "
-        f"-c{BULK_CONNECTIONS}` GETs of a {BULK_BYTES >> 20} MiB body (the proxy "
-        f"encrypts, the client only decrypts), Gbit/s of bytes wrk read; idle: "
+        f"-c{BULK_CONNECTIONS} --timeout 30s` GETs of a {BULK_BYTES >> 20} MiB body "
+        f"(Gbit/s of bytes wrk read) and POSTs of a {UPLOAD_BYTES >> 20} MiB body "
+        f"(Gbit/s of bodies answered), so the proxy encrypts or decrypts at the "
+        f"rate the client decrypts or encrypts; idle: "
         f"{n:,} connections that completed a TLS handshake (Python ssl), RSS growth / {n:,}",
         "- proxy CPU: utime+stime of the proxy's processes over the run; the "
         "\"busy\" rows: CPU seconds over the run's wall seconds (a proxy well under "
@@ -423,7 +459,7 @@ def report(raw, args, meta):
               for i, r in enumerate(rounds) for e in r.get("errors", [])]
     for name, rounds in raw.items():
         for i, r in enumerate(rounds):
-            for key in ("full_ecdsa", "full_rsa", "resumed", "keepalive", "bulk"):
+            for key in ("full_ecdsa", "full_rsa", "resumed", "keepalive", "bulk", "upload"):
                 w = r.get(key)
                 if w and (w["errors"] or w["non_2xx"]):
                     errors.append(f"- TLS, {name}, round {i + 1}, {key}: "

@@ -50,16 +50,15 @@ def parse_wrk(out):
 
 
 def run_wrk(port, seconds, connections, close, load_cpus, proxy_pids, url=None, env=None,
-            timeout=None):
+            extra=()):
     """wrk -t1 against 127.0.0.1:PORT (or URL, with ENV added to its
-    environment; TIMEOUT: wrk's --timeout), with the proxy's CPU seconds over the run and CPU seconds
+    environment and EXTRA arguments), with the proxy's CPU seconds over the run and CPU seconds
     per 100,000 requests, and wrk's own CPU seconds."""
     argv = ["taskset", "-c", load_cpus, "wrk", "-t1", f"-c{connections}",
             f"-d{seconds}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
-    if timeout:
-        argv.append(f"--timeout={timeout}")
+    argv += extra
     argv.append(url or f"http://127.0.0.1:{port}/")
     cpu_before = cpu_seconds(proxy_pids)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
