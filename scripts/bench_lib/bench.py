@@ -345,16 +345,15 @@ def main():
             f"- contenders: " + "; ".join(meta["contenders"][c] for c in report.CONTENDERS),
             f"- {args.rounds} interleaved round(s) (direct, haproxy, nginx, ringlb), medians; "
             f"{meta['wrk']} (+ `-H 'Connection: close'`); iperf3 -t{args.iperf_duration} -J "
-            f"(and -R); idle connections held by a separate client; "
-            f"{meta['elapsed_seconds']:.0f} s",
+            f"(and -R); idle connections held by a separate client",
         ]
     if tls:
         header_lines += [
             f"- TLS contenders: " + "; ".join(meta["tls_contenders"][c]
                                              for c in tls_section.CONTENDERS),
-            f"- TLS: {args.rounds} interleaved round(s), medians"
-            + ("" if "plain" in args.sections else f"; {meta['elapsed_seconds']:.0f} s"),
+            f"- TLS: {args.rounds} interleaved round(s), medians",
         ]
+    header_lines.append(f"- {meta['elapsed_seconds']:.0f} s in all")
     header_lines.append("- ↑ higher is better, ↓ lower is better; ratios are ringlb's value "
                         "divided by the other's")
     header = "\n".join(header_lines)

@@ -23,7 +23,7 @@ import ssl
 import sys
 import time
 
-from procs import established_count, rss_kib
+from procs import rss_kib
 from report import medians
 from tls_contenders import (KEY_KINDS, TlsDirect, TlsHAProxy, TlsNginxStream, TlsRinglb,
                             backend_tls_servers, build_wrk_shim, make_certificates)
@@ -186,11 +186,6 @@ class TlsSection:
         return result
 
     def idle(self, c, raw):
-        # The check's connection may still be closing at a backend: the
-        # count of connections that reached the backends starts from none.
-        deadline = time.monotonic() + 10
-        while established_count(self.backends.http_ports) and time.monotonic() < deadline:
-            time.sleep(0.05)
         idle = IdleConnections(self.args.tmp, c.port("ecdsa"), self.backends.http_ports,
                                self.load_cpus, tls=True)
         try:
