@@ -35,7 +35,7 @@ def make_certificates(tmp):
     for kind in KEY_KINDS:
         c = Certificate(d, kind)
         run = subprocess.run(
-            ["openssl", "req", "-x509", *keys[kind], "-nodes", "-days", "7",
+            ["openssl", "req", "-x509", *keys[kind], "-nodes", "-days", "30",
              "-keyout", c.key, "-out", c.cert, "-subj", f"/CN={SERVER_NAME}",
              "-addext", f"subjectAltName=DNS:{SERVER_NAME}"],
             capture_output=True, text=True)
