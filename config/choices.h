@@ -28,7 +28,14 @@ inline constexpr Choice<WhenAllDown> kWhenAllDown[] = {{"reject", WhenAllDown::R
                                                        {"use_all", WhenAllDown::UseAll}};
 inline constexpr Choice<OnDown> kOnDown[] = {{"keep", OnDown::Keep}, {"close", OnDown::Close}};
 inline constexpr Choice<HealthKind> kHealthKinds[] = {{"tcp", HealthKind::Tcp},
-                                                      {"http", HealthKind::Http}};
+                                                      {"http", HealthKind::Http},
+                                                      {"tls", HealthKind::Tls},
+                                                      {"https", HealthKind::Https}};
+inline constexpr Choice<TlsVersion> kTlsVersions[] = {{"1.2", TlsVersion::V1_2},
+                                                      {"1.3", TlsVersion::V1_3}};
+inline constexpr Choice<VerifyClient> kVerifyClient[] = {{"none", VerifyClient::None},
+                                                         {"optional", VerifyClient::Optional},
+                                                         {"required", VerifyClient::Required}};
 
 // The file's spelling of `value`.
 template <typename E, size_t N>

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <iterator>
 
 namespace config {
@@ -70,6 +71,19 @@ std::string escape(std::string_view text, size_t maxChars, bool quotes) {
     }
   }
   return out;
+}
+
+// An absolute directory ("" when the current one is gone), so that file
+// paths resolved against it keep meaning the same file. "." components are
+// dropped; ".." ones stay, since "link/.." need not be where "link" is.
+std::string absoluteDirectory(const std::filesystem::path& directory) {
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(directory, error);
+  if (error) return {};
+  std::filesystem::path out;
+  for (const std::filesystem::path& part : absolute)
+    if (part != "." && !part.empty()) out /= part;
+  return out.string();
 }
 
 struct FdCloser {
@@ -175,7 +189,10 @@ std::string formatError(const Error& error) {
 std::string summary(const Config& config) {
   size_t members = 0;
   for (const Pool& pool : config.pools) members += pool.members.size();
-  return fmt::format("ok: {}, {}, {}", plural(config.listeners.size(), "listener"),
+  size_t tlsListeners = std::count_if(config.listeners.begin(), config.listeners.end(),
+                                      [](const Listener& listener) { return listener.tls.has_value(); });
+  std::string tls = tlsListeners == 0 ? "" : fmt::format(" ({} with TLS)", tlsListeners);
+  return fmt::format("ok: {}{}, {}, {}", plural(config.listeners.size(), "listener"), tls,
                      plural(config.pools.size(), "pool"), plural(members, "member"));
 }
 
@@ -186,7 +203,12 @@ LoadResult loadFile(const std::string& path) {
     result.errors.push_back(Error{path, 0, 0, std::move(whyNot)});
     return result;
   }
-  return loadString(text, path);
+  std::filesystem::path directory = std::filesystem::path(path).parent_path();
+  return loadString(text, path, absoluteDirectory(directory.empty() ? "." : directory));
+}
+
+LoadResult loadString(std::string_view text, std::string_view sourceName) {
+  return loadString(text, sourceName, absoluteDirectory("."));
 }
 
 }  // namespace config

@@ -109,7 +109,10 @@ struct Listener {
 
 // [pool.NAME.tls]: originate TLS to the members.
 struct PoolTls {
-  std::string serverName;  // SNI sent and name verified; empty: none sent, no name check
+  // SNI sent and name verified (lower case, no trailing dot); an IP address
+  // is verified but not sent (SNI carries host names only); empty: none
+  // sent, no name check.
+  std::string serverName;
   std::optional<FilePath> ca;  // absent: the system's default trust store
   bool verify = true;
   std::optional<CertificateFiles> clientCertificate;  // cert and key: mTLS to members
@@ -192,10 +195,16 @@ struct LoadResult {
 
 // Reads only a regular file of at most kMaxFileBytes, and never blocks: a
 // FIFO, a device, a socket or a directory is an error naming what it is.
+// Relative paths of files named in it (certificates, keys, CAs) become
+// paths in the file's directory.
 LoadResult loadFile(const std::string& path);
+// Relative file paths in `text` are resolved against the current directory,
+// or against `baseDirectory`.
 LoadResult loadString(std::string_view text, std::string_view sourceName);
+LoadResult loadString(std::string_view text, std::string_view sourceName, std::string_view baseDirectory);
 
-// One line for `ringlb --check`: "ok: 2 listeners, 2 pools, 5 members".
+// One line for `ringlb --check`: "ok: 2 listeners, 2 pools, 5 members", or
+// "ok: 2 listeners (1 with TLS), ..." when listeners terminate TLS.
 std::string summary(const Config& config);
 
 }  // namespace config

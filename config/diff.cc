@@ -8,6 +8,8 @@
 #include <fmt/ranges.h>
 
 #include <iterator>
+#include <map>
+#include <set>
 #include <string_view>
 
 #include "config/choices.h"
@@ -64,11 +66,39 @@ const Field<Admin> kAdminFields[] = {
     {"token", [](const Admin& a) { return a.token; }, {}, true},
 };
 
+std::string filePath(const FilePath& file) { return quoted(file.path); }
+std::string filePathOr(const std::optional<FilePath>& file, std::string_view absent) {
+  return file ? filePath(*file) : std::string(absent);
+}
+
 // name and bind are the listener's identity and socket: see listenerLines().
+// tls and route are tables of their own: see listenerTlsLines() and routeLines().
 const Field<Listener> kListenerFields[] = {
     {"pool", [](const Listener& l) { return shown(l.pool); }},
     {"max_connections", [](const Listener& l) { return fmt::format("{}", l.maxConnections); }},
     {"idle_timeout", [](const Listener& l) { return duration(l.idleTimeout); }},
+    {"preread_timeout", [](const Listener& l) { return duration(l.prereadTimeout); }},
+};
+
+// Files are compared by path: a reload reads every file again anyway.
+const Field<ListenerTls> kListenerTlsFields[] = {
+    {"certificates",
+     [](const ListenerTls& t) {
+       std::vector<std::string> pairs;
+       for (const CertificateFiles& c : t.certificates)
+         pairs.push_back(fmt::format("{{cert {} key {}}}", filePath(c.cert), filePath(c.key)));
+       return fmt::format("[{}]", fmt::join(pairs, ", "));
+     }},
+    {"min_version", [](const ListenerTls& t) { return name(kTlsVersions, t.minVersion); }},
+    {"alpn",
+     [](const ListenerTls& t) {
+       std::vector<std::string> protocols;
+       for (const std::string& p : t.alpn) protocols.push_back(quoted(p));
+       return fmt::format("[{}]", fmt::join(protocols, ", "));
+     }},
+    {"client_ca", [](const ListenerTls& t) { return filePathOr(t.clientCa, "(none)"); }},
+    {"verify_client", [](const ListenerTls& t) { return name(kVerifyClient, t.verifyClient); }},
+    {"handshake_timeout", [](const ListenerTls& t) { return duration(t.handshakeTimeout); }},
 };
 
 // member and health are tables of their own: see poolChanges().
@@ -105,6 +135,15 @@ const Field<Health> kHealthFields[] = {
     {"on_down", [](const Health& h) { return name(kOnDown, h.onDown); }},
 };
 
+const Field<PoolTls> kPoolTlsFields[] = {
+    {"server_name", [](const PoolTls& t) { return t.serverName.empty() ? std::string("(none)") : shown(t.serverName); }},
+    {"ca", [](const PoolTls& t) { return filePathOr(t.ca, "(system default)"); }},
+    {"verify", [](const PoolTls& t) { return fmt::format("{}", t.verify); }},
+    {"cert",
+     [](const PoolTls& t) { return t.clientCertificate ? filePath(t.clientCertificate->cert) : "(none)"; }},
+    {"key", [](const PoolTls& t) { return t.clientCertificate ? filePath(t.clientCertificate->key) : "(none)"; }},
+};
+
 // One line "PREFIXkey old -> new" per field that differs.
 template <typename T, size_t N>
 void compare(const Field<T> (&fields)[N], const T& before, const T& after, std::string_view prefix,
@@ -127,6 +166,49 @@ const T* findByName(const std::vector<T>& items, const std::string& wanted) {
   return nullptr;
 }
 
+std::string listenerTlsSummary(const ListenerTls& t) {
+  size_t count = t.certificates.size();
+  return fmt::format("{} certificate{}, min_version {}", count, count == 1 ? "" : "s",
+                     name(kTlsVersions, t.minVersion));
+}
+
+void listenerTlsLines(const Listener& before, const Listener& after, const std::string& prefix,
+                      std::vector<std::string>& out) {
+  if (before.tls && !after.tls)
+    out.push_back(fmt::format("{}- tls ({})", prefix, listenerTlsSummary(*before.tls)));
+  else if (!before.tls && after.tls)
+    out.push_back(fmt::format("{}+ tls ({})", prefix, listenerTlsSummary(*after.tls)));
+  else if (before.tls && after.tls)
+    compare(kListenerTlsFields, *before.tls, *after.tls, prefix + "tls ", out);
+}
+
+// Server names are unique within a listener, so its routes are a map from
+// name to pool, and the order of [[listener.route]] tables means nothing.
+// A name without a route goes to the listener's pool: "(default)".
+void routeLines(const Listener& before, const Listener& after, const std::string& prefix,
+                std::vector<std::string>& out) {
+  auto poolsByName = [](const Listener& l) {
+    std::map<std::string, std::string, std::less<>> pools;
+    for (const Route& route : l.routes)
+      for (const std::string& serverName : route.serverNames) pools.emplace(serverName, route.pool);
+    return pools;
+  };
+  auto old = poolsByName(before);
+  auto now = poolsByName(after);
+  auto poolOf = [](const auto& pools, const std::string& serverName) {
+    auto it = pools.find(serverName);
+    return it == pools.end() ? std::string("(default)") : shown(it->second);
+  };
+  std::set<std::string, std::less<>> names;  // both sides, sorted
+  for (const auto& entry : old) names.insert(entry.first);
+  for (const auto& entry : now) names.insert(entry.first);
+  for (const std::string& serverName : names) {
+    std::string was = poolOf(old, serverName);
+    std::string is = poolOf(now, serverName);
+    if (was != is) out.push_back(fmt::format("{}route {}: {} -> {}", prefix, shown(serverName), was, is));
+  }
+}
+
 void listenerLines(const Config& before, const Config& after, std::vector<std::string>& out) {
   auto sameSocket = [](const Listener* a, const Listener& b) { return a && a->bind.text == b.bind.text; };
   for (const Listener& l : after.listeners) {
@@ -137,15 +219,25 @@ void listenerLines(const Config& before, const Config& after, std::vector<std::s
   for (const Listener& l : before.listeners)
     if (!sameSocket(findByName(after.listeners, l.name), l))
       out.push_back(fmt::format("- listener {} on {}", shown(l.name), l.bind.text));
+  // TLS and routes apply to the connections a listener accepts next: its
+  // socket stays.
   for (const Listener& l : after.listeners) {
     const Listener* old = findByName(before.listeners, l.name);
-    if (sameSocket(old, l))
-      compare(kListenerFields, *old, l, fmt::format("~ listener {} ", shown(l.name)), out);
+    if (!sameSocket(old, l)) continue;
+    std::string prefix = fmt::format("~ listener {} ", shown(l.name));
+    compare(kListenerFields, *old, l, prefix, out);
+    listenerTlsLines(*old, l, prefix, out);
+    routeLines(*old, l, prefix, out);
   }
 }
 
 std::string healthSummary(const Health& h) {
   return fmt::format("{} every {}", name(kHealthKinds, h.kind), duration(h.interval));
+}
+
+std::string poolTlsSummary(const PoolTls& t) {
+  std::string serverName = t.serverName.empty() ? std::string() : fmt::format("server_name {}, ", shown(t.serverName));
+  return fmt::format("{}verify {}{}", serverName, t.verify, t.clientCertificate ? ", client certificate" : "");
 }
 
 void memberLines(const Pool& before, const Pool& after, std::vector<std::string>& out) {
@@ -172,6 +264,12 @@ std::vector<std::string> poolChanges(const Pool& before, const Pool& after) {
   } else if (before.health && after.health) {
     compare(kHealthFields, *before.health, *after.health, "health ", out);
   }
+  if (before.tls && !after.tls)
+    out.push_back(fmt::format("- tls ({})", poolTlsSummary(*before.tls)));
+  else if (!before.tls && after.tls)
+    out.push_back(fmt::format("+ tls ({})", poolTlsSummary(*after.tls)));
+  else if (before.tls && after.tls)
+    compare(kPoolTlsFields, *before.tls, *after.tls, "tls ", out);
   memberLines(before, after, out);
   return out;
 }

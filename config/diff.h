@@ -16,7 +16,8 @@ struct PoolDifference {
   std::string name;
   Kind kind = Kind::Kept;
   // Kept: one line per difference ("retries 2 -> 3", "+ member m3
-  // (10.0.0.3:9001)", "~ member m2 weight 1 -> 2"); empty when unchanged.
+  // (10.0.0.3:9001)", "~ member m2 weight 1 -> 2", "tls verify true ->
+  // false"); empty when unchanged.
   std::vector<std::string> changes;
 };
 
@@ -24,7 +25,11 @@ struct Difference {
   // "[global] KEY OLD -> NEW" and "[admin] KEY OLD -> NEW", in key order.
   std::vector<std::string> process;
   // "+ listener NAME on ADDRESS -> pool POOL", "- listener NAME on ADDRESS"
-  // (a listener whose bind changes is both), "~ listener NAME KEY OLD -> NEW".
+  // (a listener whose bind changes is both), "~ listener NAME KEY OLD -> NEW";
+  // for [listener.tls] "~ listener NAME + tls (SUMMARY)", "... - tls (SUMMARY)"
+  // or "... tls KEY OLD -> NEW"; for routes "~ listener NAME route SNI: OLD
+  // -> NEW" (pool names; "(default)": no route). None of these replaces the
+  // listener's socket.
   std::vector<std::string> listeners;
   // The new file's pools in its order, then the removed ones.
   std::vector<PoolDifference> pools;

@@ -10,13 +10,21 @@ namespace config::keys {
 inline constexpr std::string_view kGlobal[] = {"workers", "log_level", "access_log",
                                                "shutdown_timeout", "removed_member_timeout"};
 inline constexpr std::string_view kAdmin[] = {"listen", "token"};
-inline constexpr std::string_view kListener[] = {"name", "bind", "pool", "max_connections",
-                                                 "idle_timeout"};
+inline constexpr std::string_view kListener[] = {"name",         "bind",          "pool",
+                                                 "max_connections", "idle_timeout", "preread_timeout",
+                                                 "tls",          "route"};
+inline constexpr std::string_view kListenerTls[] = {"certificates",  "min_version",
+                                                    "alpn",          "client_ca",
+                                                    "verify_client", "handshake_timeout"};
+// One element of [listener.tls] certificates.
+inline constexpr std::string_view kCertificate[] = {"cert", "key"};
+inline constexpr std::string_view kRoute[] = {"server_names", "pool"};
 inline constexpr std::string_view kPool[] = {"balance",    "hash_key",
                                              "connect_timeout", "retries",
                                              "when_all_down",   "table_size",
                                              "hash_balance_factor", "member",
-                                             "health"};
+                                             "health",          "tls"};
+inline constexpr std::string_view kPoolTls[] = {"server_name", "ca", "verify", "cert", "key"};
 inline constexpr std::string_view kMember[] = {"name",   "address",        "weight",
                                                "backup", "health_address", "health_port"};
 inline constexpr std::string_view kHealth[] = {"kind", "interval", "timeout", "rise",

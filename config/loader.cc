@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "config/keys.h"
 #include "config/shared_limits.h"
+#include "config/tls_loader.h"
 #include "config/toml_reader.h"
 
 namespace config {
@@ -18,12 +19,12 @@ namespace {
 
 constexpr std::string_view kTopLevelTables = "[global], [admin], [[listener]] or [pool.NAME]";
 
-// Values already used, each with the line where it first appeared.
-using FirstSeen = std::map<std::string, int, std::less<>>;
-
 class Loader {
  public:
-  explicit Loader(const std::string& file) : reader_(file) { config_.sourceName = file; }
+  Loader(const std::string& file, std::string baseDirectory)
+      : reader_(file), tls_(reader_, std::move(baseDirectory), poolNames_) {
+    config_.sourceName = file;
+  }
 
   LoadResult load(const toml::table& root);
 
@@ -35,7 +36,7 @@ class Loader {
   void loadPool(const std::string& name, const toml::table& table);
   void loadMembers(Pool& pool, const toml::table& poolTable);
   void loadMember(Pool& pool, const toml::table& table, FirstSeen& names, FirstSeen& addresses);
-  void loadHealth(Pool& pool, const toml::table& table);
+  void loadHealth(Pool& pool, const toml::table& table, bool poolHasTls);
   void readHealthHost(const toml::table& table, std::string& out);
   void readHealthAddress(Member& member, const toml::table& table);
   void checkConsistentHash(Pool& pool, const toml::table& table);
@@ -45,8 +46,6 @@ class Loader {
   void loadListener(const toml::table& table);
   void checkListenerPool(const Listener& listener, const toml::node& poolNode);
   void checkAdminListen();
-  bool isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
-                   std::string_view what, std::string_view context);
 
   TomlReader reader_;
   Config config_;
@@ -54,6 +53,7 @@ class Loader {
   FirstSeen listenerNames_;
   FirstSeen listenerBinds_;
   const toml::node* adminListen_ = nullptr;  // the [admin] listen value, when valid
+  TlsLoader tls_;
 };
 
 LoadResult Loader::load(const toml::table& root) {
@@ -138,9 +138,11 @@ void Loader::loadPool(const std::string& name, const toml::table& table) {
   reader_.readEnum(table, "when_all_down", "when_all_down", kWhenAllDown, pool.whenAllDown);
   loadMembers(pool, table);
   checkConsistentHash(pool, table);
+  std::string tlsHeader = fmt::format("[pool.{}.tls]", printable(name));
+  if (const toml::table* tls = reader_.tableAt(table, "tls", tlsHeader)) pool.tls = tls_.loadPoolTls(*tls, name);
   std::string healthHeader = fmt::format("[pool.{}.health]", printable(name));
   if (const toml::table* health = reader_.tableAt(table, "health", healthHeader))
-    loadHealth(pool, *health);
+    loadHealth(pool, *health, table.contains("tls"));
   config_.pools.push_back(std::move(pool));
 }
 
@@ -171,23 +173,28 @@ void Loader::loadMember(Pool& pool, const toml::table& table, FirstSeen& names,
   reader_.readInt(table, "weight", 1, 256, member.weight);
   reader_.readBool(table, "backup", member.backup);
   if (addressed) readHealthAddress(member, table);
-  bool sameAddress = addressed && isDuplicate(addresses, member.address.text, *table.get("address"),
-                                              "member address", context);
+  bool sameAddress = addressed && reader_.isDuplicate(addresses, member.address.text,
+                                                      *table.get("address"), "member address", context);
   if (named) {
-    isDuplicate(names, member.name, *table.get("name"), "member name", context);
+    reader_.isDuplicate(names, member.name, *table.get("name"), "member name", context);
   } else if (!hasName && addressed) {
     member.name = member.address.text;
     // A repeated address has been reported already; its default name would repeat too.
     if (!sameAddress)
-      isDuplicate(names, member.name, *table.get("address"), "member name", context);
+      reader_.isDuplicate(names, member.name, *table.get("address"), "member name", context);
   }
   pool.members.push_back(std::move(member));
 }
 
-void Loader::loadHealth(Pool& pool, const toml::table& table) {
+void Loader::loadHealth(Pool& pool, const toml::table& table, bool poolHasTls) {
   reader_.checkKeys(table, keys::kHealth, fmt::format("[pool.{}.health]", printable(pool.name)));
   Health health;
-  reader_.readEnum(table, "kind", "health kind", kHealthKinds, health.kind);
+  if (reader_.readEnum(table, "kind", "health kind", kHealthKinds, health.kind) && !poolHasTls &&
+      (health.kind == HealthKind::Tls || health.kind == HealthKind::Https)) {
+    reader_.error(*table.get("kind"),
+                  fmt::format(R"(health kind "{}" needs a [pool.{}.tls] table (the TLS settings probes use))",
+                              nameOf(kHealthKinds, health.kind), printable(pool.name)));
+  }
   reader_.readDuration(table, "interval", health.interval);
   reader_.readDuration(table, "timeout", health.timeout);
   reader_.readInt(table, "rise", 1, 100, health.rise);
@@ -339,10 +346,10 @@ void Loader::loadListener(const toml::table& table) {
   Listener listener;
   if (reader_.require(table, "name", where) &&
       reader_.readNonEmptyString(table, "name", listener.name)) {
-    isDuplicate(listenerNames_, listener.name, *table.get("name"), "listener name", "");
+    reader_.isDuplicate(listenerNames_, listener.name, *table.get("name"), "listener name", "");
   }
   if (reader_.require(table, "bind", where) && reader_.readAddress(table, "bind", listener.bind))
-    isDuplicate(listenerBinds_, listener.bind.text, *table.get("bind"), "listener bind address",
+    reader_.isDuplicate(listenerBinds_, listener.bind.text, *table.get("bind"), "listener bind address",
                 "");
   if (reader_.require(table, "pool", where) &&
       reader_.readNonEmptyString(table, "pool", listener.pool)) {
@@ -350,6 +357,10 @@ void Loader::loadListener(const toml::table& table) {
   }
   reader_.readInt(table, "max_connections", 1, 1'000'000, listener.maxConnections);
   reader_.readDuration(table, "idle_timeout", listener.idleTimeout);
+  reader_.readDuration(table, "preread_timeout", listener.prereadTimeout);
+  if (const toml::table* tls = reader_.tableAt(table, "tls", "[listener.tls]"))
+    listener.tls = tls_.loadListenerTls(*tls);
+  listener.routes = tls_.loadRoutes(table, listener.name);
   config_.listeners.push_back(std::move(listener));
 }
 
@@ -396,16 +407,6 @@ void Loader::checkAdminListen() {
   }
 }
 
-// Records an error and returns true when `value` was seen before.
-bool Loader::isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
-                         std::string_view what, std::string_view context) {
-  auto [it, inserted] = seen.emplace(value, lineOf(node));
-  if (inserted) return false;
-  reader_.error(node, fmt::format(R"(duplicate {} "{}"{} (first at line {}))", what, printable(value), context,
-                                  it->second));
-  return true;
-}
-
 // toml++ reports the end of a file that ends in a newline as the column
 // after that newline, on the line it ends; keep the column on that line
 // (at most its length in characters + 1, as toml++ counts columns).
@@ -427,7 +428,7 @@ int columnOnText(std::string_view text, const toml::source_position& at) {
 // toml++'s own messages quote the source they stopped at.
 constexpr size_t kMaxParserMessageChars = 200;
 
-LoadResult loadString(std::string_view text, std::string_view sourceName) {
+LoadResult loadString(std::string_view text, std::string_view sourceName, std::string_view baseDirectory) {
   std::string file(sourceName);
   toml::table root;
   try {
@@ -440,7 +441,7 @@ LoadResult loadString(std::string_view text, std::string_view sourceName) {
                                   printable(e.description(), kMaxParserMessageChars)});
     return result;
   }
-  return Loader(file).load(root);
+  return Loader(file, std::string(baseDirectory)).load(root);
 }
 
 }  // namespace config

@@ -178,6 +178,15 @@ bool TomlReader::readAddress(const toml::table& table, std::string_view key, Add
   return true;
 }
 
+bool TomlReader::isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
+                             std::string_view what, std::string_view context) {
+  auto [it, inserted] = seen.emplace(value, lineOf(node));
+  if (inserted) return false;
+  error(node, fmt::format(R"(duplicate {} "{}"{} (first at line {}))", what, printable(value), context,
+                          it->second));
+  return true;
+}
+
 const toml::table* TomlReader::tableAt(const toml::table& parent, std::string_view key,
                                        std::string_view header) {
   const toml::node* node = parent.get(key);

@@ -4,6 +4,8 @@
 
 #include <toml++/toml.h>
 
+#include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +15,9 @@
 #include "config/config.h"
 
 namespace config {
+
+// Values already used, each with the line where it first appeared.
+using FirstSeen = std::map<std::string, int, std::less<>>;
 
 // Each read*() leaves `out` untouched when the key is absent or its value is
 // wrong, and returns true only when it stored a valid value. Wrong values are
@@ -59,6 +64,11 @@ class TomlReader {
     unknownChoice(*table.get(key), what, name, names);
     return false;
   }
+
+  // Records an error at `node` and returns true when `value` was seen before:
+  // 'duplicate WHAT "VALUE"CONTEXT (first at line N)'.
+  bool isDuplicate(FirstSeen& seen, const std::string& value, const toml::node& node,
+                   std::string_view what, std::string_view context);
 
   // Returns the table at `key`, or nullptr (recording an error) when the
   // value there is not a table. `header` is how the table is written: "[global]".

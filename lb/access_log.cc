@@ -125,6 +125,7 @@ std::string_view toString(EndReason reason) {
     case EndReason::LocalError: return "local_error";
     case EndReason::TlsHandshakeFailed: return "tls_handshake_failed";
     case EndReason::TlsHandshakeTimeout: return "tls_handshake_timeout";
+    case EndReason::ClientHelloTooLarge: return "client_hello_too_large";
     case EndReason::PrereadTimeout: return "preread_timeout";
   }
   return "unknown";

@@ -43,6 +43,7 @@ enum class EndReason : uint8_t {
   TlsHandshakeFailed,   // the client's TLS handshake failed (no member was connected)
   TlsHandshakeTimeout,  // the client's TLS handshake passed handshake_timeout
   PrereadTimeout,       // routes: no ClientHello within preread_timeout and no default pool
+  ClientHelloTooLarge,  // routes: the peeked ClientHello passed 16 KiB
 };
 
 std::string_view toString(EndReason reason);

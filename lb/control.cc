@@ -12,6 +12,7 @@
 #include "health/http_status.h"
 #include "lb/log.h"
 #include "lb/systemd_notify.h"
+#include "lb/tls/ktls.h"
 
 namespace lb {
 namespace {
@@ -229,8 +230,13 @@ bool Control::reload(std::string* errorsOut) {
   std::shared_ptr<const Runtime> next;
   std::vector<std::map<std::string, int>> fds;
   if (loaded.config) {
-    next = buildRuntime(*loaded.config, runtime_.get());
-    if (!bindNewListeners(*next, &fds, &errors)) next.reset();
+    tls::BuildReport report;
+    next = buildRuntime(*loaded.config, runtime_.get(), runtime_->ticketKeys, &report);
+    for (const config::Error& warning : tls::toConfigErrors(report.warnings, loaded.config->sourceName))
+      log::warn("reload: {}", config::formatError(warning));
+    for (const config::Error& error : tls::toConfigErrors(report.errors, loaded.config->sourceName))
+      errors += config::formatError(error) + "\n";
+    if (next && !bindNewListeners(*next, &fds, &errors)) next.reset();
   }
   if (!next) {
     log::error("reload of {} failed; the running config stays", configPath_);
@@ -258,6 +264,7 @@ bool Control::reload(std::string* errorsOut) {
     else
       log::info("reload: member {} of pool {} removed; its sessions {}", retired.member, retired.pool, fate);
   }
+  if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
   runtime_ = std::move(next);
   log::setLevel(fresh.global.logLevel);

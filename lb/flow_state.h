@@ -12,6 +12,9 @@
 //   Nothing --start(PollOut)--> PollOut   the destination writable (bytes in the pipe)
 //   Nothing --start(Pause)----> Pause     a NOP (its budget is spent) or a short
 //                                         timer (a local resource ran out)
+//   Nothing --start(Output)---> Output    a TLS leg's send of the ciphertext this
+//                                         flow made (the leg's own operation: the
+//                                         flow has no SQE of its own meanwhile)
 //   X --complete(X)--> Nothing            the completion of X, whatever its result
 //
 // Every operation starts from Nothing and ends in Nothing, so a flow never
@@ -32,11 +35,11 @@
 
 namespace lb {
 
-enum class FlowWait : uint8_t { Nothing, Receive, Send, PollIn, PollOut, Pause };
+enum class FlowWait : uint8_t { Nothing, Receive, Send, PollIn, PollOut, Pause, Output };
 enum class FlowEnd : uint8_t { Open, SourceEnded, Finished };
 
 constexpr std::string_view toString(FlowWait wait) {
-  constexpr std::string_view names[] = {"nothing", "receive", "send", "poll_in", "poll_out", "pause"};
+  constexpr std::string_view names[] = {"nothing", "receive", "send", "poll_in", "poll_out", "pause", "output"};
   return names[static_cast<uint8_t>(wait)];
 }
 

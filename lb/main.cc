@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "lb/preview.h"
 #include "lb/process.h"
+#include "lb/runtime.h"
 
 namespace {
 
@@ -27,6 +28,20 @@ std::optional<config::Config> load(const std::string& path) {
   return std::move(result.config);
 }
 
+// What a start would find in the files the config names (certificates and
+// keys): warnings and errors as file:line:col; false on errors.
+bool checkFiles(const config::Config& config) {
+  lb::tls::BuildReport report;
+  bool built = lb::buildRuntime(config, nullptr, nullptr, &report) != nullptr;
+  for (const config::Error& error : lb::tls::toConfigErrors(report.errors, config.sourceName))
+    fmt::print(stderr, "{}\n", config::formatError(error));
+  for (config::Error warning : lb::tls::toConfigErrors(report.warnings, config.sourceName)) {
+    warning.message = "warning: " + warning.message;
+    fmt::print(stderr, "{}\n", config::formatError(warning));
+  }
+  return built;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,14 +55,14 @@ int main(int argc, char** argv) {
   }
   if (argc == 3 && std::string_view(argv[1]) == "--check") {
     auto config = load(argv[2]);
-    if (!config) return 1;
+    if (!config || !checkFiles(*config)) return 1;
     fmt::print("{}\n", config::summary(*config));
     return 0;
   }
   if (argc == 5 && std::string_view(argv[1]) == "--check" && std::string_view(argv[3]) == "--against") {
     auto after = load(argv[2]);
     auto before = load(argv[4]);
-    if (!after || !before) return 1;
+    if (!after || !before || !checkFiles(*after)) return 1;
     fmt::print("{}\n{}", config::summary(*after), lb::previewReload(*before, *after));
     return 0;
   }

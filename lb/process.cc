@@ -20,6 +20,7 @@
 #include "lb/pool.h"
 #include "lb/runtime.h"
 #include "lb/systemd_notify.h"
+#include "lb/tls/ktls.h"
 #include "lb/worker.h"
 
 namespace lb {
@@ -111,7 +112,16 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     log::error("{}", error);
     return 1;
   }
-  std::shared_ptr<const Runtime> runtime = buildRuntime(config, nullptr);
+  tls::BuildReport report;
+  std::shared_ptr<const Runtime> runtime = buildRuntime(config, nullptr, nullptr, &report);
+  for (const config::Error& warning : tls::toConfigErrors(report.warnings, config.sourceName))
+    log::warn("{}", config::formatError(warning));
+  if (!runtime) {
+    for (const config::Error& error : tls::toConfigErrors(report.errors, config.sourceName))
+      log::error("{}", config::formatError(error));
+    return 1;
+  }
+  if (runtime->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   int count = workerCount(config);
   checkDescriptorBudget(config, count);
   std::vector<std::vector<int>> fds;

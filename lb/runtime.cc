@@ -1,5 +1,8 @@
 #include "lb/runtime.h"
 
+#include "config/server_name.h"
+#include "lb/tls/ticket_keys.h"
+
 namespace lb {
 
 const Listener* Runtime::findListener(const std::string& name) const {
@@ -8,38 +11,69 @@ const Listener* Runtime::findListener(const std::string& name) const {
   return nullptr;
 }
 
-std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const Runtime* previous) {
-  auto runtime = std::make_shared<Runtime>();
-  runtime->generation = previous ? previous->generation + 1 : 1;
-  runtime->global = config.global;
-  for (const config::Pool& spec : config.pools) {
-    const Pool* old = nullptr;
-    if (previous)
-      for (const auto& pool : previous->pools)
-        if (pool->name() == spec.name) old = pool.get();
-    runtime->pools.push_back(std::make_shared<Pool>(spec, old));
-  }
-  for (const config::Listener& spec : config.listeners) {
-    auto listener = std::make_shared<Listener>();
-    listener->config = spec;
-    for (auto& pool : runtime->pools)
-      if (pool->name() == spec.pool) listener->pool = pool.get();
-    if (const Listener* old = previous ? previous->findListener(spec.name) : nullptr)
-      listener->state = old->state;
-    runtime->listeners.push_back(std::move(listener));
-  }
-  return runtime;
+bool Runtime::usesTls() const {
+  for (const auto& listener : listeners)
+    if (listener->config.tls) return true;
+  for (const auto& pool : pools)
+    if (pool->config().tls) return true;
+  return false;
 }
 
 namespace {
 
-const Pool* findPool(const Runtime& runtime, const std::string& name) {
+Pool* findPool(const Runtime& runtime, const std::string& name) {
   for (const auto& pool : runtime.pools)
     if (pool->name() == name) return pool.get();
   return nullptr;
 }
 
+// [[listener.route]]: each route's names lead to its index in routePools.
+void buildRoutes(const Runtime& runtime, const config::Listener& spec, Listener* listener) {
+  for (const config::Route& route : spec.routes) {
+    auto index = static_cast<uint32_t>(listener->routePools.size());
+    listener->routePools.push_back(findPool(runtime, route.pool));
+    for (const std::string& name : route.serverNames)
+      if (auto normalized = config::normalizeServerName(name)) listener->routes.add(*normalized, index);
+  }
+}
+
 }  // namespace
+
+std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const Runtime* previous,
+                                            std::shared_ptr<tls::TicketKeys> tickets,
+                                            tls::BuildReport* report) {
+  tls::BuildReport ownReport;
+  if (!report) report = &ownReport;
+  size_t errorsBefore = report->errors.size();
+  auto runtime = std::make_shared<Runtime>();
+  runtime->generation = previous ? previous->generation + 1 : 1;
+  runtime->global = config.global;
+  runtime->ticketKeys = tickets ? std::move(tickets) : previous ? previous->ticketKeys : nullptr;
+  for (const config::Pool& spec : config.pools) {
+    const Pool* old = nullptr;
+    if (previous)
+      for (const auto& pool : previous->pools)
+        if (pool->name() == spec.name) old = pool.get();
+    auto pool = std::make_shared<Pool>(spec, old);
+    pool->tls = tls::buildClientSettings(spec, report);
+    runtime->pools.push_back(std::move(pool));
+  }
+  for (const config::Listener& spec : config.listeners) {
+    auto listener = std::make_shared<Listener>();
+    listener->config = spec;
+    listener->pool = findPool(*runtime, spec.pool);
+    if (spec.tls) {
+      if (!runtime->ticketKeys) runtime->ticketKeys = tls::makeTicketKeys();
+      listener->tls = tls::buildServerSettings(spec, runtime->ticketKeys, report);
+    }
+    buildRoutes(*runtime, spec, listener.get());
+    if (const Listener* old = previous ? previous->findListener(spec.name) : nullptr)
+      listener->state = old->state;
+    runtime->listeners.push_back(std::move(listener));
+  }
+  if (report->errors.size() != errorsBefore) return nullptr;
+  return runtime;
+}
 
 std::vector<RetiredMember> commitRuntime(const Runtime& running, const Runtime& next, uint64_t nowNs) {
   std::vector<RetiredMember> retired;

@@ -23,11 +23,23 @@ struct Runtime {
   config::Global global;
   std::vector<std::shared_ptr<Pool>> pools;
   std::vector<std::shared_ptr<Listener>> listeners;
+  // The process's session-ticket keys, handed from generation to generation.
+  std::shared_ptr<tls::TicketKeys> ticketKeys;
 
   const Listener* findListener(const std::string& name) const;
+  // Whether any listener terminates or any pool originates TLS.
+  bool usesTls() const;
 };
 
-std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const Runtime* previous);
+// Builds the next generation. TLS files are read here, every time (a
+// reload picks up certificates that changed on disk even when the config
+// text did not): their errors and warnings go to `report`, positioned in
+// the config file, and an error means no generation (nullptr). `tickets`:
+// the process's ticket keys (null: `previous`'s, else new ones when a
+// listener needs them). `report` may be null (tests without TLS).
+std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const Runtime* previous,
+                                            std::shared_ptr<tls::TicketKeys> tickets,
+                                            tls::BuildReport* report);
 
 // An address of a member that `next` no longer has: the member was removed,
 // or moved to another address (and keeps its state under its name).

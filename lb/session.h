@@ -1,8 +1,21 @@
 #pragma once
 // One proxied connection, as a worker keeps it in its slab.
 //
-// Life: Free -> Connecting -> (Connecting on another member)* -> Proxying
-//       -> Closing -> Free.
+// Life:
+//   Free -> [Prereading | Handshaking] -> Connecting
+//        -> (Connecting on another member)* -> [MemberHandshaking] -> Proxying
+//        -> Closing -> Free.
+//  - Prereading (routes, no [listener.tls]): the client's first bytes are
+//    received and kept (at most 16 KiB) until the ClientHello parser has
+//    an answer or preread_timeout passes; the pool is chosen from the SNI.
+//    The kept bytes are the first thing the member gets.
+//  - Handshaking ([listener.tls]): the client's TLS handshake, bounded by
+//    handshake_timeout; a failure ends the session before any member is
+//    picked. The pool is chosen from the handshake's SNI.
+//  - MemberHandshaking ([pool.NAME.tls]): after the TCP connect, the TLS
+//    handshake with the member, bounded by connect_timeout; a failure counts
+//    like a refused connect (next member).
+// Any state may go to Closing.
 // Invariants (checked: lb/check.h):
 //  - `inflight` counts this session's SQEs whose final CQE has not arrived.
 //    A slot returns to Free only in Closing with inflight == 0, so no
@@ -13,25 +26,41 @@
 //  - A flow has at most one operation in flight (Flow::state).
 //  - A client that resets while its member is still being connected ends
 //    the session within a tick, not after connect_timeout (ClientWatch).
+//  - `tls` is set exactly when the session uses a TLS leg or the preread;
+//    it returns to the worker's spare list when the slot is freed. A flow
+//    with a TLS leg on either side never splices.
 
 #include <sys/socket.h>
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "lb/access_log.h"
 #include "lb/flow_state.h"
 #include "lb/ring/pipe_pool.h"
 #include "lb/ring/user_data.h"
+#include "lb/tls/client_hello.h"
+#include "lb/tls/leg.h"
 
 namespace lb {
 
 struct Listener;
 struct Member;
 class PoolPicker;
+struct SessionTls;
 struct WorkerGeneration;
 
-enum class SessionState : uint8_t { Free, Connecting, Proxying, Closing };
+enum class SessionState : uint8_t {
+  Free,
+  Prereading,
+  Handshaking,
+  Connecting,
+  MemberHandshaking,
+  Proxying,
+  Closing,
+};
 
 // A session whose connect is still pending at a tick starts watching its
 // client (a poll for POLLERR/POLLHUP): Off -> Armed. A reset ends the
@@ -52,6 +81,13 @@ enum class ClientWatch : uint8_t { Off, Armed, Stopped };
 // `state` (lb/flow_state.h) says which single operation is in flight and
 // whether the source has ended or its FIN was passed on. `bulk` is the
 // transfer mode, orthogonal to it.
+//
+// With TLS (SessionTls) a flow copies: its ring buffer holds what the
+// source sent (ciphertext when the source is a TLS leg, which decrypts into
+// `block`), and the bytes to deliver are [bufferSent, bufferLength) of
+// `block` if set, else of the ring buffer; a TLS destination encrypts them
+// into its leg's output, which the leg sends (the flow waits in Output).
+// Nothing more is read from the source until all of that is sent.
 struct Flow {
   FlowState state;
   bool bulk = false;        // the last receive filled its buffer: splice until a short read
@@ -62,6 +98,8 @@ struct Flow {
   int32_t buffer = -1;      // ring buffer held between receive and send, or -1
   uint32_t bufferLength = 0;
   uint32_t bufferSent = 0;
+  char* block = nullptr;    // a worker BlockPool block (decrypted or peeked bytes), or null
+  uint8_t outputLeg = 0;    // in Output: whose leg's send it waits for (0 client, 1 member)
 };
 
 constexpr uint32_t kMaxAttempts = 17;  // 1 + the largest `retries` config allows
@@ -81,6 +119,8 @@ struct Session {
   int memberFd = -1;
   uint16_t listenerIndex = 0;  // in runtime->runtime->listeners
   WorkerGeneration* runtime = nullptr;  // the config generation it started in
+  PoolPicker* picker = nullptr;  // the pool chosen: the listener's, or a route's
+  SessionTls* tls = nullptr;     // TLS legs and preread state, or null
   Member* member = nullptr;  // counted in member->active while set
   std::array<Member*, kMaxAttempts> tried{};
   uint64_t acceptedNs = 0;
@@ -88,6 +128,40 @@ struct Session {
   uint64_t lastActiveNs = 0;  // last byte moved either way
   sockaddr_storage client{};
   std::array<Flow, 2> flows;
+};
+
+// What a session needs for TLS and for routing by SNI (lb/worker_tls.cc).
+// Allocated for the sessions that need it only, and reused: a worker keeps
+// the spare ones, so nothing is allocated per record or, once warm, per
+// connection.
+struct SessionTls {
+  tls::Leg client;  // active: [listener.tls] terminates the client's TLS
+  tls::Leg member;  // active: [pool.NAME.tls] originates TLS to the member
+  tls::ClientHelloParser hello;  // Prereading: the peek
+  bool peeked = false;           // hello saw bytes (sni and alpn come from it)
+  std::string_view route;        // how the pool was chosen; empty: no routes
+  std::string alpnOffered;       // the peek's ALPN list, comma-separated
+  std::string clientCert;        // subject of a verified client certificate
+  uint64_t memberHandshakeNs = 0;  // when the handshake with the member began
+  // The client's handshake failed; its alert is being sent, then the
+  // session ends with the reason already set.
+  bool failing = false;
+  // The member's handshake failed; the member side's operations are being
+  // cancelled, then the next member is tried.
+  bool memberFailed = false;
+
+  // Back to what a new session finds. Only with no send of a leg in flight.
+  void reset() {
+    client.reset();
+    member.reset();
+    hello = tls::ClientHelloParser{};
+    peeked = false;
+    route = {};
+    alpnOffered.clear();
+    clientCert.clear();
+    memberHandshakeNs = 0;
+    failing = memberFailed = false;
+  }
 };
 
 }  // namespace lb

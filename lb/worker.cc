@@ -47,22 +47,47 @@ Worker::Worker(WorkerOptions options)
   computeTick();
 }
 
-// One picker per pool, shared by the listeners that use that pool.
+// One picker per pool, shared by the listeners (and routes) that use that
+// pool; this worker's own TLS contexts for the listeners and pools that
+// have TLS settings.
 std::unique_ptr<WorkerGeneration> Worker::makeGeneration(std::shared_ptr<const Runtime> runtime) {
   auto generation = std::make_unique<WorkerGeneration>();
   generation->runtime = std::move(runtime);
-  for (const auto& listener : generation->runtime->listeners) {
-    PoolPicker* picker = nullptr;
+  auto pickerFor = [&](const Pool* pool) {
     for (const auto& existing : generation->pickers)
-      if (&existing->pool() == listener->pool) picker = existing.get();
-    if (!picker) {
-      uint64_t seed = static_cast<uint64_t>(options_.index + 1) * 0x9e3779b97f4a7c15ull ^ monotonicNs();
-      generation->pickers.push_back(std::make_unique<PoolPicker>(*listener->pool, seed));
-      picker = generation->pickers.back().get();
+      if (&existing->pool() == pool) return existing.get();
+    uint64_t seed = static_cast<uint64_t>(options_.index + 1) * 0x9e3779b97f4a7c15ull ^ monotonicNs();
+    generation->pickers.push_back(std::make_unique<PoolPicker>(*pool, seed));
+    if (pool->tls && !generation->clientContexts.count(pool)) {
+      tls::SslCtxPtr context = pool->tls->newContext();
+      if (context)
+        tls::Leg::enableSessionStore(context.get());
+      else
+        log::error("worker {}: pool {}: no TLS context; connections to its members fail", options_.index,
+                   pool->name());
+      generation->clientContexts.emplace(pool, std::move(context));
     }
-    generation->pickerOfListener.push_back(picker);
+    return generation->pickers.back().get();
+  };
+  for (const auto& listener : generation->runtime->listeners) {
+    generation->pickerOfListener.push_back(pickerFor(listener->pool));
+    auto& routes = generation->routePickers.emplace_back();
+    for (const Pool* pool : listener->routePools) routes.push_back(pickerFor(pool));
+    tls::SslCtxPtr context;
+    if (listener->tls) {
+      context = listener->tls->newWorkerContext();
+      if (!context)
+        log::error("worker {}: listener {}: no TLS context; its handshakes fail", options_.index,
+                   listener->config.name);
+    }
+    generation->serverContexts.push_back(std::move(context));
   }
   return generation;
+}
+
+WorkerGeneration::~WorkerGeneration() {
+  for (auto& [member, session] : memberSessions)
+    if (session) SSL_SESSION_free(session);
 }
 
 void Worker::computeTick() {
@@ -70,6 +95,11 @@ void Worker::computeTick() {
   for (const auto& listener : current_->runtime->listeners) {
     uint64_t idle = toNs(listener->config.idleTimeout);
     minIdleNs_ = minIdleNs_ == 0 ? idle : std::min(minIdleNs_, idle);
+    // Handshake and preread deadlines are checked at the tick too.
+    if (listener->tls)
+      minIdleNs_ = std::min(minIdleNs_, toNs(listener->tls->handshakeTimeout()));
+    else if (!listener->routePools.empty())
+      minIdleNs_ = std::min(minIdleNs_, toNs(listener->config.prereadTimeout));
   }
   uint64_t tick = std::clamp(minIdleNs_ / 4, kTickMinNs, kTickMaxNs);
   tick_.tv_sec = static_cast<int64_t>(tick / 1'000'000'000u);
@@ -353,7 +383,7 @@ void Worker::beginStop() {
 // on_down = "close": sessions on a member that health checks took down end
 // at the next tick rather than waiting for the member to answer.
 bool Worker::closesWhenDown(const Session& s) const {
-  const auto& health = listenerOf(s).pool->config().health;
+  const auto& health = poolOf(s).config().health;
   return health && health->onDown == config::OnDown::Close && s.member &&
          !s.member->up.load(std::memory_order_relaxed);
 }
@@ -389,6 +419,11 @@ void Worker::onTick() {
     }
     if (s.state == SessionState::Connecting && s.clientWatch == ClientWatch::Off) {
       watchClient(s);
+      continue;
+    }
+    if (s.state == SessionState::Prereading || s.state == SessionState::Handshaking ||
+        s.state == SessionState::MemberHandshaking) {
+      checkTlsDeadlines(s);
       continue;
     }
     if (s.state != SessionState::Proxying) continue;

@@ -13,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "lb/access_log.h"
@@ -25,6 +27,8 @@
 #include "lb/runtime.h"
 #include "lb/session.h"
 #include "lb/stats.h"
+#include "lb/tls/context.h"
+#include "lb/tls/leg.h"
 
 namespace lb {
 
@@ -39,9 +43,21 @@ struct WorkerOptions {
 // generation they started in; a generation replaced by a reload lives on
 // until its last session ends.
 struct WorkerGeneration {
+  WorkerGeneration() = default;
+  ~WorkerGeneration();
+  WorkerGeneration(const WorkerGeneration&) = delete;
+  WorkerGeneration& operator=(const WorkerGeneration&) = delete;
+
   std::shared_ptr<const Runtime> runtime;
   std::vector<std::unique_ptr<PoolPicker>> pickers;  // one per pool in use
   std::vector<PoolPicker*> pickerOfListener;         // per runtime listener
+  std::vector<std::vector<PoolPicker*>> routePickers;  // per listener, indexed like routePools
+  // This worker's own OpenSSL contexts (never shared between threads).
+  std::vector<tls::SslCtxPtr> serverContexts;  // per listener; null: no [listener.tls]
+  std::unordered_map<const Pool*, tls::SslCtxPtr> clientContexts;  // pools with [pool.tls]
+  // The last TLS session each member gave this worker, reused by the next
+  // connection to it (freed with the generation).
+  std::unordered_map<const Member*, SSL_SESSION*> memberSessions;
   uint32_t sessions = 0;
 };
 
@@ -140,6 +156,33 @@ class Worker {
   void closeLater(int fd);
   void logSession(const Session& s);
   void countSession(const Session& s);
+  const Pool& poolOf(const Session& s) const { return s.picker->pool(); }
+  char* flowData(const Flow& f) const;
+
+  // worker_tls.cc: the preread, TLS handshakes and flows through TLS legs.
+  SessionTls* acquireTls();
+  void releaseTls(Session& s);
+  void startPreread(Session& s);
+  void armPrereadReceive(Session& s);
+  void onPrereadReceived(Session& s, int result, uint32_t cqeFlags);
+  void routeBy(Session& s, std::string_view sni);
+  void chooseRoute(Session& s, PoolPicker* picker, std::string_view route, bool bySni);
+  void startHandshake(Session& s);
+  void handshakeStep(Session& s);
+  void handshakeDone(Session& s);
+  void failHandshake(Session& s, HandshakeResult result);
+  bool startMemberHandshake(Session& s);
+  void memberHandshakeStep(Session& s);
+  void failMemberHandshake(Session& s, bool timedOut);
+  void onStageReceived(Session& s, int flow, int result, uint32_t cqeFlags);
+  void flushLeg(Session& s, int side);
+  void onLegSent(Session& s, int side, int result);
+  void waitOutput(Session& s, int flow, int side);
+  void tlsPump(Session& s, int flow);
+  void onTlsReceived(Session& s, int flow, int result, uint32_t cqeFlags);
+  void finishTlsFlow(Session& s, int flow);
+  void checkTlsDeadlines(Session& s);
+  void logTls(const Session& s, AccessRecord& record, std::string& alpn) const;
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
   void localError(LocalError kind, int error, const char* what);
 
@@ -160,6 +203,8 @@ class Worker {
   uint32_t liveSessions_ = 0; // not Free
   PipePool pipes_;
   BufferRing buffers_;
+  tls::BlockPool blocks_;
+  std::vector<std::unique_ptr<SessionTls>> spareTls_;
   AccessLog accessLog_;
   WorkerStats stats_;
   uint64_t nowNs_ = 0;

@@ -46,6 +46,7 @@ Op flowOp(int flow, FlowWait wait) {
     case FlowWait::PollIn: return flow == 0 ? Op::PollReadable0 : Op::PollReadable1;
     case FlowWait::PollOut: return flow == 0 ? Op::PollWritable0 : Op::PollWritable1;
     case FlowWait::Pause: return flow == 0 ? Op::Continue0 : Op::Continue1;
+    case FlowWait::Output:  // the leg's send is the leg's own (LegSend0/1)
     case FlowWait::Nothing: break;
   }
   return Op::Ignore;
@@ -116,14 +117,25 @@ void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   s->clientFd = clientFd;
   s->listenerIndex = static_cast<uint16_t>(listenerIndex);
   s->runtime = current_.get();
+  s->picker = current_->pickerOfListener[listenerIndex];
   ++current_->sessions;
   s->acceptedNs = nowNs_;
   s->lastActiveNs = nowNs_;
   // The client's address costs a syscall; only the access log and
   // consistent hashing need it. TCP_NODELAY comes from the listening socket.
-  if (accessLog_.enabled() || listener.pool->config().balance == config::Balance::ConsistentHash) {
+  if (accessLog_.enabled() || listener.pool->config().balance == config::Balance::ConsistentHash ||
+      !listener.routePools.empty()) {
     socklen_t length = sizeof s->client;
     (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&s->client), &length);
+  }
+  if (listener.tls || !listener.routePools.empty()) {
+    s->tls = acquireTls();
+    if (!s->tls) {
+      localError(LocalError::Slot, ENOMEM, "no TLS state for a client (closed)");
+      return endSession(*s, EndReason::LocalError);
+    }
+    if (listener.tls) return startHandshake(*s);
+    return startPreread(*s);
   }
   startConnect(*s);
 }
@@ -147,8 +159,8 @@ void Worker::closeRejected(uint32_t listenerIndex, int clientFd, EndReason reaso
 // bounded by a linked timeout. With nothing left to try the session ends
 // with the reason of the last failure (or no_member if nothing was tried).
 void Worker::startConnect(Session& s) {
-  PoolPicker& picker = *s.runtime->pickerOfListener[s.listenerIndex];
-  const Pool& pool = *listenerOf(s).pool;
+  PoolPicker& picker = *s.picker;
+  const Pool& pool = poolOf(s);
   bool mayRetry = s.attempts <= static_cast<uint32_t>(pool.config().retries);
   Member* member = mayRetry ? picker.pick(s.client, {s.tried.data(), s.attempts}) : nullptr;
   if (!member) {
@@ -189,9 +201,10 @@ void Worker::onConnect(Session& s, int result) {
   if (s.state != SessionState::Connecting) return;  // ended while connecting
   Member& member = *s.member;
   if (result == 0) {
+    if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
+    if (poolOf(s).tls) return (void)startMemberHandshake(s);  // succeeds once TLS is up
     member.connectFailures.recordSuccess();
     bump(member.counters.connections);
-    if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
     return startProxying(s);
   }
   if (isLocalResourceError(-result)) {
@@ -235,12 +248,26 @@ void Worker::onClientWatch(Session& s, int result) {
   // (a half-close), so the connect goes on; the FIN is passed on later.
 }
 
+// With TLS legs both flows start by pumping (a leg may already hold input:
+// bytes the client sent right behind its handshake). A flow whose receive
+// is still in flight (one armed while prereading) keeps it.
 void Worker::startProxying(Session& s) {
   s.state = SessionState::Proxying;
   s.connectedNs = nowNs_;
   s.lastActiveNs = nowNs_;
-  armRead(s, 0);
-  armRead(s, 1);
+  if (s.tls && (s.tls->client.active() || s.tls->member.active())) {
+    for (int flow = 0; flow < 2 && s.state == SessionState::Proxying; ++flow)
+      if (s.flows[flow].state.idle()) tlsPump(s, flow);
+    return;
+  }
+  Flow& first = s.flows[0];  // may hold peeked bytes: they go first
+  if (first.bufferSent < first.bufferLength)
+    sendBuffer(s, 0);
+  else if (first.state.sourceEnded())
+    finishFlow(s, 0);
+  else if (first.state.idle())
+    armRead(s, 0);
+  if (s.state == SessionState::Proxying) armRead(s, 1);
 }
 
 void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags) {
@@ -251,6 +278,8 @@ void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags)
     case Op::Connect: onConnect(s, result); break;
     case Op::ConnectTimeout: break;  // the outcome arrives with Connect
     case Op::WatchClient: onClientWatch(s, result); break;
+    case Op::LegSend0: onLegSent(s, 0, result); break;
+    case Op::LegSend1: onLegSent(s, 1, result); break;
     default:
       if (std::optional<FlowOp> done = flowOpOf(op))
         onFlowCompletion(s, done->flow, done->wait, result, cqeFlags);
@@ -265,19 +294,28 @@ void Worker::onFlowCompletion(Session& s, int flow, FlowWait done, int result, u
   Flow& f = s.flows[flow];
   bool expected = f.state.complete(done);
   RINGLB_CHECK(expected);
+  bool tlsFlows = s.tls && (s.tls->client.active() || s.tls->member.active());
   switch (done) {
-    case FlowWait::Receive: return onReceived(s, flow, result, cqeFlags);
+    case FlowWait::Receive:
+      if (s.state != SessionState::Proxying) return onStageReceived(s, flow, result, cqeFlags);
+      if (tlsFlows) return onTlsReceived(s, flow, result, cqeFlags);
+      return onReceived(s, flow, result, cqeFlags);
     case FlowWait::Send: return onSent(s, flow, result);
     case FlowWait::Pause:
-      if (s.state != SessionState::Proxying) return;
       f.starved = false;
-      if (f.buffer >= 0) return sendBuffer(s, flow);  // a send that lacked memory
+      if (s.state == SessionState::Prereading) return armPrereadReceive(s);
+      if (s.state == SessionState::Handshaking && !s.tls->failing) return armRead(s, 0);
+      if (s.state == SessionState::MemberHandshaking) return memberHandshakeStep(s);
+      if (s.state != SessionState::Proxying) return;
+      if (tlsFlows) return tlsPump(s, flow);
+      if (f.bufferSent < f.bufferLength) return sendBuffer(s, flow);  // a send that lacked memory
       return pump(s, flow);
     case FlowWait::PollIn:
     case FlowWait::PollOut:
       if (s.state != SessionState::Proxying) return;
       if (result < 0 && isLocalResourceError(-result)) return pauseForResources(s, flow, -result, "poll");
       return pump(s, flow);
+    case FlowWait::Output:  // completed by onLegSent, never by a CQE
     case FlowWait::Nothing: return;
   }
 }
@@ -440,11 +478,17 @@ void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
   onFlowError(s, flow, false, -result);
 }
 
+// The bytes a flow delivers: a pool block (decrypted or peeked bytes) if it
+// holds one, else its ring buffer.
+char* Worker::flowData(const Flow& f) const {
+  return f.block ? f.block : buffers_.buffer(static_cast<uint16_t>(f.buffer));
+}
+
 void Worker::sendBuffer(Session& s, int flow) {
   Flow& f = s.flows[flow];
   io_uring_sqe* sqe = getSqe();
-  io_uring_prep_send(sqe, destinationFd(s, flow), buffers_.buffer(static_cast<uint16_t>(f.buffer)) + f.bufferSent,
-                     f.bufferLength - f.bufferSent, MSG_NOSIGNAL);
+  io_uring_prep_send(sqe, destinationFd(s, flow), flowData(f) + f.bufferSent, f.bufferLength - f.bufferSent,
+                     MSG_NOSIGNAL);
   track(s, flow, FlowWait::Send, sqe);
 }
 
@@ -453,6 +497,19 @@ void Worker::sendBuffer(Session& s, int flow) {
 // that lacked memory keeps its buffer and is tried again after a pause.
 void Worker::onSent(Session& s, int flow, int result) {
   Flow& f = s.flows[flow];
+  if (s.tls && (s.tls->client.active() || s.tls->member.active())) {
+    // Decrypted bytes to a plaintext member or client; buffers stay with
+    // the flow until tlsPump has used all its input.
+    if (s.state != SessionState::Proxying) return;
+    if (result > 0) {
+      f.bytes += static_cast<uint64_t>(result);
+      f.bufferSent += static_cast<uint32_t>(result);
+      s.lastActiveNs = nowNs_;
+      return tlsPump(s, flow);
+    }
+    if (result < 0 && isLocalResourceError(-result)) return pauseForResources(s, flow, -result, "send");
+    return onFlowError(s, flow, true, result < 0 ? -result : EPIPE);
+  }
   if (s.state == SessionState::Proxying && result > 0) {
     f.bytes += static_cast<uint64_t>(result);
     f.bufferSent += static_cast<uint32_t>(result);
@@ -464,11 +521,15 @@ void Worker::onSent(Session& s, int flow, int result) {
   releaseBuffer(f);
   if (s.state != SessionState::Proxying) return;
   if (result <= 0) return onFlowError(s, flow, true, result < 0 ? -result : EPIPE);
+  f.bufferLength = f.bufferSent = 0;
+  if (f.state.sourceEnded()) return finishFlow(s, flow);  // peeked bytes, then the client's FIN
   if (f.bulk) return pump(s, flow);
   armRead(s, flow);
 }
 
 void Worker::releaseBuffer(Flow& f) {
+  if (f.block) blocks_.release(f.block);
+  f.block = nullptr;
   if (f.buffer < 0) return;
   buffers_.recycle(static_cast<uint16_t>(f.buffer));
   f.buffer = -1;
@@ -522,9 +583,11 @@ void Worker::endSession(Session& s, EndReason reason) {
   s.state = SessionState::Closing;
   if (s.connectPending) cancel(s, Op::Connect);
   if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
+  if (s.tls && s.tls->client.sending()) cancel(s, Op::LegSend0);
+  if (s.tls && s.tls->member.sending()) cancel(s, Op::LegSend1);
   for (int flow = 0; flow < 2; ++flow) {
     Flow& f = s.flows[flow];
-    if (!f.state.idle()) cancel(s, flowOp(flow, f.state.wait()));
+    if (!f.state.idle() && f.state.wait() != FlowWait::Output) cancel(s, flowOp(flow, f.state.wait()));
     // A send in flight still reads its buffer: returned when it completes.
     if (f.state.wait() != FlowWait::Send) releaseBuffer(f);
     if (f.inPipe > 0)
@@ -564,6 +627,9 @@ void Worker::closeLater(int fd) {
 
 void Worker::maybeFree(Session& s) {
   if (s.state != SessionState::Closing || s.inflight > 0) return;
+  // Nothing in flight reads them any more.
+  for (Flow& f : s.flows) releaseBuffer(f);
+  releaseTls(s);
   s.state = SessionState::Free;
   WorkerGeneration* runtime = s.runtime;
   s.runtime = nullptr;
@@ -591,7 +657,7 @@ void Worker::localError(LocalError kind, int error, const char* what) {
 }
 
 void Worker::countSession(const Session& s) {
-  const Pool& pool = *listenerOf(s).pool;
+  const Pool& pool = poolOf(s);
   pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
   ListenerCounters& listener = listenerOf(s).state->counters;
   bump(listener.bytesIn, s.flows[0].bytes);
@@ -618,6 +684,8 @@ void Worker::logSession(const Session& s) {
   record.durationMs = msBetween(s.acceptedNs, nowNs_);
   record.attempts = s.attempts;
   record.end = s.endReason;
+  std::string alpn;
+  logTls(s, record, alpn);
   accessLog_.record(record);
 }
 

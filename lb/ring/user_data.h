@@ -130,6 +130,8 @@ enum class Op : uint8_t {
   Send0,          // direction 0: send that buffer to the member
   Send1,          // direction 1: send that buffer to the client
   WatchClient,    // poll while connecting: the client reset before its member answered
+  LegSend0,       // send of the client TLS leg's output (ciphertext to the client)
+  LegSend1,       // send of the member TLS leg's output (ciphertext to the member)
   Count,
 };
 static_assert(static_cast<unsigned>(Op::Count) <= ring::kMaxOp + 1u, "Op must fit the codec's op field");

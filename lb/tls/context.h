@@ -82,12 +82,27 @@ class ClientSettings {
   virtual SslCtxPtr newContext() const = 0;
   virtual const std::string& serverName() const = 0;  // empty: no SNI, no name check
   virtual const std::vector<CertificateInfo>& certificates() const = 0;
+  // false: verify = false, the members' certificates are not checked.
+  virtual bool verify() const { return true; }
 };
 
+// Sets what each connection to a member carries on `ssl` (made from
+// settings.newContext()): serverName() as SNI and, when verifying, as the
+// name the member's certificate must hold (an IP address is checked
+// against the certificate's IP subjectAltNames and sent as no SNI). The
+// data path and health probes both call it. False when OpenSSL refused.
+bool configureClient(SSL* ssl, const ClientSettings& settings);
+
+// Load and check every file once (lb/tls/certificates.h). nullptr when
+// `report` got an error for them; warnings are added but do not refuse.
+// `tickets` null: the settings get ticket keys of their own.
 std::shared_ptr<const ServerSettings> buildServerSettings(const config::Listener& listener,
                                                           std::shared_ptr<TicketKeys> tickets,
                                                           BuildReport* report);
 std::shared_ptr<const ClientSettings> buildClientSettings(const config::Pool& pool,
                                                           BuildReport* report);
+
+// `problems` as config errors of `file` ("file:line:col: message").
+std::vector<config::Error> toConfigErrors(const std::vector<TlsProblem>& problems, const std::string& file);
 
 }  // namespace lb::tls

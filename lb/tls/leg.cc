@@ -1,3 +1,311 @@
 #include "lb/tls/leg.h"
 
-namespace lb::tls {}  // namespace lb::tls
+#include <openssl/err.h>
+#include <openssl/x509_vfy.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace lb::tls {
+
+BlockPool::~BlockPool() {
+  for (char* block : spare_) std::free(block);
+}
+
+char* BlockPool::acquire() noexcept {
+  char* block = nullptr;
+  if (!spare_.empty()) {
+    block = spare_.back();
+    spare_.pop_back();
+  } else {
+    block = static_cast<char*>(std::malloc(kBlockBytes));
+    if (!block) return nullptr;
+  }
+  ++inUse_;
+  return block;
+}
+
+void BlockPool::release(char* block) noexcept {
+  if (!block) return;
+  --inUse_;
+  if (spare_.size() < maxSpare_) {
+    // The vector's capacity is reserved up to maxSpare_ on first use, so
+    // this push never allocates after that (and cannot throw).
+    if (spare_.capacity() < maxSpare_) spare_.reserve(maxSpare_);
+    spare_.push_back(block);
+    return;
+  }
+  std::free(block);
+}
+
+namespace {
+
+// The one BIO method every leg uses; made once, never freed.
+BIO_METHOD* legMethod(int (*read)(BIO*, char*, size_t, size_t*),
+                      int (*write)(BIO*, const char*, size_t, size_t*), long (*ctrl)(BIO*, int, long, void*)) {
+  static BIO_METHOD* method = [&] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ringlb leg");
+    if (!m) return m;
+    BIO_meth_set_read_ex(m, read);
+    BIO_meth_set_write_ex(m, write);
+    BIO_meth_set_ctrl(m, ctrl);
+    BIO_meth_set_create(m, [](BIO* bio) {
+      BIO_set_init(bio, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+int legIndex() {
+  static int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+}  // namespace
+
+Leg::~Leg() { reset(); }
+
+bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool) noexcept {
+  if (ssl_) return false;
+  BIO_METHOD* method = legMethod(&Leg::bioRead, &Leg::bioWrite, &Leg::bioCtrl);
+  if (!method) return false;
+  SSL* ssl = SSL_new(ctx);
+  if (!ssl) return false;
+  BIO* bio = BIO_new(method);
+  if (!bio) {
+    SSL_free(ssl);
+    ERR_clear_error();
+    return false;
+  }
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl, bio, bio);  // one BIO both ways; the SSL owns it
+  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                        SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_set_ex_data(ssl, legIndex(), this);
+  if (server)
+    SSL_set_accept_state(ssl);
+  else
+    SSL_set_connect_state(ssl);
+  ssl_ = ssl;
+  pool_ = pool;
+  failure_ = HandshakeFailure::Protocol;
+  failureText_ = "";
+  shutdownSent_ = false;
+  return true;
+}
+
+void Leg::reset() noexcept {
+  // OpenSSL makes the session of a connection freed without close_notify
+  // unresumable; a connection whose handshake completed keeps it usable
+  // (as nginx does), so members and clients that close with a bare FIN
+  // still resume.
+  if (ssl_ && SSL_is_init_finished(ssl_)) SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_get_shutdown(ssl_));
+  if (ssl_) SSL_free(ssl_);
+  ssl_ = nullptr;
+  if (output_ && pool_) pool_->release(output_);
+  output_ = nullptr;
+  outputSent_ = outputTaken_ = outputLength_ = 0;
+  sending_ = false;
+  dropInput();
+  sessionSlot_ = nullptr;
+  shutdownSent_ = false;
+  ERR_clear_error();
+}
+
+void Leg::setInput(const char* data, size_t length) noexcept {
+  input_ = data;
+  inputOffset_ = 0;
+  inputLength_ = length;
+}
+
+int Leg::bioRead(BIO* bio, char* out, size_t length, size_t* done) {
+  auto* leg = static_cast<Leg*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  size_t left = leg->inputLength_ - leg->inputOffset_;
+  if (left == 0) {
+    BIO_set_retry_read(bio);
+    *done = 0;
+    return 0;
+  }
+  size_t n = length < left ? length : left;
+  std::memcpy(out, leg->input_ + leg->inputOffset_, n);
+  leg->inputOffset_ += n;
+  *done = n;
+  return 1;
+}
+
+int Leg::bioWrite(BIO* bio, const char* data, size_t length, size_t* done) {
+  auto* leg = static_cast<Leg*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  if (!leg->output_) {
+    leg->output_ = leg->pool_->acquire();
+    leg->outputSent_ = leg->outputTaken_ = leg->outputLength_ = 0;
+    if (!leg->output_) {
+      BIO_set_retry_write(bio);
+      *done = 0;
+      return 0;
+    }
+  }
+  // Unsent bytes move to the front when no send is reading the block.
+  if (!leg->sending_ && leg->outputSent_ > 0 && leg->outputLength_ + length > BlockPool::kBlockBytes) {
+    std::memmove(leg->output_, leg->output_ + leg->outputSent_, leg->outputLength_ - leg->outputSent_);
+    leg->outputLength_ -= leg->outputSent_;
+    leg->outputSent_ = leg->outputTaken_ = 0;
+  }
+  size_t room = BlockPool::kBlockBytes - leg->outputLength_;
+  if (room == 0) {
+    BIO_set_retry_write(bio);
+    *done = 0;
+    return 0;
+  }
+  size_t n = length < room ? length : room;
+  std::memcpy(leg->output_ + leg->outputLength_, data, n);
+  leg->outputLength_ += n;
+  *done = n;
+  return 1;
+}
+
+long Leg::bioCtrl(BIO* bio, int command, long, void*) {
+  auto* leg = static_cast<Leg*>(BIO_get_data(bio));
+  switch (command) {
+    case BIO_CTRL_FLUSH: return 1;  // sending is the worker's
+    case BIO_CTRL_PENDING: return static_cast<long>(leg->inputLength_ - leg->inputOffset_);
+    case BIO_CTRL_WPENDING: return static_cast<long>(leg->outputLength_ - leg->outputSent_);
+    default: return 0;
+  }
+}
+
+std::span<const char> Leg::takeOutput() noexcept {
+  sending_ = true;
+  outputTaken_ = outputLength_;
+  return {output_ + outputSent_, outputLength_ - outputSent_};
+}
+
+void Leg::outputSent(size_t n) noexcept {
+  sending_ = false;
+  size_t taken = outputTaken_ - outputSent_;
+  outputSent_ += n < taken ? n : taken;
+  releaseBlockIfSent();
+}
+
+void Leg::releaseBlockIfSent() noexcept {
+  if (!output_ || sending_ || outputSent_ != outputLength_) return;
+  pool_->release(output_);
+  output_ = nullptr;
+  outputSent_ = outputTaken_ = outputLength_ = 0;
+}
+
+LegStatus Leg::handshake() noexcept {
+  ERR_clear_error();
+  int result = SSL_do_handshake(ssl_);
+  if (result == 1) return LegStatus::Ok;
+  return statusOf(result, true);
+}
+
+bool Leg::handshakeDone() const { return ssl_ && SSL_is_init_finished(ssl_); }
+
+LegStatus Leg::read(char* out, size_t capacity, size_t* n) noexcept {
+  ERR_clear_error();
+  if (SSL_read_ex(ssl_, out, capacity, n) == 1) return LegStatus::Ok;
+  return statusOf(0, false);
+}
+
+LegStatus Leg::write(const char* data, size_t length, size_t* n) noexcept {
+  ERR_clear_error();
+  if (SSL_write_ex(ssl_, data, length, n) == 1) return LegStatus::Ok;
+  return statusOf(0, false);
+}
+
+LegStatus Leg::shutdown() noexcept {
+  if (shutdownSent_) return LegStatus::Ok;
+  shutdownSent_ = true;
+  ERR_clear_error();
+  int result = SSL_shutdown(ssl_);
+  if (result >= 0) return LegStatus::Ok;  // 0: sent, the peer's not yet seen
+  LegStatus status = statusOf(result, false);
+  return status == LegStatus::WantRead ? LegStatus::Ok : status;
+}
+
+LegStatus Leg::statusOf(int result, bool handshaking) noexcept {
+  switch (SSL_get_error(ssl_, result)) {
+    case SSL_ERROR_WANT_READ: return LegStatus::WantRead;
+    case SSL_ERROR_WANT_WRITE: return LegStatus::WantWrite;
+    case SSL_ERROR_ZERO_RETURN: return LegStatus::Closed;
+    default: break;
+  }
+  unsigned long error = ERR_peek_error();
+  if (handshaking) classifyFailure(error);
+  failureText_ = error ? ERR_reason_error_string(error) : "unexpected end";
+  if (!failureText_) failureText_ = "unknown";
+  ERR_clear_error();
+  return LegStatus::Failed;
+}
+
+// OpenSSL's reasons, sorted into the counted kinds. Alerts the peer sent
+// say what it found wrong with us or the offer.
+void Leg::classifyFailure(unsigned long error) noexcept {
+  failure_ = HandshakeFailure::Protocol;
+  if (ERR_GET_LIB(error) != ERR_LIB_SSL) return;
+  switch (ERR_GET_REASON(error)) {
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    case SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL:
+      failure_ = HandshakeFailure::NoShared;
+      return;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+      failure_ = HandshakeFailure::BadCertificate;
+      return;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+      failure_ = HandshakeFailure::UnknownCa;
+      return;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      switch (SSL_get_verify_result(ssl_)) {
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+          failure_ = HandshakeFailure::UnknownCa;
+          return;
+        default:
+          failure_ = HandshakeFailure::BadCertificate;
+          return;
+      }
+    default: return;
+  }
+}
+
+void Leg::enableSessionStore(SSL_CTX* ctx) noexcept {
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, &Leg::onNewSession);
+}
+
+void Leg::setSessionSlot(SSL_SESSION** slot) noexcept {
+  sessionSlot_ = slot;
+  if (slot && *slot) SSL_set_session(ssl_, *slot);
+}
+
+// Returning 1 keeps the reference OpenSSL handed over.
+int Leg::onNewSession(SSL* ssl, SSL_SESSION* session) {
+  auto* leg = static_cast<Leg*>(SSL_get_ex_data(ssl, legIndex()));
+  if (!leg || !leg->sessionSlot_) return 0;
+  if (*leg->sessionSlot_) SSL_SESSION_free(*leg->sessionSlot_);
+  *leg->sessionSlot_ = session;
+  return 1;
+}
+
+}  // namespace lb::tls

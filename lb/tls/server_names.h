@@ -32,6 +32,8 @@ class ServerNameTable {
     std::string name;  // exact: the name; wildcard: the part after "*."
     uint32_t value;
   };
+  // The value of `key` (any case) in `entries`, without allocating.
+  static std::optional<uint32_t> lookup(const std::vector<Entry>& entries, std::string_view key);
   std::vector<Entry> exact_;     // sorted by name
   std::vector<Entry> wildcard_;  // sorted by name
 };

@@ -5,7 +5,9 @@
 // and points into the text (line 1..lines, column 1..line length + 1, or no
 // position at all: 0:0) and the errors are in file order; a valid config
 // holds what validation promises (pools exist, names unique, weights in
-// range); loading is deterministic.
+// range; TLS listeners have certificates, routes unique normalised names
+// and existing pools, health over TLS a pool's TLS settings); loading is
+// deterministic.
 
 #include <algorithm>
 #include <cstddef>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/server_name.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -57,6 +60,32 @@ void checkErrors(std::string_view text, const std::vector<config::Error>& errors
   }
 }
 
+void checkFile(const config::FilePath& file) {
+  FUZZ_CHECK(!file.path.empty());
+  FUZZ_CHECK(file.position.line >= 1 && file.position.column >= 1);
+}
+
+void checkListenerTls(const config::Config& config, const config::Listener& listener) {
+  if (listener.tls) {
+    FUZZ_CHECK(!listener.tls->certificates.empty());
+    for (const config::CertificateFiles& files : listener.tls->certificates) {
+      checkFile(files.cert);
+      checkFile(files.key);
+    }
+    FUZZ_CHECK(listener.tls->verifyClient == config::VerifyClient::None || listener.tls->clientCa);
+    for (const std::string& protocol : listener.tls->alpn) FUZZ_CHECK(!protocol.empty() && protocol.size() <= 255);
+  }
+  std::set<std::string> serverNames;
+  for (const config::Route& route : listener.routes) {
+    FUZZ_CHECK(config.findPool(route.pool) != nullptr);
+    FUZZ_CHECK(!route.serverNames.empty());
+    for (const std::string& name : route.serverNames) {
+      FUZZ_CHECK(config::normalizeServerName(name) == name);
+      FUZZ_CHECK(serverNames.insert(name).second);
+    }
+  }
+}
+
 void checkConfig(const config::Config& config) {
   FUZZ_CHECK(config.sourceName == kSource);
   FUZZ_CHECK(!config.listeners.empty());
@@ -66,11 +95,18 @@ void checkConfig(const config::Config& config) {
     FUZZ_CHECK(config.findPool(listener.pool) != nullptr);
     FUZZ_CHECK(listener.bind.length > 0);
     FUZZ_CHECK(listener.maxConnections > 0);
+    checkListenerTls(config, listener);
   }
   for (const config::Pool& pool : config.pools) {
     FUZZ_CHECK(!pool.name.empty());
     FUZZ_CHECK(poolNames.insert(pool.name).second);
     FUZZ_CHECK(!pool.members.empty());
+    if (pool.health && (pool.health->kind == config::HealthKind::Tls || pool.health->kind == config::HealthKind::Https))
+      FUZZ_CHECK(pool.tls.has_value());
+    if (pool.tls && pool.tls->clientCertificate) {
+      checkFile(pool.tls->clientCertificate->cert);
+      checkFile(pool.tls->clientCertificate->key);
+    }
     std::set<std::string> memberNames;
     for (const config::Member& member : pool.members) {
       FUZZ_CHECK(!member.name.empty());

@@ -147,6 +147,27 @@ class ConfigErrorsTest(harness.RinglbTest):
         self.check_bad(text, [(colour[0], [colour[1]], "colour"),
                               (weight_line, [weight_key, weight_key + len("weight = ")], "weight")])
 
+    def test_tls_and_route_errors(self):
+        # Config errors stop --check before any certificate file is looked at.
+        text = self.good().replace(
+            'pool = "web"\n',
+            'pool = "web"\n'
+            '[listener.tls]\n'
+            'certificates = [{ cert = "web.pem", key = "web.key" }]\n'
+            'verify_client = "required"\n'
+            '[[listener.route]]\n'
+            'server_names = ["api.internal", "Api.Internal."]\n'
+            'pool = "api"\n', 1)
+        text += '\n[pool.web.health]\nkind = "https"\n'
+        required = position(text, '"required"')
+        duplicate = position(text, '"Api.Internal."')
+        pool = position(text, '"api"')
+        kind = position(text, '"https"')
+        self.check_bad(text, [(required[0], [required[1]], "client_ca"),
+                              (duplicate[0], [duplicate[1]], "duplicate server name"),
+                              (pool[0], [pool[1]], "not defined"),
+                              (kind[0], [kind[1]], "[pool.web.tls]")])
+
     def test_syntax_error(self):
         text = self.good().replace('name = "web-1"', 'name = "web-1')
         line, _ = position(text, '"web-1')
@@ -320,6 +341,21 @@ class PreviewTest(harness.RinglbTest):
                 self.assertNotIn("unchanged", r.stdout)
         r = run("--check", old, "--against", old)
         self.assertIn("pool pool: unchanged", r.stdout)
+
+    def test_check_against_shows_route_changes_without_a_new_socket(self):
+        port, member = harness.free_port(), harness.dead_address()
+        old_text = harness.make_config(port, [harness.member("m1", member)])
+        old_text += f'\n[pool.api]\n[[pool.api.member]]\naddress = "{member}"\n'
+        old = self.write_config(old_text, "old.toml")
+        route = '[[listener.route]]\nserver_names = ["api.internal"]\npool = "api"\n'
+        new_text = old_text.replace("[pool.pool]", route + "[pool.pool]", 1)
+        self.assertNotEqual(new_text, old_text)
+        new = self.write_config(new_text, "new.toml")
+        r = run("--check", new, "--against", old)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(" route api.internal: (default) -> api\n", r.stdout)
+        self.assertNotIn("+ listener", r.stdout)
+        self.assertNotIn("- listener", r.stdout)
 
 
 class AdminListenTest(harness.RinglbTest):

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/diff.h"
 #include "config/keys.h"
 #include "lb/policy/maglev.h"
 #include "lb/preview.h"
@@ -285,6 +286,220 @@ TEST(GoodFiles, PoolsKeepFileOrder) {
   EXPECT_EQ(config.pools[0].name, "zeta");
   EXPECT_EQ(config.pools[1].name, "alpha");
   EXPECT_EQ(config.pools[2].name, "mid");
+}
+
+// ---------------------------------------------------------------- TLS and routes
+
+// Where good/tls.toml's relative paths point: its directory.
+std::string besideGoodFiles(std::string_view relative) { return (kDataDir / "good" / relative).string(); }
+
+TEST(TlsConfig, ListenerTlsSetsEveryKey) {
+  Config config = loadGood("tls.toml");
+  const Listener& edge = config.listeners[0];
+  ASSERT_TRUE(edge.tls.has_value());
+  const ListenerTls& tls = *edge.tls;
+  ASSERT_EQ(tls.certificates.size(), 2u);
+  EXPECT_EQ(tls.certificates[0].cert.path, besideGoodFiles("edge.pem"));
+  EXPECT_EQ(tls.certificates[0].key.path, besideGoodFiles("keys/edge.key"));
+  EXPECT_EQ(tls.certificates[1].cert.path, "/etc/ringlb/api.pem");  // absolute: as written
+  EXPECT_EQ(tls.certificates[1].key.path, "/etc/ringlb/api.key");
+  // Positions are the keys', for errors about the files found later.
+  EXPECT_EQ(tls.certificates[0].cert.position.line, 11);
+  EXPECT_EQ(tls.certificates[0].cert.position.column, 5);
+  EXPECT_EQ(tls.certificates[0].key.position.line, 11);
+  EXPECT_EQ(tls.certificates[0].key.position.column, 24);
+  EXPECT_EQ(tls.certificates[1].cert.position.line, 12);
+  EXPECT_EQ(tls.minVersion, TlsVersion::V1_3);
+  EXPECT_EQ(tls.alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  ASSERT_TRUE(tls.clientCa.has_value());
+  EXPECT_EQ(tls.clientCa->path, besideGoodFiles("clients.pem"));
+  EXPECT_EQ(tls.clientCa->position.line, 16);
+  EXPECT_EQ(tls.clientCa->position.column, 1);
+  EXPECT_EQ(tls.verifyClient, VerifyClient::Optional);
+  EXPECT_EQ(tls.handshakeTimeout, 3s);
+  EXPECT_EQ(edge.prereadTimeout, 5s);  // the default
+}
+
+TEST(TlsConfig, ListenerTlsDefaults) {
+  Config config = loadGood("tls.toml");
+  const Listener& listener = config.listeners[2];
+  ASSERT_TRUE(listener.tls.has_value());
+  const ListenerTls& tls = *listener.tls;
+  ASSERT_EQ(tls.certificates.size(), 1u);
+  EXPECT_EQ(tls.certificates[0].cert.path, besideGoodFiles("only.pem"));
+  EXPECT_EQ(tls.minVersion, TlsVersion::V1_2);
+  EXPECT_TRUE(tls.alpn.empty());
+  EXPECT_FALSE(tls.clientCa.has_value());
+  EXPECT_EQ(tls.verifyClient, VerifyClient::None);
+  EXPECT_EQ(tls.handshakeTimeout, 10s);
+  EXPECT_TRUE(listener.routes.empty());
+}
+
+TEST(TlsConfig, RoutesKeepFileOrderWithNormalisedNames) {
+  Config config = loadGood("tls.toml");
+  const Listener& edge = config.listeners[0];
+  ASSERT_EQ(edge.routes.size(), 1u);
+  EXPECT_EQ(edge.routes[0].serverNames, (std::vector<std::string>{"api.internal", "*.svc.internal"}));
+  EXPECT_EQ(edge.routes[0].pool, "api");
+  EXPECT_EQ(edge.routes[0].position.line, 20);
+
+  const Listener& passthrough = config.listeners[1];
+  EXPECT_FALSE(passthrough.tls.has_value());
+  EXPECT_EQ(passthrough.prereadTimeout, 2s);
+  ASSERT_EQ(passthrough.routes.size(), 2u);
+  EXPECT_EQ(passthrough.routes[0].serverNames, std::vector<std::string>{"api.internal"});
+  EXPECT_EQ(passthrough.routes[0].pool, "api");
+  EXPECT_EQ(passthrough.routes[1].serverNames, (std::vector<std::string>{"web.internal", "www.internal"}));
+  EXPECT_EQ(passthrough.routes[1].pool, "web");
+  EXPECT_EQ(passthrough.routes[1].position.line, 34);
+}
+
+TEST(TlsConfig, PoolTlsSetsEveryKey) {
+  Config config = loadGood("tls.toml");
+  const Pool* api = config.findPool("api");
+  ASSERT_NE(api, nullptr);
+  ASSERT_TRUE(api->tls.has_value());
+  const PoolTls& tls = *api->tls;
+  EXPECT_EQ(tls.serverName, "api.internal");  // lower case, no trailing dot
+  ASSERT_TRUE(tls.ca.has_value());
+  EXPECT_EQ(tls.ca->path, besideGoodFiles("../ca/internal-ca.pem"));
+  EXPECT_EQ(tls.ca->position.line, 57);
+  EXPECT_FALSE(tls.verify);
+  ASSERT_TRUE(tls.clientCertificate.has_value());
+  EXPECT_EQ(tls.clientCertificate->cert.path, besideGoodFiles("lb-client.pem"));
+  EXPECT_EQ(tls.clientCertificate->key.path, besideGoodFiles("lb-client.key"));
+  EXPECT_EQ(tls.clientCertificate->key.position.line, 60);
+  EXPECT_EQ(tls.position.line, 55);  // the [pool.api.tls] header
+  ASSERT_TRUE(api->health.has_value());
+  EXPECT_EQ(api->health->kind, HealthKind::Https);
+  EXPECT_EQ(api->health->path, "/ready");  // the http keys apply to https
+  EXPECT_EQ(api->health->expectStatus, (std::vector<int>{200, 204}));
+  EXPECT_EQ(api->health->host, "api.internal");
+
+  EXPECT_EQ(config.findPool("by-ip")->tls->serverName, "::1");  // an IP literal is fine too
+}
+
+TEST(TlsConfig, PoolTlsDefaults) {
+  Config config = loadGood("tls.toml");
+  const Pool* web = config.findPool("web");
+  ASSERT_TRUE(web->tls.has_value());  // an empty [pool.web.tls]: TLS with every default
+  EXPECT_EQ(web->tls->serverName, "");
+  EXPECT_FALSE(web->tls->ca.has_value());
+  EXPECT_TRUE(web->tls->verify);
+  EXPECT_FALSE(web->tls->clientCertificate.has_value());
+  EXPECT_EQ(web->health->kind, HealthKind::Tls);
+  EXPECT_EQ(summary(config), "ok: 3 listeners (2 with TLS), 3 pools, 3 members");
+}
+
+TEST(TlsConfig, AFileWithoutTlsKeysHasNoTls) {
+  Config config = loadGood("full.toml");
+  for (const Listener& listener : config.listeners) {
+    EXPECT_FALSE(listener.tls.has_value());
+    EXPECT_TRUE(listener.routes.empty());
+    EXPECT_EQ(listener.prereadTimeout, 5s);
+  }
+  for (const Pool& pool : config.pools) EXPECT_FALSE(pool.tls.has_value());
+}
+
+const char* const kTlsListener = R"([[listener]]
+name = "edge"
+bind = "127.0.0.1:8443"
+pool = "web"
+[listener.tls]
+certificates = [{ cert = "certs/edge.pem", key = "/abs/edge.key" }]
+[pool.web]
+[[pool.web.member]]
+address = "127.0.0.1:9001"
+)";
+
+TEST(TlsConfig, LoadStringResolvesPathsAgainstTheCurrentDirectory) {
+  LoadResult result = loadString(kTlsListener, "inline.toml");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  const CertificateFiles& files = result.config->listeners[0].tls->certificates[0];
+  EXPECT_EQ(files.cert.path, (fs::current_path() / "certs/edge.pem").string());
+  EXPECT_EQ(files.key.path, "/abs/edge.key");
+
+  result = loadString(kTlsListener, "inline.toml", "/etc/ringlb");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  EXPECT_EQ(result.config->listeners[0].tls->certificates[0].cert.path, "/etc/ringlb/certs/edge.pem");
+}
+
+TEST(TlsConfig, LoadFileResolvesPathsAgainstARelativeFilesDirectory) {
+  fs::path directory = fs::path(testing::TempDir()) / "ringlb-tls-paths";
+  fs::create_directories(directory / "conf");
+  std::ofstream(directory / "conf" / "ringlb.toml") << kTlsListener;
+  fs::path previous = fs::current_path();
+  fs::current_path(directory);
+  LoadResult result = loadFile("conf/ringlb.toml");
+  LoadResult dotted = loadFile("./conf/ringlb.toml");
+  fs::current_path(previous);
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  // Absolute, so that the path means the same file whatever the current
+  // directory is later.
+  std::string expected = (fs::canonical(directory) / "conf/certs/edge.pem").string();
+  EXPECT_EQ(result.config->listeners[0].tls->certificates[0].cert.path, expected);
+  ASSERT_TRUE(dotted.config.has_value()) << describe(dotted);
+  EXPECT_EQ(dotted.config->listeners[0].tls->certificates[0].cert.path,
+            expected);  // "." dropped, nothing else
+  fs::remove_all(directory);
+}
+
+// The same tables written as arrays of tables and as inline tables.
+TEST(TlsConfig, OtherTomlSpellingsOfTheSameTables) {
+  LoadResult result = loadString(R"([[listener]]
+name = "edge"
+bind = "127.0.0.1:8443"
+pool = "web"
+route = [{ server_names = ["a.internal"], pool = "web" }, { server_names = ["b.internal"], pool = "web" }]
+[[listener.tls.certificates]]
+cert = "a.pem"
+key = "a.key"
+[[listener.tls.certificates]]
+cert = "b.pem"
+key = "b.key"
+[pool.web]
+tls = { server_name = "10.0.0.1", verify = false }
+[[pool.web.member]]
+address = "127.0.0.1:9001"
+)", "x.toml", "/c");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  const Listener& listener = result.config->listeners[0];
+  ASSERT_EQ(listener.tls->certificates.size(), 2u);
+  EXPECT_EQ(listener.tls->certificates[1].key.path, "/c/b.key");
+  EXPECT_EQ(listener.tls->certificates[1].key.position.line, 11);
+  ASSERT_EQ(listener.routes.size(), 2u);
+  EXPECT_EQ(listener.routes[1].serverNames, std::vector<std::string>{"b.internal"});
+  EXPECT_EQ(listener.routes[1].position.line, 5);
+  EXPECT_EQ(result.config->pools[0].tls->serverName, "10.0.0.1");
+  EXPECT_FALSE(result.config->pools[0].tls->verify);
+}
+
+// The first error of `text`, formatted.
+std::string firstError(const std::string& text) {
+  LoadResult result = loadString(text, "x.toml");
+  EXPECT_FALSE(result.config.has_value());
+  return result.errors.empty() ? std::string("(no error)") : formatError(result.errors[0]);
+}
+
+TEST(TlsConfig, AlpnProtocolsAreOneTo255Bytes) {
+  std::string longest(255, 'p');
+  std::string text = fmt::format("[[listener]]\nname = \"edge\"\nbind = \"127.0.0.1:8443\"\npool = \"web\"\n"
+                     "[listener.tls]\ncertificates = [{{ cert = \"a\", key = \"b\" }}]\nalpn = [\"{}\"]\n"
+                     "[pool.web]\n[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n",
+                     longest);
+  LoadResult result = loadString(text, "x.toml");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  EXPECT_EQ(result.config->listeners[0].tls->alpn, std::vector<std::string>{longest});
+
+  std::string tooLong = text;
+  tooLong.replace(tooLong.find(longest), longest.size(), longest + "p");
+  EXPECT_EQ(firstError(tooLong), R"(x.toml:7:9: "alpn" entries must be strings of 1 to 255 bytes, got 256 bytes)");
+}
+
+TEST(TlsConfig, AFilePathMustNotHoldANulCharacter) {
+  std::string text = kTlsListener;
+  text.replace(text.find("certs/edge.pem"), 14, R"(certs/edge.pem\u0000.txt)");
+  EXPECT_EQ(firstError(text), R"(x.toml:6:26: "cert" must not contain a NUL character)");
 }
 
 class GoodFile : public ::testing::TestWithParam<std::string> {};
@@ -631,7 +846,20 @@ const std::vector<TableChanges>& everyKey() {
         {"bind", R"("127.0.0.1:8080")", R"("127.0.0.1:8081")", "127.0.0.1:8081"},
         {"pool", R"("web")", R"("other")"},
         {"max_connections", "100", "200"},
-        {"idle_timeout", R"("1h")", R"("2h")"}}},
+        {"idle_timeout", R"("1h")", R"("2h")"},
+        {"preread_timeout", R"("5s")", R"("2s")"},
+        {"tls", "", "", "~ listener web - tls (1 certificate, min_version 1.2)"},  // drops [listener.tls]
+        {"route", "", "", "~ listener web route extra.internal: (default) -> other"}}},  // adds a route
+      {"[listener.tls]", keys::kListenerTls,
+       {{"certificates", R"([{ cert = "/c/a.pem", key = "/c/a.key" }])", R"([{ cert = "/c/a.pem", key = "/c/b.key" }])"},
+        {"min_version", R"("1.2")", R"("1.3")"},
+        {"alpn", R"(["h2"])", R"(["h2", "http/1.1"])"},
+        {"client_ca", R"("/c/ca.pem")", R"("/c/ca2.pem")"},
+        {"verify_client", R"("optional")", R"("required")"},
+        {"handshake_timeout", R"("10s")", R"("5s")"}}},
+      {"[[listener.route]]", keys::kRoute,
+       {{"server_names", R"(["api.internal"])", R"(["api2.internal"])", "route api2.internal: (default) -> other"},
+        {"pool", R"("other")", R"("web")", "route api.internal: other -> web"}}},
       {"[pool.web]", keys::kPool,
        {{"balance", R"("consistent_hash")", R"("least_conn")"},
         {"hash_key", R"("source_ip")", R"("source_ip_port")"},
@@ -641,7 +869,8 @@ const std::vector<TableChanges>& everyKey() {
         {"table_size", "65537", "65539"},
         {"hash_balance_factor", "0", "1.5"},
         {"member", "", "", "+ member m3"},    // adds a member table
-        {"health", "", "", "- health"}}},      // drops the health table
+        {"health", "", "", "- health"},       // drops the health table
+        {"tls", "", "", "- tls (server_name a.internal, verify true, client certificate)"}}},
       {"[[pool.web.member]]", keys::kMember,
        {{"name", R"("m1")", R"("m9")", "+ member m9"},
         {"address", R"("127.0.0.1:9001")", R"("127.0.0.1:9009")"},
@@ -661,6 +890,12 @@ const std::vector<TableChanges>& everyKey() {
         {"down_interval", R"("10s")", R"("20s")"},
         {"passive_fall", "0", "2"},
         {"on_down", R"("keep")", R"("close")"}}},
+      {"[pool.web.tls]", keys::kPoolTls,
+       {{"server_name", R"("a.internal")", R"("b.internal")"},
+        {"ca", R"("/c/ca.pem")", R"("/c/ca2.pem")"},
+        {"verify", "true", "false"},
+        {"cert", R"("/c/lb.pem")", R"("/c/lb2.pem")"},
+        {"key", R"("/c/lb.key")", R"("/c/lb2.key")"}}},
   };
   return tables;
 }
@@ -673,10 +908,14 @@ std::string fileWith(std::string_view changedHeader = {}, std::string_view chang
   std::string text;
   for (const TableChanges& table : everyKey()) {
     if (table.header == "[pool.web.health]" && changed("[pool.web]", "health")) continue;
+    if (table.header == "[pool.web.tls]" && changed("[pool.web]", "tls")) continue;
+    if (table.header == "[listener.tls]" && changed("[[listener]]", "tls")) continue;
     text += fmt::format("{}\n", table.header);
     for (const KeyChange& c : table.changes)
       if (!c.base.empty()) text += fmt::format("{} = {}\n", c.key, changed(table.header, c.key) ? c.changed : c.base);
     if (table.header == "[[pool.web.member]]") text += "[[pool.web.member]]\nname = \"m2\"\naddress = \"127.0.0.1:9002\"\n";
+    if (table.header == "[[listener.route]]" && changed("[[listener]]", "route"))
+      text += "[[listener.route]]\nserver_names = [\"extra.internal\"]\npool = \"other\"\n";
   }
   if (changed("[pool.web]", "member")) text += "[[pool.web.member]]\nname = \"m3\"\naddress = \"127.0.0.1:9003\"\n";
   text += "[pool.other]\n[[pool.other.member]]\naddress = \"127.0.0.1:9004\"\n";
@@ -734,9 +973,38 @@ TEST(ReloadPreview, ShowsOldAndNewValues) {
             "pool web: unchanged\npool other: unchanged\n");
   EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[admin]", "token"))),
             "[admin] token changed\npool web: unchanged\npool other: unchanged\n");  // never its value
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[listener.tls]", "certificates"))),
+            R"(~ listener web tls certificates [{cert "/c/a.pem" key "/c/a.key"}] -> [{cert "/c/a.pem" key "/c/b.key"}])"
+            "\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[[listener.route]]", "server_names"))),
+            "~ listener web route api.internal: other -> (default)\n"
+            "~ listener web route api2.internal: (default) -> other\n"
+            "pool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(loadText(fileWith("[[listener]]", "tls")), base),
+            "~ listener web + tls (1 certificate, min_version 1.2)\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[pool.web.tls]", "verify"))),
+            "pool web:\n  tls verify true -> false\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(loadText(fileWith("[pool.web]", "tls")), base),
+            "pool web:\n  + tls (server_name a.internal, verify true, client certificate)\npool other: unchanged\n");
   std::string weight = lb::previewReload(base, loadText(fileWith("[[pool.web.member]]", "weight")));
   EXPECT_EQ(weight.rfind("pool web:\n  ~ member m1 weight 1 -> 2\n  consistent-hash keys that would move: ", 0), 0u)
       << weight;
+}
+
+// TLS and routes apply to new connections: the listener keeps its socket.
+TEST(ReloadPreview, TlsAndRouteChangesKeepTheListenersSocket) {
+  Config base = loadText(fileWith());
+  for (const TableChanges& table : everyKey()) {
+    for (const KeyChange& c : table.changes) {
+      bool tlsOrRoute = table.header == "[listener.tls]" || table.header == "[[listener.route]]" ||
+                        (table.header == "[[listener]]" && (c.key == "tls" || c.key == "route"));
+      if (!tlsOrRoute) continue;
+      SCOPED_TRACE(fmt::format("{} {}", table.header, c.key));
+      config::Difference difference = config::difference(base, loadText(fileWith(table.header, c.key)));
+      ASSERT_FALSE(difference.listeners.empty());
+      for (const std::string& line : difference.listeners) EXPECT_TRUE(line.starts_with("~ listener web ")) << line;
+    }
+  }
 }
 
 }  // namespace

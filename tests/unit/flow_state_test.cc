@@ -9,8 +9,8 @@
 namespace lb {
 namespace {
 
-constexpr std::array<FlowWait, 5> kOperations = {FlowWait::Receive, FlowWait::Send, FlowWait::PollIn,
-                                                 FlowWait::PollOut, FlowWait::Pause};
+constexpr std::array<FlowWait, 6> kOperations = {FlowWait::Receive, FlowWait::Send, FlowWait::PollIn,
+                                                 FlowWait::PollOut, FlowWait::Pause, FlowWait::Output};
 
 TEST(FlowState, StartsWaitingForNothingWithTheStreamOpen) {
   FlowState f;

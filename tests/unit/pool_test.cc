@@ -122,13 +122,14 @@ TEST(PoolGenerations, BackupsServeOnlyWhenNoPrimaryIsUp) {
 }
 
 TEST(RuntimeCommit, AddressChangeKeepsStateAndRetiresTheOldAddress) {
-  auto running = buildRuntime(configOf(poolConfig(config::Balance::RoundRobin, kWithBackup)), nullptr);
+  auto running =
+      buildRuntime(configOf(poolConfig(config::Balance::RoundRobin, kWithBackup)), nullptr, nullptr, nullptr);
   Member& before = *running->pools[0]->findMember("m2");
   before.draining = true;
   before.counters.connections = 7;
   auto next = buildRuntime(configOf(poolConfig(config::Balance::RoundRobin,
                                                {{"m1", "127.0.0.1:9001"}, {"m2", "127.0.0.1:9102"}})),
-                           running.get());
+                           running.get(), nullptr, nullptr);
   Member& after = *next->pools[0]->findMember("m2");
   EXPECT_TRUE(after.draining);
   EXPECT_EQ(after.counters.connections.load(), 7u);
@@ -150,13 +151,13 @@ TEST(RuntimeCommit, AddressChangeKeepsStateAndRetiresTheOldAddress) {
 TEST(RuntimeCommit, MembersOfAPoolWithoutHealthChecksAreUp) {
   auto withChecks = configOf(poolConfig(config::Balance::RoundRobin, kWithBackup, true));
   auto withoutChecks = configOf(poolConfig(config::Balance::RoundRobin, kWithBackup));
-  auto running = buildRuntime(withChecks, nullptr);
+  auto running = buildRuntime(withChecks, nullptr, nullptr, nullptr);
   running->pools[0]->findMember("m1")->up = false;
-  auto checked = buildRuntime(withChecks, running.get());
+  auto checked = buildRuntime(withChecks, running.get(), nullptr, nullptr);
   commitRuntime(*running, *checked, 1000);
   EXPECT_FALSE(checked->pools[0]->findMember("m1")->up) << "a health-checked member keeps its state";
 
-  auto unchecked = buildRuntime(withoutChecks, checked.get());
+  auto unchecked = buildRuntime(withoutChecks, checked.get(), nullptr, nullptr);
   EXPECT_FALSE(checked->pools[0]->findMember("m1")->up) << "building wrote into the running generation";
   commitRuntime(*checked, *unchecked, 2000);
   EXPECT_TRUE(unchecked->pools[0]->findMember("m1")->up);
