@@ -23,6 +23,9 @@ import report  # noqa: E402
 from contenders import Backends, Contender, HAProxy, NginxStream, Ringlb  # noqa: E402
 from procs import ephemeral_range, pick_ports, rss_kib  # noqa: E402
 from workloads import IdleConnections, run_iperf, run_wrk, settled_rss  # noqa: E402
+import tls_section  # noqa: E402
+
+SECTIONS = ("plain", "tls")
 
 WRK_CONNECTIONS = 50
 
@@ -34,7 +37,10 @@ def parse_args():
                     "on the same backends, in one interleaved run (shared/PERF.md).")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 2 rounds, 2 s wrk and 1 s iperf3 runs, "
-                        "500/2,000 idle connections (under 2 minutes)")
+                        "500/2,000 idle connections, 500 idle TLS (a few minutes)")
+    p.add_argument("--only", choices=SECTIONS,
+                   help="one section: plain (TCP proxying) or tls (TLS termination); "
+                        "default: both")
     p.add_argument("--workers", type=int, default=1,
                    help="ringlb workers = HAProxy nbthread = nginx worker_processes (1)")
     p.add_argument("--rounds", type=int, help="rounds (3; --quick: 2)")
@@ -43,6 +49,8 @@ def parse_args():
                    help="seconds of each iperf3 run (5; --quick: 1)")
     p.add_argument("--idle", help="two idle connection counts, FEW,MANY "
                                   "(2000,8000; --quick: 500,2000)")
+    p.add_argument("--tls-idle", type=int,
+                   help="idle TLS connections for the TLS memory figure (2000; --quick: 500)")
     p.add_argument("--json", help="where to write the raw results "
                                   "(build-release/bench/bench-DATE.json)")
     p.add_argument("--ringlb", help="the ringlb binary (scripts/bench builds one)")
@@ -55,6 +63,10 @@ def parse_args():
     a.rounds = a.rounds or (2 if a.quick else 3)
     a.duration = a.duration or (2 if a.quick else 5)
     a.iperf_duration = a.iperf_duration or (1 if a.quick else 5)
+    a.tls_idle = a.tls_idle or (500 if a.quick else 2000)
+    if not 0 < a.tls_idle <= 8900:
+        p.error("--tls-idle takes 0 < N <= 8900 (2 descriptors per proxied connection)")
+    a.sections = (a.only,) if a.only else SECTIONS
     a.idle = tuple(int(n) for n in (a.idle or ("500,2000" if a.quick else "2000,8000")).split(","))
     if len(a.idle) != 2 or not 0 < a.idle[0] <= a.idle[1] <= 8900:
         p.error("--idle takes FEW,MANY with 0 < FEW <= MANY <= 8900: a proxied "
@@ -210,6 +222,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     started = time.monotonic()
+    all_cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     proxy_cpus, load_cpus = cpu_plan(args.workers)
     if load_cpus:
         os.sched_setaffinity(0, [int(c) for c in load_cpus.split(",")])
@@ -218,7 +231,7 @@ def main():
 
     low, _ = ephemeral_range()
     base = args.base_port or random.randrange(max(low - 12000, 10000), low - 2000, 100)
-    ports = pick_ports(10, base)
+    ports = pick_ports(10 + tls_section.PORTS_NEEDED, base)
     backends = Backends(args.tmp, ports[0:3], ports[3], load_cpus)
     contenders = [
         Contender(args.tmp, backends),
@@ -227,6 +240,10 @@ def main():
         Ringlb(args.tmp, backends, ports[8:10], args.workers, proxy_cpus, args.ringlb),
     ]
     balance = contenders[3].choose_balance()
+    tls = None
+    if "tls" in args.sections:
+        tls = tls_section.TlsSection(args, backends, ports[10:], proxy_cpus, load_cpus,
+                                     all_cpus, balance)
 
     date = datetime.datetime.now().astimezone()
     meta = {
@@ -252,8 +269,12 @@ def main():
             "iperf3": first_line(["iperf3", "--version"]),
         },
         "loadavg_start": loadavg(),
+        "sections": list(args.sections),
         "contenders": {c.name: c.describe() for c in contenders},
     }
+    if tls:
+        meta["tls_contenders"] = tls.describe()
+        meta["versions"]["openssl"] = first_line(["openssl", "version"])
     if proxy_cpus:
         pinning = (f"proxies pinned to CPU {proxy_cpus}; clients (wrk, iperf3, idle "
                    f"client) and backends (nginx, iperf3 -s) pinned to CPU {load_cpus} "
@@ -261,15 +282,18 @@ def main():
     else:
         pinning = "no CPU pinning (too few CPUs for the worker count)"
     meta["pinning"] = pinning
-    log(f"bench: {args.rounds} round(s) of direct, haproxy, nginx, ringlb; "
-        f"{meta['wrk']}; iperf3 -t{args.iperf_duration}; idle {args.idle[0]:,} "
-        f"and {args.idle[1]:,}")
+    log(f"bench: sections {', '.join(args.sections)}; {args.rounds} round(s) of "
+        f"direct, haproxy, nginx, ringlb; {meta['wrk']}; iperf3 -t{args.iperf_duration}; "
+        f"idle {args.idle[0]:,} and {args.idle[1]:,}; idle TLS {args.tls_idle:,}")
     log(f"bench: {pinning}")
 
     raw = {c.name: [] for c in contenders}
+    tls_raw = {}
     try:
+        if tls:
+            tls.prepare()
         backends.start()
-        for r in range(args.rounds):
+        for r in range(args.rounds if "plain" in args.sections else 0):
             for c in contenders:
                 log(f"round {r + 1}/{args.rounds}: {c.name}")
                 began = time.monotonic()
@@ -287,6 +311,8 @@ def main():
                 result["seconds"] = round(time.monotonic() - began, 1)
                 raw[c.name].append(result)
                 time.sleep(0.2)
+        if tls:
+            tls_raw = tls.run()
     finally:
         for c in contenders:
             c.stop()
@@ -299,8 +325,11 @@ def main():
     meds = {name: report.medians(rounds) for name, rounds in per_round.items()}
     table = report.table(meds, args.idle)
     targets = report.targets_text(meds, args.idle)
+    tls_text = tls_per_round = tls_meds = None
+    if tls:
+        tls_text, tls_per_round, tls_meds = tls_section.report(tls_raw, args, meta)
 
-    header = "\n".join([
+    header_lines = [
         f"# ringlb bench, {meta['date']}",
         "",
         f"- command: `{meta['command_line']}`",
@@ -308,15 +337,26 @@ def main():
         f"load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end",
         f"- workers: {args.workers} for every proxy; {pinning}",
         f"- ringlb {git_revision()}, balance \"{balance}\"; "
-        f"{meta['versions']['haproxy']}; {meta['versions']['nginx']}",
-        f"- contenders: " + "; ".join(meta["contenders"][c] for c in report.CONTENDERS),
-        f"- {args.rounds} interleaved round(s) (direct, haproxy, nginx, ringlb), medians; "
-        f"{meta['wrk']} (+ `-H 'Connection: close'`); iperf3 -t{args.iperf_duration} -J "
-        f"(and -R); idle connections held by a separate client; "
-        f"{meta['elapsed_seconds']:.0f} s",
-        "- ↑ higher is better, ↓ lower is better; ratios are ringlb's value "
-        "divided by the other's",
-    ])
+        f"{meta['versions']['haproxy']}; {meta['versions']['nginx']}"
+        + (f"; {meta['versions']['openssl']}" if tls else ""),
+    ]
+    if "plain" in args.sections:
+        header_lines += [
+            f"- contenders: " + "; ".join(meta["contenders"][c] for c in report.CONTENDERS),
+            f"- {args.rounds} interleaved round(s) (direct, haproxy, nginx, ringlb), medians; "
+            f"{meta['wrk']} (+ `-H 'Connection: close'`); iperf3 -t{args.iperf_duration} -J "
+            f"(and -R); idle connections held by a separate client",
+        ]
+    if tls:
+        header_lines += [
+            f"- TLS contenders: " + "; ".join(meta["tls_contenders"][c]
+                                             for c in tls_section.CONTENDERS),
+            f"- TLS: {args.rounds} interleaved round(s), medians",
+        ]
+    header_lines.append(f"- {meta['elapsed_seconds']:.0f} s in all")
+    header_lines.append("- ↑ higher is better, ↓ lower is better; ratios are ringlb's value "
+                        "divided by the other's")
+    header = "\n".join(header_lines)
     errors = [f"- {name}, round {i + 1}: {e}"
               for name, rounds in raw.items()
               for i, r in enumerate(rounds) for e in r.get("errors", [])]
@@ -327,16 +367,21 @@ def main():
                 if w and (w["errors"] or w["non_2xx"]):
                     errors.append(f"- {name}, round {i + 1}, {key}: "
                                   f"{w.get('socket_errors', '')} non-2xx {w['non_2xx']}")
-    text = header + "\n\n" + table + "\n\nPERF.md targets (ringlb):\n\n" + targets
-    if errors:
-        text += "\n\nErrors:\n\n" + "\n".join(errors)
+    text = header
+    if "plain" in args.sections:
+        text += "\n\n" + table + "\n\nPERF.md targets (ringlb):\n\n" + targets
+        if errors:
+            text += "\n\nErrors:\n\n" + "\n".join(errors)
+    if tls:
+        text += "\n\n" + tls_text
 
     json_path = args.json or os.path.join(
         REPO, "build-release", "bench", f"bench-{date.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump({"meta": meta, "raw": raw, "per_round": per_round,
-                   "medians": meds, "table_markdown": text}, f, indent=2)
+                   "medians": meds, "tls_raw": tls_raw, "tls_per_round": tls_per_round,
+                   "tls_medians": tls_meds, "table_markdown": text}, f, indent=2)
     md_path = os.path.splitext(json_path)[0] + ".md"
     with open(md_path, "w") as f:
         f.write(text + "\n")

@@ -9,6 +9,8 @@ import subprocess
 from procs import Daemon, wait_for_port
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+# libnginx-mod-http-echo, a dependency of nginx-light.
+NGINX_ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
 
 # Every timeout that could end an idle proxied connection during a run.
 IDLE_TIMEOUT_S = 3600
@@ -22,7 +24,12 @@ def write(path, text):
 
 class Backends:
     """One nginx (one worker) serving `ok\\n` on three ports, and one
-    iperf3 server. Both run on the load CPUs."""
+    iperf3 server. Both run on the load CPUs.
+
+    The TLS section adds, before start(): a large body at /bulk (a file in
+    bulk_root), /upload, which reads the whole request body before it
+    answers (with upload set), and TLS servers of the same nginx
+    (tls_servers, on tls_ports)."""
 
     def __init__(self, tmp, http_ports, iperf_port, cpus):
         self.tmp = tmp
@@ -31,6 +38,10 @@ class Backends:
         self.cpus = cpus
         self.nginx = None
         self.iperf = None
+        self.bulk_root = os.path.join(tmp, "backend", "www")
+        self.tls_ports = ()
+        self.tls_servers = ""
+        self.upload = False
 
     def start(self):
         d = os.path.join(self.tmp, "backend")
@@ -40,8 +51,10 @@ class Backends:
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ return 200 "ok\\n"; }}
-    }}""" for port in self.http_ports)
+        location = /bulk {{ root {self.bulk_root}; }}{self.upload_location()}
+    }}""" for port in self.http_ports) + self.tls_servers
         conf = write(os.path.join(d, "nginx.conf"), f"""
+{f"load_module {NGINX_ECHO_MODULE};" if self.upload else ""}
 daemon off;
 worker_processes 1;
 worker_rlimit_nofile 20000;
@@ -54,6 +67,7 @@ http {{
     keepalive_requests 100000000;
     keepalive_timeout {IDLE_TIMEOUT_S}s;
     client_header_timeout {IDLE_TIMEOUT_S}s;
+    client_max_body_size 0;
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
@@ -66,8 +80,21 @@ http {{
                             ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", conf],
                             self.tmp, self.cpus)
         self.start_iperf()
-        for port in self.http_ports:
+        for port in (*self.http_ports, *self.tls_ports):
             wait_for_port(port, self.nginx)
+
+    def upload_location(self):
+        """A location that answers only once the whole body is in: nginx's
+        own `return` answers first and drops the body later, which a client
+        still sending it (wrk) does not expect."""
+        if not self.upload:
+            return ""
+        return """
+        location = /upload {
+            client_body_buffer_size 8m;
+            echo_read_request_body;
+            echo "ok";
+        }"""
 
     def start_iperf(self):
         self.iperf = Daemon("backend-iperf3",

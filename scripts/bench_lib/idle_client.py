@@ -1,20 +1,28 @@
 """Holds idle TCP connections open, in a process of its own (so that its
 descriptors do not count against the bench's or the proxy's limit).
 
-    python3 idle_client.py HOST PORT
+    python3 idle_client.py HOST PORT [--tls]
 
 Commands on standard input, one a line, each answered on standard output:
     open N    open connections until N are held      -> "open N" or "error ..."
     close     close them all and exit                -> "closed"
-The connections never send a byte."""
+The connections never send a byte (with --tls: none after the TLS
+handshake, which each completes before it counts; certificates are not
+verified)."""
 
 import resource
 import socket
+import ssl
 import sys
 
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    tls = None
+    if "--tls" in sys.argv[3:]:
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -28,6 +36,8 @@ def main():
             try:
                 while len(held) < want:
                     s = socket.create_connection((host, port), timeout=10)
+                    if tls:
+                        s = tls.wrap_socket(s)  # blocking: the handshake completes here
                     held.append(s)
                 print(f"open {len(held)}", flush=True)
             except OSError as e:

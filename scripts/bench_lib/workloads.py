@@ -5,6 +5,7 @@ or resident memory around it."""
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from procs import Daemon, cpu_seconds, established_count, rss_kib
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+_BYTES = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
 
 
 def _ms(text):
@@ -29,6 +31,10 @@ def parse_wrk(out):
     if not m:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     result["requests"] = int(m.group(1))
+    result["seconds"] = _ms(m.group(2) + m.group(3)) / 1000
+    m = re.search(r"requests in [\d.]+\w+, ([\d.]+)([KMGT]?B) read", out)
+    if m:
+        result["read_bytes"] = float(m.group(1)) * _BYTES[m.group(2)]
     result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
         m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
@@ -43,20 +49,29 @@ def parse_wrk(out):
     return result
 
 
-def run_wrk(port, seconds, connections, close, load_cpus, proxy_pids):
-    """wrk -t1 against 127.0.0.1:PORT, with the proxy's CPU seconds over the
-    run and CPU seconds per 100,000 requests."""
+def run_wrk(port, seconds, connections, close, load_cpus, proxy_pids, url=None, env=None,
+            extra=()):
+    """wrk -t1 against 127.0.0.1:PORT (or URL, with ENV added to its
+    environment and EXTRA arguments), with the proxy's CPU seconds over the run and CPU seconds
+    per 100,000 requests, and wrk's own CPU seconds."""
     argv = ["taskset", "-c", load_cpus, "wrk", "-t1", f"-c{connections}",
             f"-d{seconds}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
-    argv.append(f"http://127.0.0.1:{port}/")
+    argv += extra
+    argv.append(url or f"http://127.0.0.1:{port}/")
     cpu_before = cpu_seconds(proxy_pids)
-    run = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
+                         env=dict(os.environ, **env) if env else None)
     cpu = cpu_seconds(proxy_pids) - cpu_before
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children.ru_utime + children.ru_stime
+                  - children_before.ru_utime - children_before.ru_stime)
     if run.returncode != 0:
         raise RuntimeError(f"wrk failed: {run.stderr or run.stdout}")
     result = parse_wrk(run.stdout)
+    result["client_cpu_s"] = client_cpu
     if proxy_pids:
         result["proxy_cpu_s"] = cpu
         result["cpu_per_100k"] = cpu / max(result["requests"], 1) * 100_000
@@ -90,13 +105,20 @@ class IdleConnections:
     """Idle connections to 127.0.0.1:PORT, held by idle_client.py in a
     process of its own, counted as established at the backend ports."""
 
-    def __init__(self, tmp, port, backend_ports, load_cpus):
+    def __init__(self, tmp, port, backend_ports, load_cpus, tls=False):
+        """With TLS, each connection completes a TLS handshake first."""
         self.backend_ports = backend_ports
+        # A connection that was just used (the check before a measurement)
+        # may still be closing at a backend: counted in the baseline, its
+        # end would leave one idle connection short.
+        deadline = time.monotonic() + 10
+        while established_count(backend_ports) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.baseline = established_count(backend_ports)
         self.held = 0
         self.client = Daemon("idle-client",
                              [sys.executable, os.path.join(HERE, "idle_client.py"),
-                              "127.0.0.1", str(port)],
+                              "127.0.0.1", str(port)] + (["--tls"] if tls else []),
                              tmp, load_cpus, pipes=True)
 
     def open(self, total, step=1000, timeout=30.0):
