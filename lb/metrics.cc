@@ -336,7 +336,10 @@ std::string renderStatusJson(const ReportSources& s) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const tls::CertificateInfo& c = *rows[i].info;
     std::string names;
-    for (size_t n = 0; n < c.names.size(); ++n) names += (n ? "," : "") + jsonString(c.names[n]);
+    for (size_t n = 0; n < c.names.size(); ++n) {
+      if (n) names += ',';
+      names += jsonString(c.names[n]);
+    }
     fmt::format_to(Out(out),
                    R"({}{{"{}":{},"file":{},"subject":{},"names":[{}],"serial":{},"not_after":"{}","expires_in_seconds":{}}})",
                    i ? "," : "", rows[i].kind, jsonString(rows[i].owner), jsonString(c.file), jsonString(c.subject),
