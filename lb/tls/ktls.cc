@@ -64,7 +64,9 @@ const KtlsSupport& detectKtls() {
 }
 
 std::string describe(const KtlsSupport& support) {
-  if (support.available) return "kTLS: available (the kernel's tls ULP)";
+  if (support.available)
+    return "kTLS: the kernel offers it (tls ULP), but ringlb does not hand keys to the kernel yet: "
+           "TLS records are handled in user space";
   return fmt::format("kTLS: not available ({}): TLS records are handled in user space", support.why);
 }
 
