@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -38,6 +39,8 @@ enum class HashKey { SourceIp, SourceIpPort };
 enum class WhenAllDown { Reject, UseAll };
 enum class HealthKind { Tcp, Http, Tls, Https };  // tls: a verified handshake; https: http over TLS
 enum class OnDown { Keep, Close };  // established sessions when their member goes down
+enum class ProxyVersion { Off, V1, V2 };        // send_proxy: the PROXY header written to members
+enum class AcceptProxy { Off, V1, V2, Any };    // accept_proxy: the header required from proxy_from
 
 std::string_view toString(Balance);
 std::string_view toString(LogLevel);
@@ -50,12 +53,19 @@ struct Global {
   // After a reload removes a member, its sessions are closed once this has
   // passed; zero (unset): they run until they end on their own.
   Duration removedMemberTimeout{0};
+  // Started as root: after binding and opening every file, drop to these
+  // (empty: stay; `user` alone also takes that user's primary group).
+  std::string user;
+  std::string group;
+  // All listeners' sessions together; 0 (unset): derived from RLIMIT_NOFILE
+  // after it is raised to its hard limit (a session costs up to two sockets
+  // and a pipe pair).
+  int maxConnections = 0;
+  // Sources tracked by each listener's per-source limits (idle entries are
+  // evicted first; when full of active sources a new source is refused).
+  int sourceTableSize = 65536;
 };
 
-struct Admin {
-  std::optional<Address> listen;  // absent: no admin endpoint
-  std::string token;              // empty: no token required
-};
 
 // Where a key was written, for errors found after loading (a certificate
 // that does not parse names the file and the key's line and column).
@@ -69,6 +79,16 @@ struct Position {
 struct FilePath {
   std::string path;
   Position position;
+};
+
+struct Admin {
+  std::optional<Address> listen;  // absent: no admin endpoint
+  std::string token;              // empty: no token required (loopback only); from token_file when set
+  // token_file: the token read from this file (trailing newline dropped);
+  // exclusive with `token`.
+  std::optional<FilePath> tokenFile;
+  bool requireTokenForReads = false;              // require_token_for_reads: GETs need it too
+  Duration reloadMinInterval = std::chrono::seconds(1);  // reload_min_interval: admin reloads at most this often
 };
 
 enum class TlsVersion { V1_2, V1_3 };
@@ -96,6 +116,20 @@ struct Route {
   Position position;
 };
 
+// An address block from allow, deny or proxy_from. IPv4 blocks are kept
+// IPv4-mapped (::ffff:a.b.c.d, prefix + 96), so one 128-bit table answers
+// both families and an IPv4-mapped client matches the IPv4 rules.
+struct Cidr {
+  std::array<uint8_t, 16> address{};  // host bits beyond `prefix` are zero
+  int prefix = 0;                     // 0..128, over the 128-bit form
+  std::string text;                   // as written
+  Position position;
+};
+
+// Parses "10.0.0.0/8", "::1/128" or a bare address (a /32 or /128); host
+// bits set beyond the prefix are an error (say what was meant).
+std::optional<Cidr> parseCidr(std::string_view text, std::string* whyNot);
+
 struct Listener {
   std::string name;
   Address bind;
@@ -105,6 +139,18 @@ struct Listener {
   Duration prereadTimeout = std::chrono::seconds(5);  // routes without tls: ClientHello peek
   std::optional<ListenerTls> tls;
   std::vector<Route> routes;  // in file order; exact names win over wildcards
+  // PROXY protocol from a front balancer: senders in proxyFrom must send a
+  // header (of an accepted version); senders outside it are closed.
+  AcceptProxy acceptProxy = AcceptProxy::Off;
+  std::vector<Cidr> proxyFrom;  // required (non-empty) when acceptProxy is not Off
+  Duration proxyTimeout = std::chrono::seconds(3);
+  int proxyMaxHeaderBytes = 4096;  // proxy_max_header_bytes: v2 header cap (16..65551)
+  // Access control on the client address (the PROXY header's when there is
+  // one): empty allow = everyone; deny wins.
+  std::vector<Cidr> allow;
+  std::vector<Cidr> deny;
+  int maxConnectionsPerSource = 0;   // concurrent, per source (IPv6 by /64); 0: no limit
+  int connectionRatePerSource = 0;   // new per second, burst the same; 0: no limit
 };
 
 // [pool.NAME.tls]: originate TLS to the members.
@@ -127,6 +173,7 @@ struct Member {
   // Where health probes go when not to `address` (health_address and/or
   // health_port given); absent: probe `address`.
   std::optional<Address> healthAddress;
+  std::optional<ProxyVersion> sendProxy;  // send_proxy on the member: overrides the pool's
 };
 
 struct Health {
@@ -155,6 +202,7 @@ struct Pool {
   std::vector<Member> members;  // in file order
   std::optional<Health> health;
   std::optional<PoolTls> tls;
+  ProxyVersion sendProxy = ProxyVersion::Off;
 };
 
 struct Config {

@@ -126,6 +126,11 @@ std::string_view toString(EndReason reason) {
     case EndReason::TlsHandshakeFailed: return "tls_handshake_failed";
     case EndReason::TlsHandshakeTimeout: return "tls_handshake_timeout";
     case EndReason::ClientHelloTooLarge: return "client_hello_too_large";
+    case EndReason::ProxyHeaderInvalid: return "proxy_header_invalid";
+    case EndReason::ProxyHeaderTimeout: return "proxy_header_timeout";
+    case EndReason::Denied: return "denied";
+    case EndReason::SourceLimit: return "source_limit";
+    case EndReason::SourceRate: return "source_rate";
     case EndReason::PrereadTimeout: return "preread_timeout";
   }
   return "unknown";
@@ -240,6 +245,7 @@ void AccessLog::record(const AccessRecord& r) {
   fmt::format_to(std::back_inserter(buffer_), "{{\"time\":\"{}\"", log::timestampNow());
   appendStringField(buffer_, "listener", r.listener);
   appendStringField(buffer_, "client", r.client);
+  if (!r.proxyClient.empty()) appendStringField(buffer_, "proxy_client", r.proxyClient);
   appendStringField(buffer_, "member", r.member);
   appendStringField(buffer_, "member_address", r.memberAddress);
   fmt::format_to(std::back_inserter(buffer_), ",\"bytes_in\":{},\"bytes_out\":{}", r.bytesIn,

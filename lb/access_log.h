@@ -44,6 +44,11 @@ enum class EndReason : uint8_t {
   TlsHandshakeTimeout,  // the client's TLS handshake passed handshake_timeout
   PrereadTimeout,       // routes: no ClientHello within preread_timeout and no default pool
   ClientHelloTooLarge,  // routes: the peeked ClientHello passed 16 KiB
+  ProxyHeaderInvalid,   // accept_proxy: malformed, oversized, unknown command or family, or not sent
+  ProxyHeaderTimeout,   // accept_proxy: no complete header within proxy_timeout
+  Denied,               // allow/deny refused the client address
+  SourceLimit,          // max_connections_per_source reached for the client's source
+  SourceRate,           // connection_rate_per_source exceeded for the client's source
 };
 
 std::string_view toString(EndReason reason);
@@ -94,7 +99,8 @@ class AccessLogSink {
 
 struct AccessRecord {
   std::string_view listener;
-  std::string_view client;         // "ip:port"
+  std::string_view client;         // "ip:port": the PROXY header's source when there is one
+  std::string_view proxyClient;    // accept_proxy: the header's source (empty: left out)
   std::string_view member;         // empty: none was connected
   std::string_view memberAddress;  // empty: none was connected
   uint64_t bytesIn = 0;            // client -> member

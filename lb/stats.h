@@ -90,8 +90,21 @@ struct TlsListenerCounters {
   std::atomic<uint64_t> routedDefault{0};  // no SNI, no match, not TLS, preread timeout
 };
 
+// accept_proxy, allow/deny and per-source limits: clients closed before
+// any member was picked, by reason.
+struct EdgeListenerCounters {
+  std::atomic<uint64_t> proxyHeaderInvalid{0};
+  std::atomic<uint64_t> proxyHeaderTimeout{0};
+  std::atomic<uint64_t> proxyNotAllowed{0};  // accept_proxy on, sender outside proxy_from
+  std::atomic<uint64_t> denied{0};
+  std::atomic<uint64_t> sourceLimit{0};
+  std::atomic<uint64_t> sourceRate{0};
+  std::atomic<uint64_t> sourceTableFull{0};  // a new source found the table full of active ones
+};
+
 struct ListenerCounters {
   TlsListenerCounters tls;
+  EdgeListenerCounters edge;
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejectedByLimit{0};
   std::atomic<uint64_t> rejectedByLocalError{0};  // no slot, or no socket for the member

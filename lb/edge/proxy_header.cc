@@ -1,0 +1,3 @@
+#include "lb/edge/proxy_header.h"
+
+// Implemented on the proxy_header branch (issue 11).
