@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <limits>
+#include <map>
 #include <random>
 #include <thread>
 #include <vector>
@@ -131,8 +133,10 @@ TEST(SourceLimits, RateBurstThenOverRateThenRefill) {
   Clock::time_point later = kStart + seconds(3600);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(limits.admit(client, later), Admission::Admitted) << i;
   EXPECT_EQ(limits.admit(client, later), Admission::OverRate);
-  // A `now` older than the bucket's (another thread's clock read) refills nothing.
+  // A `now` older than the bucket's (another thread's clock read) refills nothing...
   EXPECT_EQ(limits.admit(client, kStart), Admission::OverRate);
+  // ... nor takes any away: 100 ms after `later` brings one token.
+  EXPECT_EQ(limits.admit(client, later + milliseconds(100)), Admission::Admitted);
 }
 
 TEST(SourceLimits, RateHasNoDriftOverManyRefills) {
@@ -147,6 +151,18 @@ TEST(SourceLimits, RateHasNoDriftOverManyRefills) {
     if (limits.admit(client, now + milliseconds(ms)) == Admission::Admitted) ++admitted;
   }
   EXPECT_EQ(admitted, 3000);
+}
+
+TEST(SourceLimits, TheHighestRateAfterLongPausesDoesNotOverflow) {
+  const int rate = std::numeric_limits<int>::max();
+  SourceLimits limits({.maxConnections = 0, .ratePerSecond = rate, .capacity = 64}, kSeed);
+  sockaddr_storage client = v4("203.0.113.8");
+  Clock::time_point now = kStart;
+  EXPECT_EQ(limits.admit(client, now), Admission::Admitted);
+  for (auto pause : {seconds(1), seconds(10), seconds(1000), seconds(86400 * 365)}) {
+    now += pause;
+    EXPECT_EQ(limits.admit(client, now), Admission::Admitted) << pause.count();
+  }
 }
 
 TEST(SourceLimits, OverLimitIsCheckedBeforeTheRateAndSpendsNoToken) {
@@ -190,6 +206,43 @@ TEST(SourceLimits, MappedIpv4IsTheIpv4Source) {
   EXPECT_EQ(limits.admit(v6("::2"), kStart), Admission::OverLimit);
   limits.release(v6("::ffff:10.1.2.3"));
   EXPECT_EQ(limits.openConnections(v4("10.1.2.3")), 1);
+}
+
+// Random admits and releases over more sources than the table holds,
+// checked against a plain map of open counts after every step: entries
+// are removed (rate off: at their last release) without losing others.
+TEST(SourceLimits, RandomAdmitsAndReleasesAgreeWithAModel) {
+  const int capacity = 64;  // one stripe
+  const int maxConnections = 3;
+  SourceLimits limits({.maxConnections = maxConnections, .ratePerSecond = 0, .capacity = capacity}, kSeed);
+  std::map<uint32_t, int> model;  // source -> open connections
+  std::mt19937 random(11);
+  int refusedFull = 0;
+  for (int step = 0; step < 50000; ++step) {
+    uint32_t address = 0x0e000000 + random() % 90;
+    sockaddr_storage source = v4(address);
+    int& open = model[address];
+    if (random() % 2) {
+      size_t tracked = 0;
+      for (const auto& [_, count] : model) tracked += count > 0;
+      Admission expected = open >= maxConnections                  ? Admission::OverLimit
+                           : open == 0 && tracked >= capacity ? Admission::TableFull
+                                                                   : Admission::Admitted;
+      ASSERT_EQ(limits.admit(source, kStart), expected) << step;
+      if (expected == Admission::Admitted) ++open;
+      if (expected == Admission::TableFull) ++refusedFull;
+    } else {
+      limits.release(source);
+      if (open > 0) --open;
+    }
+    size_t tracked = 0;
+    for (const auto& [other, count] : model) {
+      ASSERT_EQ(limits.openConnections(v4(other)), count) << step;
+      tracked += count > 0;
+    }
+    ASSERT_EQ(limits.trackedSources(), tracked) << step;
+  }
+  EXPECT_GT(refusedFull, 100);  // the table was full often
 }
 
 TEST(SourceLimits, AMillionOneShotSourcesKeepTheTableBounded) {
