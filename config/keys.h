@@ -9,7 +9,8 @@ namespace config::keys {
 
 inline constexpr std::string_view kGlobal[] = {"workers", "log_level", "access_log",
                                                "shutdown_timeout", "removed_member_timeout"};
-inline constexpr std::string_view kAdmin[] = {"listen", "token"};
+inline constexpr std::string_view kAdmin[] = {"listen", "token", "token_file", "require_token_for_reads",
+                                              "reload_min_interval"};
 inline constexpr std::string_view kListener[] = {"name",         "bind",          "pool",
                                                  "max_connections", "idle_timeout", "preread_timeout",
                                                  "tls",          "route"};

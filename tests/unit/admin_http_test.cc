@@ -218,6 +218,87 @@ TEST(AdminHttp, BadContentLength) {
   }
 }
 
+// Strictness (issue 11): what another HTTP reader could take differently
+// is a 400 as soon as it is seen, never a guess.
+TEST(AdminHttp, ConflictingContentLengthIsBad) {
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 4\r\ncontent-length: 3\r\n\r\nabcd", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 3,4\r\n\r\nabc", ParseOutcome::Bad);
+  // Bad at once: the body those lengths promise is not waited for.
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 30\r\nContent-Length: 40\r\n\r\n", ParseOutcome::Bad);
+  // The same length twice means one thing to every reader.
+  Parsed p = parse("POST /x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.body, "abc");
+}
+
+TEST(AdminHttp, RepeatedAuthorizationOrHostIsBad) {
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer a\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, BareLfIsBadAtOnce) {
+  // Without a CRLFCRLF the head would never end: Bad as soon as the LF is in.
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\nHost: x\n\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\r\nHost: x\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\r\nHost: x\r\n\n", ParseOutcome::Bad);
+  // A body may hold bare LFs.
+  Parsed p = parse("POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\n1\n\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.body, "1\n\n");
+}
+
+TEST(AdminHttp, ObsFoldAndSpaceBeforeColonAreBad) {
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nX-A: b\r\n\tc: d\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\n Host: x\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost : x\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length : 0\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nAuthorization\t: Bearer t\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, HostAndOriginAreRecorded) {
+  Parsed p = parse("GET /x HTTP/1.1\r\nhost:  [::1]:9900 \r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.host, "[::1]:9900");
+  EXPECT_FALSE(p.request.hasOrigin);
+  p = parse("GET /x HTTP/1.1\r\nORIGIN: null\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_TRUE(p.request.hasOrigin);
+  EXPECT_EQ(p.request.host, "");
+  p = parse("GET /x HTTP/1.1\r\nOrigin:\r\n\r\n");  // even empty
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_TRUE(p.request.hasOrigin);
+}
+
+// The head deadline stops once the head is in, whatever the body still lacks.
+TEST(AdminHttp, HeadComplete) {
+  EXPECT_FALSE(adminHeadComplete("GET /x HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_TRUE(adminHeadComplete("POST /x HTTP/1.1\r\nContent-Length: 9\r\n\r\n12"));
+}
+
+TEST(AdminHttp, PercentDecode) {
+  std::string out;
+  ASSERT_TRUE(percentDecode("m%201%22q", &out));
+  EXPECT_EQ(out, "m 1\"q");
+  ASSERT_TRUE(percentDecode("a%2Fb%2fc%25", &out));
+  EXPECT_EQ(out, "a/b/c%");
+  ASSERT_TRUE(percentDecode("plain+name", &out));
+  EXPECT_EQ(out, "plain+name");  // '+' is not a space in a path
+  ASSERT_TRUE(percentDecode("", &out));
+  EXPECT_EQ(out, "");
+  ASSERT_TRUE(percentDecode("%e2%9c%93%00", &out));
+  EXPECT_EQ(out, std::string("\xe2\x9c\x93\0", 4));
+  for (std::string_view bad : {"%", "%2", "a%", "%zz", "%G0", "%0g", "%%20", "m%2"}) {
+    EXPECT_FALSE(percentDecode(bad, &out)) << bad;
+  }
+}
+
 TEST(AdminHttp, SerializeResponse) {
   AdminResponse r;
   r.status = 200;
@@ -237,8 +318,9 @@ TEST(AdminHttp, SerializeResponse) {
 }
 
 TEST(AdminHttp, SerializeErrorResponses) {
-  for (auto [status, text] : {std::pair{400, "Bad Request"}, {401, "Unauthorized"}, {404, "Not Found"},
-                              {405, "Method Not Allowed"}, {413, "Payload Too Large"}}) {
+  for (auto [status, text] : {std::pair{400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
+                              {404, "Not Found"}, {405, "Method Not Allowed"}, {413, "Payload Too Large"},
+                              {429, "Too Many Requests"}}) {
     AdminResponse r;
     r.status = status;
     std::string out = serializeResponse(r);

@@ -840,7 +840,11 @@ const std::vector<TableChanges>& everyKey() {
         {"shutdown_timeout", R"("30s")", R"("5s")"},
         {"removed_member_timeout", R"("1m")", R"("2m")"}}},
       {"[admin]", keys::kAdmin,
-       {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"}, {"token", R"("a")", R"("b")"}}},
+       {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"},
+        {"token", R"("a")", R"("b")"},
+        {"token_file", "", "", "[admin] token_file none -> "},  // replaces token: see fileWith()
+        {"require_token_for_reads", "false", "true"},
+        {"reload_min_interval", R"("1s")", R"("5s")"}}},
       {"[[listener]]", keys::kListener,
        {{"name", R"("web")", R"("web2")", "+ listener web2"},
         {"bind", R"("127.0.0.1:8080")", R"("127.0.0.1:8081")", "127.0.0.1:8081"},
@@ -911,8 +915,13 @@ std::string fileWith(std::string_view changedHeader = {}, std::string_view chang
     if (table.header == "[pool.web.tls]" && changed("[pool.web]", "tls")) continue;
     if (table.header == "[listener.tls]" && changed("[[listener]]", "tls")) continue;
     text += fmt::format("{}\n", table.header);
-    for (const KeyChange& c : table.changes)
+    for (const KeyChange& c : table.changes) {
+      if (c.key == "token" && changed("[admin]", "token_file")) {  // exclusive with token
+        text += fmt::format("token_file = \"{}\"\n", (kDataDir / "admin.token").string());
+        continue;
+      }
       if (!c.base.empty()) text += fmt::format("{} = {}\n", c.key, changed(table.header, c.key) ? c.changed : c.base);
+    }
     if (table.header == "[[pool.web.member]]") text += "[[pool.web.member]]\nname = \"m2\"\naddress = \"127.0.0.1:9002\"\n";
     if (table.header == "[[listener.route]]" && changed("[[listener]]", "route"))
       text += "[[listener.route]]\nserver_names = [\"extra.internal\"]\npool = \"other\"\n";
