@@ -232,6 +232,14 @@ void Admin::refuse(int fd, AdminRefusal reason, const std::string& peer, size_t 
 
 void Admin::drop(size_t slot, AdminDrop reason) {
   ++dropped_[static_cast<size_t>(reason)];
+  uint64_t heldBack = 0;
+  if (dropLog_.allow(nanoseconds(std::chrono::steady_clock::now()), &heldBack)) {
+    std::string why = reason == AdminDrop::HeadTimeout
+                          ? fmt::format("no request head within {}s", kAdminHeadDeadline.count())
+                          : fmt::format("no whole request within {}s", kAdminRequestDeadline.count());
+    log::warn("admin: closed the connection from {}: {}{}", connections_[slot].peer, why,
+              heldBack ? fmt::format(" ({} more closed since the last line)", heldBack) : std::string());
+  }
   close(slot);
 }
 

@@ -124,6 +124,7 @@ class Admin {
   std::array<uint64_t, static_cast<size_t>(AdminRefusal::Count)> refused_{};
   std::array<uint64_t, static_cast<size_t>(AdminDrop::Count)> dropped_{};
   LogThrottle refusalLog_;
+  LogThrottle dropLog_;
   LogThrottle reloadLog_;
   std::vector<Connection> connections_;
   std::function<bool(std::string*)> reload_;
