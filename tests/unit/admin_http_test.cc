@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "lb/admin.h"
+
 namespace lb {
 namespace {
 
@@ -348,6 +350,102 @@ TEST(AdminHttp, SerializedBodyMatchesContentLength) {
     EXPECT_EQ(out.substr(headEnd + 4), body);
     EXPECT_NE(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
   }
+}
+
+// ---------------------------------------------------------------- routes
+
+// An endpoint without a ring or a socket: route() and refuseBrowser() only.
+struct AdminRoutes : testing::Test {
+  Admin::Clock::time_point now{};
+  int reloads = 0;
+  bool reloadSucceeds = true;
+
+  std::unique_ptr<Admin> make(config::Admin settings) {
+    auto admin = std::make_unique<Admin>(nullptr, -1, settings, ReportSources{});
+    admin->setClock([this] { return now; });
+    admin->setReload([this](std::string* errors) {
+      ++reloads;
+      if (!reloadSucceeds) *errors = "x.toml:1:1: broken\n";
+      return reloadSucceeds;
+    });
+    return admin;
+  }
+
+  static AdminRequest request(std::string method, std::string path, std::string authorization = {}) {
+    AdminRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    r.authorization = std::move(authorization);
+    return r;
+  }
+};
+
+TEST_F(AdminRoutes, ReloadAtMostOncePerInterval) {
+  config::Admin settings;
+  settings.token = "t";
+  settings.reloadMinInterval = std::chrono::seconds(10);
+  auto admin = make(settings);
+  AdminRequest reload = request("POST", "/reload", "Bearer t");
+  EXPECT_EQ(admin->route(reload).status, 200);
+  now += std::chrono::seconds(3);
+  AdminResponse refused = admin->route(reload);
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.extraHeaders, "Retry-After: 7\r\n");
+  now += std::chrono::milliseconds(6500);
+  EXPECT_EQ(admin->route(reload).extraHeaders, "Retry-After: 1\r\n");  // rounded up, never 0
+  EXPECT_EQ(admin->route(request("POST", "/reload")).status, 401);        // the token first
+  EXPECT_EQ(reloads, 1);
+  now += std::chrono::milliseconds(500);
+  EXPECT_EQ(admin->route(reload).status, 200);
+  EXPECT_EQ(reloads, 2);
+  // A refused reload counts as one: it read and built the file all the same.
+  reloadSucceeds = false;
+  now += std::chrono::seconds(10);
+  EXPECT_EQ(admin->route(reload).status, 400);
+  EXPECT_EQ(admin->route(reload).status, 429);
+  EXPECT_EQ(reloads, 3);
+}
+
+TEST_F(AdminRoutes, ReadsNeedTheTokenWhenAsked) {
+  config::Admin settings;
+  settings.token = "t";
+  settings.requireTokenForReads = true;
+  auto admin = make(settings);
+  for (std::string path : {"/", "/status", "/metrics"}) {
+    AdminResponse r = admin->route(request("GET", path));
+    EXPECT_EQ(r.status, 401) << path;
+    EXPECT_EQ(r.extraHeaders, "WWW-Authenticate: Bearer\r\n");
+    EXPECT_EQ(admin->route(request("HEAD", path, "Bearer x")).status, 401) << path;
+  }
+}
+
+TEST_F(AdminRoutes, BrowserRequestsAreRefused) {
+  config::Admin settings;
+  std::string why;
+  settings.listen = config::parseAddress("127.0.0.1:9900", &why);
+  auto admin = make(settings);
+  auto verdict = [&](std::string host, std::string_view local = "127.0.0.1:9900", bool origin = false) {
+    AdminRequest r = request("GET", "/metrics");
+    r.host = std::move(host);
+    r.hasOrigin = origin;
+    auto refused = admin->refuseBrowser(r, local);
+    return refused ? refused->status : 0;
+  };
+  for (std::string host : {"", "127.0.0.1:9900", "localhost", "localhost:9900", "LocalHost:8080"})
+    EXPECT_EQ(verdict(host), 0) << host;
+  EXPECT_EQ(verdict("10.0.0.5:9900", "10.0.0.5:9900"), 0);  // the address the client connected to
+  EXPECT_EQ(verdict("[::1]:9900", "[::1]:9900"), 0);
+  for (std::string host : {"evil.example", "evil.example:9900", "127.0.0.1:9901", "127.0.0.1", "localhost:",
+                           "localhost:9x", "localhost.evil.example", "xlocalhost", "10.0.0.5:9900"})
+    EXPECT_EQ(verdict(host), 403) << host;
+  EXPECT_EQ(verdict("127.0.0.1:9900", "127.0.0.1:9900", true), 403);
+  EXPECT_EQ(verdict("", "127.0.0.1:9900", true), 403);
+}
+
+TEST_F(AdminRoutes, NamesArePercentDecoded) {
+  auto admin = make(config::Admin{});
+  EXPECT_EQ(admin->route(request("POST", "/pools/p/members/m%zz/drain")).status, 400);
+  EXPECT_EQ(admin->route(request("POST", "/pools/p%2/members/m/drain")).status, 400);
 }
 
 }  // namespace
