@@ -243,6 +243,7 @@ inline constexpr size_t kMaxFileBytes = size_t{16} << 20;
 struct LoadResult {
   std::optional<Config> config;  // set only when errors is empty
   std::vector<Error> errors;     // in file order
+  std::vector<Error> warnings;   // e.g. a token file every user can read; the config still loads
 };
 
 // Reads only a regular file of at most kMaxFileBytes, and never blocks: a

@@ -73,6 +73,9 @@ const Field<Global> kGlobalFields[] = {
 const Field<Admin> kAdminFields[] = {
     {"listen", [](const Admin& a) { return a.listen ? a.listen->text : std::string("off"); }, kAtRestart},
     {"token", [](const Admin& a) { return a.token; }, {}, true},
+    {"token_file", [](const Admin& a) { return a.tokenFile ? quoted(a.tokenFile->path) : std::string("none"); }},
+    {"require_token_for_reads", [](const Admin& a) { return std::string(a.requireTokenForReads ? "true" : "false"); }},
+    {"reload_min_interval", [](const Admin& a) { return duration(a.reloadMinInterval); }},
 };
 
 std::string filePath(const FilePath& file) { return quoted(file.path); }

@@ -12,7 +12,8 @@ inline constexpr std::string_view kGlobal[] = {"workers",          "log_level",
                                                "removed_member_timeout",
                                                "user",             "group",
                                                "max_connections",  "source_table_size"};
-inline constexpr std::string_view kAdmin[] = {"listen", "token"};
+inline constexpr std::string_view kAdmin[] = {"listen", "token", "token_file", "require_token_for_reads",
+                                              "reload_min_interval"};
 inline constexpr std::string_view kListener[] = {"name",         "bind",          "pool",
                                                  "max_connections", "idle_timeout", "preread_timeout",
                                                  "tls",          "route",

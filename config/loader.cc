@@ -4,9 +4,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
+#include "config/admin_token.h"
 #include "config/choices.h"
 #include "config/config.h"
 #include "config/edge_loader.h"
@@ -23,7 +25,8 @@ constexpr std::string_view kTopLevelTables = "[global], [admin], [[listener]] or
 class Loader {
  public:
   Loader(const std::string& file, std::string baseDirectory)
-      : reader_(file), tls_(reader_, std::move(baseDirectory), poolNames_), edge_(reader_) {
+      : reader_(file), baseDirectory_(baseDirectory), tls_(reader_, std::move(baseDirectory), poolNames_),
+        edge_(reader_) {
     config_.sourceName = file;
   }
 
@@ -34,6 +37,7 @@ class Loader {
   void loadGlobal(const toml::table& table);
   void readAccountName(const toml::table& table, std::string_view key, std::string& out, Position& at);
   void loadAdmin(const toml::table& table);
+  void readAdminTokenFile(const toml::table& table);
   void loadPools(const toml::table& pools);
   void loadPool(const std::string& name, const toml::table& table);
   void loadMembers(Pool& pool, const toml::table& poolTable);
@@ -50,7 +54,9 @@ class Loader {
   void checkAdminListen();
 
   TomlReader reader_;
+  std::string baseDirectory_;
   Config config_;
+  std::vector<Error> warnings_;
   std::set<std::string, std::less<>> poolNames_;  // every [pool.NAME], even invalid ones
   FirstSeen listenerNames_;
   FirstSeen listenerBinds_;
@@ -68,6 +74,7 @@ LoadResult Loader::load(const toml::table& root) {
   checkAdminListen();
   LoadResult result;
   result.errors = reader_.takeErrors();
+  result.warnings = std::move(warnings_);
   if (result.errors.empty()) result.config = std::move(config_);
   return result;
 }
@@ -121,12 +128,51 @@ void Loader::readAccountName(const toml::table& table, std::string_view key, std
 
 void Loader::loadAdmin(const toml::table& table) {
   reader_.checkKeys(table, keys::kAdmin, "[admin]");
+  Admin& admin = config_.admin;
   Address listen;
   if (reader_.readAddress(table, "listen", listen)) {
-    config_.admin.listen = std::move(listen);
+    admin.listen = std::move(listen);
     adminListen_ = table.get("listen");
   }
-  reader_.readString(table, "token", config_.admin.token);
+  reader_.readString(table, "token", admin.token);
+  readAdminTokenFile(table);
+  reader_.readBool(table, "require_token_for_reads", admin.requireTokenForReads);
+  reader_.readDuration(table, "reload_min_interval", admin.reloadMinInterval);
+  bool hasToken = !admin.token.empty() || table.contains("token_file");
+  if (admin.requireTokenForReads && !hasToken)
+    reader_.error(*table.get("require_token_for_reads"),
+                  R"("require_token_for_reads" needs a "token" or "token_file")");
+  // Off loopback, anyone who can reach the port could drain members and
+  // reload: a token is required there.
+  if (adminListen_ && !isLoopback(*admin.listen) && !hasToken)
+    reader_.error(*adminListen_,
+                  fmt::format(R"([admin] listen {} is not a loopback address: it needs a non-empty "token" or )"
+                              R"("token_file")",
+                              admin.listen->text));
+}
+
+// token_file: read now, so --check, a start and each reload see the file as
+// it is then; relative to the config file's directory.
+void Loader::readAdminTokenFile(const toml::table& table) {
+  std::string text;
+  if (!reader_.readNonEmptyString(table, "token_file", text)) return;
+  const toml::node& node = *table.get("token_file");
+  if (table.contains("token")) {
+    reader_.error(node, R"("token_file" and "token" are exclusive: set one)");
+    return;
+  }
+  std::filesystem::path path(text);
+  FilePath file{path.is_absolute() ? text : (std::filesystem::path(baseDirectory_) / path).string(),
+                Position{static_cast<int>(node.source().begin.line), static_cast<int>(node.source().begin.column)}};
+  TokenFile read = readTokenFile(file.path);
+  if (!read.error.empty()) {
+    reader_.error(node, read.error);
+    return;
+  }
+  if (!read.warning.empty())
+    warnings_.push_back(Error{config_.sourceName, file.position.line, file.position.column, read.warning});
+  config_.admin.token = std::move(read.token);
+  config_.admin.tokenFile = std::move(file);
 }
 
 // Pools keep the order of their tables in the file (a TOML table is a map).

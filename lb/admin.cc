@@ -1,15 +1,18 @@
 #include "lb/admin.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "lb/access_log.h"
+#include "lb/address_text.h"
 #include "lb/log.h"
 #include "lb/ring/user_data.h"
 #include "lb/status_page.h"
@@ -17,9 +20,64 @@
 namespace lb {
 namespace {
 
-constexpr size_t kMaxConnections = 64;
 constexpr size_t kNoConnection = ring::kMaxSlot;
-constexpr auto kRequestDeadline = std::chrono::seconds(5);
+
+std::string_view toString(AdminRefusal reason) {
+  switch (reason) {
+    case AdminRefusal::Full: return "full";
+    case AdminRefusal::SourceShare: return "source_share";
+    case AdminRefusal::ReloadRate: return "reload_rate";
+    case AdminRefusal::Count: break;
+  }
+  return "?";
+}
+
+std::string_view toString(AdminDrop reason) {
+  switch (reason) {
+    case AdminDrop::HeadTimeout: return "head_timeout";
+    case AdminDrop::Deadline: return "deadline";
+    case AdminDrop::Count: break;
+  }
+  return "?";
+}
+
+uint64_t nanoseconds(std::chrono::steady_clock::time_point t) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+}
+
+// The key a source's share is counted by: its IPv4 address (IPv4-mapped),
+// or its IPv6 /64 (one host usually holds a whole /64).
+std::array<uint8_t, 16> sourceKey(const sockaddr_storage& peer) {
+  std::array<uint8_t, 16> key{};
+  if (peer.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&peer);
+    key[10] = key[11] = 0xff;
+    std::memcpy(key.data() + 12, &sin->sin_addr, 4);
+  } else if (peer.ss_family == AF_INET6) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&peer);
+    std::memcpy(key.data(), &sin6->sin6_addr, 16);
+    if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) std::fill(key.begin() + 8, key.end(), 0);
+  }
+  return key;
+}
+
+std::string lowerCase(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// "localhost" or "localhost:PORT" (any port: a tunnel may forward another;
+// no web page can make a browser send it for a name of its own).
+bool isLocalhost(std::string_view host) {
+  constexpr std::string_view kLocalhost = "localhost";
+  if (host.substr(0, kLocalhost.size()) != kLocalhost) return false;
+  std::string_view port = host.substr(kLocalhost.size());
+  if (port.empty()) return true;
+  if (port.size() < 2 || port.size() > 6 || port.front() != ':') return false;
+  return std::all_of(port.begin() + 1, port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
 
 AdminResponse text(int status, std::string body) {
   AdminResponse response;
@@ -48,9 +106,16 @@ bool sameSecret(std::string_view given, std::string_view secret) {
 
 }  // namespace
 
-Admin::Admin(ring::Submitter* submitter, int listenFd, std::string token, ReportSources sources)
-    : submitter_(submitter), listenFd_(listenFd), token_(std::move(token)), sources_(sources),
-      connections_(kMaxConnections) {}
+Admin::Admin(ring::Submitter* submitter, int listenFd, const config::Admin& settings, ReportSources sources)
+    : submitter_(submitter), listenFd_(listenFd), settings_(settings), sources_(sources),
+      connections_(kAdminMaxConnections) {}
+
+void Admin::setSources(const ReportSources& sources, const config::Admin& settings) {
+  sources_ = sources;
+  std::optional<config::Address> listen = settings_.listen;  // the socket stays until a restart
+  settings_ = settings;
+  settings_.listen = std::move(listen);
+}
 
 Admin::~Admin() {
   for (Connection& c : connections_)
@@ -119,19 +184,63 @@ void Admin::onAccept(int fd, uint32_t flags) {
       armAccept();
   }
   if (fd < 0) return;
-  for (size_t slot = 0; slot < connections_.size(); ++slot) {
-    Connection& c = connections_[slot];
-    if (c.open || c.inflight > 0) continue;
-    c.open = true;
-    c.lingering = false;
-    c.fd = fd;
-    c.received.clear();
-    c.response.clear();
-    c.sent = 0;
-    c.deadline = std::chrono::steady_clock::now() + kRequestDeadline;
-    return submitRecv(slot);
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) {
+    ::close(fd);  // already gone
+    return;
   }
-  ::close(fd);  // too many admin connections at once
+  std::array<uint8_t, 16> source = sourceKey(peer);
+  size_t held = 0;
+  size_t free = kNoConnection;
+  for (size_t slot = 0; slot < connections_.size(); ++slot) {
+    const Connection& c = connections_[slot];
+    if (c.open && c.source == source) ++held;
+    if (!c.open && c.inflight == 0 && free == kNoConnection) free = slot;
+  }
+  if (held >= kAdminMaxPerSource) return refuse(fd, AdminRefusal::SourceShare, formatAddress(peer), held);
+  if (free == kNoConnection) return refuse(fd, AdminRefusal::Full, formatAddress(peer), held);
+  Connection& c = connections_[free];
+  c.open = true;
+  c.lingering = false;
+  c.headDone = false;
+  c.fd = fd;
+  c.source = source;
+  c.peer = formatAddress(peer);
+  c.received.clear();
+  c.response.clear();
+  c.sent = 0;
+  auto now = std::chrono::steady_clock::now();
+  c.headDeadline = now + kAdminHeadDeadline;
+  c.deadline = now + kAdminRequestDeadline;
+  submitRecv(free);
+}
+
+// Closed at once, without an answer: an answer would need a slot. The log
+// line is kept to one a second; the count is exact.
+void Admin::refuse(int fd, AdminRefusal reason, const std::string& peer, size_t held) {
+  ::close(fd);
+  ++refused_[static_cast<size_t>(reason)];
+  uint64_t heldBack = 0;
+  if (!refusalLog_.allow(nanoseconds(std::chrono::steady_clock::now()), &heldBack)) return;
+  std::string why = reason == AdminRefusal::SourceShare
+                        ? fmt::format("it holds {} of the {} connections one source may", held, kAdminMaxPerSource)
+                        : fmt::format("all {} connections are in use", kAdminMaxConnections);
+  log::warn("admin: refused a connection from {}: {}{}", peer, why,
+            heldBack ? fmt::format(" ({} more refusals since the last line)", heldBack) : std::string());
+}
+
+void Admin::drop(size_t slot, AdminDrop reason) {
+  ++dropped_[static_cast<size_t>(reason)];
+  uint64_t heldBack = 0;
+  if (dropLog_.allow(nanoseconds(std::chrono::steady_clock::now()), &heldBack)) {
+    std::string why = reason == AdminDrop::HeadTimeout
+                          ? fmt::format("no request head within {}s", kAdminHeadDeadline.count())
+                          : fmt::format("no whole request within {}s", kAdminRequestDeadline.count());
+    log::warn("admin: closed the connection from {}: {}{}", connections_[slot].peer, why,
+              heldBack ? fmt::format(" ({} more closed since the last line)", heldBack) : std::string());
+  }
+  close(slot);
 }
 
 void Admin::submitRecv(size_t slot) {
@@ -157,12 +266,19 @@ void Admin::onRecv(size_t slot, int result) {
   if (result <= 0) return close(slot);
   c.received.append(c.buffer.data(), static_cast<size_t>(result));
   AdminRequest request;
-  switch (parseAdminRequest(c.received, &request)) {
+  ParseOutcome outcome = parseAdminRequest(c.received, &request);
+  c.headDone = outcome != ParseOutcome::NeedMore || adminHeadComplete(c.received);
+  switch (outcome) {
     case ParseOutcome::NeedMore: return submitRecv(slot);
     case ParseOutcome::Bad: return respond(slot, text(400, "bad request"));
     case ParseOutcome::TooLarge: return respond(slot, text(413, "request too large"));
     case ParseOutcome::Done: {
-      AdminResponse response = route(request);
+      sockaddr_storage local{};
+      socklen_t length = sizeof local;
+      std::string localAddress;
+      if (::getsockname(c.fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) localAddress = formatAddress(local);
+      std::optional<AdminResponse> refused = refuseBrowser(request, localAddress);
+      AdminResponse response = refused ? *refused : route(request);
       response.headOnly = request.method == "HEAD";
       return respond(slot, response);
     }
@@ -199,8 +315,27 @@ void Admin::onTick(std::chrono::steady_clock::time_point now) {
   }
   for (size_t slot = 0; slot < connections_.size(); ++slot) {
     Connection& c = connections_[slot];
-    if (c.open && now >= c.deadline) close(slot);
+    if (!c.open) continue;
+    if (c.lingering) {
+      if (now >= c.deadline) close(slot);  // answered; the client did not close in time
+    } else if (!c.headDone && now >= c.headDeadline) {
+      drop(slot, AdminDrop::HeadTimeout);
+    } else if (now >= c.deadline) {
+      drop(slot, AdminDrop::Deadline);
+    }
   }
+}
+
+std::optional<AdminResponse> Admin::refuseBrowser(const AdminRequest& request, std::string_view localAddress) const {
+  if (request.hasOrigin)
+    return text(403, "refused: a request with an Origin header comes from a web page (cross-site request)");
+  if (request.host.empty()) return std::nullopt;
+  std::string host = lowerCase(request.host);
+  if (isLocalhost(host) || host == lowerCase(localAddress) ||
+      (settings_.listen && host == lowerCase(settings_.listen->text)))
+    return std::nullopt;
+  return text(403, "refused: the Host header is neither this endpoint's address nor localhost "
+                   "(a name pointed at it by DNS rebinding?)");
 }
 
 // Calls that change state must be POSTs and carry the token (when one is set).
@@ -219,11 +354,12 @@ std::optional<AdminResponse> Admin::refuseChange(const AdminRequest& request) co
 }
 
 bool Admin::authorized(const AdminRequest& request) const {
-  if (token_.empty()) return true;
+  const std::string& token = settings_.token;
+  if (token.empty()) return true;
   constexpr std::string_view kBearer = "Bearer ";
   std::string_view given = request.authorization;
   if (given.substr(0, kBearer.size()) != kBearer) return false;
-  return sameSecret(given.substr(kBearer.size()), token_);
+  return sameSecret(given.substr(kBearer.size()), token);
 }
 
 AdminResponse Admin::route(const AdminRequest& request) {
@@ -235,8 +371,13 @@ AdminResponse Admin::route(const AdminRequest& request) {
       r.extraHeaders = "Allow: GET, HEAD\r\n";
       return r;
     }
+    if (settings_.requireTokenForReads && !authorized(request)) {
+      AdminResponse r = text(401, "a valid 'Authorization: Bearer TOKEN' header is required");
+      r.extraHeaders = "WWW-Authenticate: Bearer\r\n";
+      return r;
+    }
     if (path == "/metrics") {
-      AdminResponse r = text(200, renderMetrics(sources_));
+      AdminResponse r = text(200, renderMetrics(sources_) + renderOwnMetrics());
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       return r;
     }
@@ -251,33 +392,80 @@ AdminResponse Admin::route(const AdminRequest& request) {
   if (path == "/reload" || pools) {
     if (auto refused = refuseChange(request)) return *refused;
     if (pools) return memberAction(request, std::string_view(path).substr(kPools.size()));
-    std::string errors;
-    if (!reload_ || !reload_(&errors))
-      return text(400, fmt::format("reload refused; the running config stays:\n{}", errors));
-    return text(200, "reloaded");
+    return reload();
   }
   return text(404, "not found");
 }
 
-// "{pool}/members/{member}/{drain|undrain|weight}"
+// At most one reload per reload_min_interval from here (a reload reads and
+// builds the whole config: a loop of them would keep the control thread busy).
+AdminResponse Admin::reload() {
+  Clock::time_point now = now_();
+  if (lastReload_ && now - *lastReload_ < settings_.reloadMinInterval) {
+    auto wait = settings_.reloadMinInterval - (now - *lastReload_);
+    auto seconds = std::chrono::ceil<std::chrono::seconds>(wait).count();
+    ++refused_[static_cast<size_t>(AdminRefusal::ReloadRate)];
+    uint64_t heldBack = 0;
+    if (reloadLog_.allow(nanoseconds(now), &heldBack))
+      log::warn("admin: reload refused: reload_min_interval is {}ms, the last reload was {}ms ago{}",
+                settings_.reloadMinInterval.count(),
+                std::chrono::duration_cast<std::chrono::milliseconds>(now - *lastReload_).count(),
+                heldBack ? fmt::format(" ({} more refused since the last line)", heldBack) : std::string());
+    AdminResponse r = text(429, fmt::format("reload refused: at most one every {}ms; retry in {}s",
+                                            settings_.reloadMinInterval.count(), seconds));
+    r.extraHeaders = fmt::format("Retry-After: {}\r\n", seconds);
+    return r;
+  }
+  lastReload_ = now;
+  std::string errors;
+  if (!reload_ || !reload_(&errors))
+    return text(400, fmt::format("reload refused; the running config stays:\n{}", errors));
+  return text(200, "reloaded");
+}
+
+std::string Admin::renderOwnMetrics() const {
+  std::string out =
+      "# HELP ringlb_admin_refused_total Admin connections closed at accept (full: every slot in use; "
+      "source_share: the source holds its share) and reloads refused by reload_min_interval (reload_rate).\n"
+      "# TYPE ringlb_admin_refused_total counter\n";
+  for (size_t r = 0; r < refused_.size(); ++r)
+    fmt::format_to(std::back_inserter(out), "ringlb_admin_refused_total{{reason=\"{}\"}} {}\n",
+                   toString(static_cast<AdminRefusal>(r)), refused_[r]);
+  out +=
+      "# HELP ringlb_admin_dropped_total Admin connections closed unanswered: no request head within the "
+      "head deadline (head_timeout) or no whole request within the request deadline (deadline).\n"
+      "# TYPE ringlb_admin_dropped_total counter\n";
+  for (size_t d = 0; d < dropped_.size(); ++d)
+    fmt::format_to(std::back_inserter(out), "ringlb_admin_dropped_total{{reason=\"{}\"}} {}\n",
+                   toString(static_cast<AdminDrop>(d)), dropped_[d]);
+  return out;
+}
+
+// "{pool}/members/{member}/{drain|undrain|weight}", pool and member
+// percent-encoded (split on the raw slashes first, so "%2F" is part of a name).
 AdminResponse Admin::memberAction(const AdminRequest& request, std::string_view rest) {
   size_t a = rest.find('/');
   if (a == std::string_view::npos || rest.substr(a, 9) != "/members/") return text(404, "not found");
-  std::string_view poolName = rest.substr(0, a);
+  std::string poolName, memberName;
+  bool decoded = percentDecode(rest.substr(0, a), &poolName);
   rest.remove_prefix(a + 9);
   size_t b = rest.rfind('/');
   if (b == std::string_view::npos) return text(404, "not found");
-  std::string_view memberName = rest.substr(0, b);
+  decoded = percentDecode(rest.substr(0, b), &memberName) && decoded;
+  if (!decoded) return text(400, "bad percent-escape in the path (a % must be followed by two hex digits)");
   std::string_view action = rest.substr(b + 1);
   Pool* pool = nullptr;
   for (const auto& p : sources_.runtime->pools)
     if (p->name() == poolName) pool = p.get();
   Member* member = pool ? pool->findMember(memberName) : nullptr;
-  if (!member) return text(404, fmt::format("no member \"{}\" in pool \"{}\"", memberName, poolName));
+  if (!member)
+    return text(404, fmt::format("no member \"{}\" in pool \"{}\"", config::printable(memberName),
+                                 config::printable(poolName)));
   if (action == "drain" || action == "undrain") {
     bool drain = action == "drain";
     member->draining.store(drain, std::memory_order_relaxed);
-    log::info("pool {} member {}: {} (admin)", poolName, memberName, drain ? "draining" : "undrained");
+    log::info("pool {} member {}: {} (admin)", config::printable(poolName), config::printable(memberName),
+              drain ? "draining" : "undrained");
   } else if (action == "weight") {
     std::string_view body = request.body;
     while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
@@ -287,7 +475,8 @@ AdminResponse Admin::memberAction(const AdminRequest& request, std::string_view 
     if (error != std::errc{} || end != body.data() + body.size() || weight < 1 || weight > 256)
       return text(400, "the body must be an integer weight from 1 to 256");
     pool->setWeight(*member, static_cast<uint32_t>(weight));
-    log::info("pool {} member {}: weight {} (admin)", poolName, memberName, weight);
+    log::info("pool {} member {}: weight {} (admin)", config::printable(poolName), config::printable(memberName),
+              weight);
   } else {
     return text(404, "not found");
   }

@@ -1,6 +1,8 @@
 #include "lb/admin_http.h"
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -67,10 +69,64 @@ bool mayStillEndInBound(std::string_view received) {
   return false;
 }
 
+// A LF not preceded by CR within the first kMaxAdminHead bytes of the head.
+// Only the head is looked at (a body may hold anything), and only within
+// the bound, so a verdict never changes as more bytes arrive: a longer input
+// has the same head up to here.
+bool hasBareLf(std::string_view received, size_t headEnd) {
+  std::string_view head = received.substr(0, std::min({headEnd, received.size(), kMaxAdminHead}));
+  for (size_t at = head.find('\n'); at != std::string_view::npos; at = head.find('\n', at + 1))
+    if (at == 0 || head[at - 1] != '\r') return true;
+  return false;
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// One header line of the head; Bad for anything a lenient reader could
+// take differently (see parseAdminRequest()).
+ParseOutcome parseHeader(std::string_view line, AdminRequest* request, std::optional<size_t>* contentLength,
+                         bool* sawAuthorization, bool* sawHost) {
+  if (line.empty() || line.front() == ' ' || line.front() == '\t') return ParseOutcome::Bad;  // obs-fold
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return ParseOutcome::Bad;
+  std::string_view name = line.substr(0, colon);  // a token: no whitespace before the colon
+  std::string_view value = trim(line.substr(colon + 1));
+  if (!isToken(name) || !isFieldValue(value)) return ParseOutcome::Bad;
+  if (equalsIgnoreCase(name, "content-length")) {
+    size_t length = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (error != std::errc{} || end != value.data() + value.size()) return ParseOutcome::Bad;
+    if (*contentLength && **contentLength != length) return ParseOutcome::Bad;
+    if (length > kMaxAdminBody) return ParseOutcome::TooLarge;
+    *contentLength = length;
+  } else if (equalsIgnoreCase(name, "transfer-encoding")) {
+    return ParseOutcome::Bad;  // chunked bodies are not needed here
+  } else if (equalsIgnoreCase(name, "authorization")) {
+    if (*sawAuthorization) return ParseOutcome::Bad;
+    *sawAuthorization = true;
+    request->authorization = value;
+  } else if (equalsIgnoreCase(name, "host")) {
+    if (*sawHost) return ParseOutcome::Bad;
+    *sawHost = true;
+    request->host = value;
+  } else if (equalsIgnoreCase(name, "origin")) {
+    request->hasOrigin = true;
+  }
+  return ParseOutcome::Done;
+}
+
 }  // namespace
+
+bool adminHeadComplete(std::string_view received) { return received.find("\r\n\r\n") != std::string_view::npos; }
 
 ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request) {
   size_t headEnd = received.find("\r\n\r\n");
+  if (hasBareLf(received, headEnd)) return ParseOutcome::Bad;
   if (headEnd == std::string_view::npos)
     return mayStillEndInBound(received) ? ParseOutcome::NeedMore : ParseOutcome::TooLarge;
   if (headEnd > kMaxAdminHead) return ParseOutcome::TooLarge;
@@ -78,30 +134,36 @@ ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request)
   size_t lineEnd = head.find("\r\n");
   if (!parseRequestLine(head.substr(0, lineEnd), request)) return ParseOutcome::Bad;
 
-  size_t contentLength = 0;
+  std::optional<size_t> contentLength;
+  bool sawAuthorization = false, sawHost = false;
   while (lineEnd != std::string_view::npos) {
     head.remove_prefix(lineEnd + 2);
     lineEnd = head.find("\r\n");
-    std::string_view line = head.substr(0, lineEnd);
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return ParseOutcome::Bad;
-    std::string_view name = line.substr(0, colon);
-    std::string_view value = trim(line.substr(colon + 1));
-    if (!isToken(name) || !isFieldValue(value)) return ParseOutcome::Bad;
-    if (equalsIgnoreCase(name, "content-length")) {
-      auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), contentLength);
-      if (error != std::errc{} || end != value.data() + value.size()) return ParseOutcome::Bad;
-      if (contentLength > kMaxAdminBody) return ParseOutcome::TooLarge;
-    } else if (equalsIgnoreCase(name, "transfer-encoding")) {
-      return ParseOutcome::Bad;  // chunked bodies are not needed here
-    } else if (equalsIgnoreCase(name, "authorization")) {
-      request->authorization = value;
-    }
+    ParseOutcome outcome =
+        parseHeader(head.substr(0, lineEnd), request, &contentLength, &sawAuthorization, &sawHost);
+    if (outcome != ParseOutcome::Done) return outcome;
   }
   std::string_view rest = received.substr(headEnd + 4);
-  if (rest.size() < contentLength) return ParseOutcome::NeedMore;
-  request->body = rest.substr(0, contentLength);
+  size_t length = contentLength.value_or(0);
+  if (rest.size() < length) return ParseOutcome::NeedMore;
+  request->body = rest.substr(0, length);
   return ParseOutcome::Done;
+}
+
+bool percentDecode(std::string_view text, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      *out += text[i];
+      continue;
+    }
+    int high = i + 2 < text.size() ? hexValue(text[i + 1]) : -1;
+    int low = high >= 0 ? hexValue(text[i + 2]) : -1;
+    if (low < 0) return false;
+    *out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return true;
 }
 
 std::string_view statusText(int status) {
@@ -111,7 +173,9 @@ std::string_view statusText(int status) {
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 403: return "Forbidden";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     default: return "Unknown";
   }

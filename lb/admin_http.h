@@ -11,8 +11,10 @@ namespace lb {
 
 struct AdminRequest {
   std::string method;
-  std::string path;           // without the query string
+  std::string path;           // without the query string, still percent-encoded
   std::string authorization;  // the Authorization header's value
+  std::string host;           // the Host header's value (empty: none sent)
+  bool hasOrigin = false;     // an Origin header was sent (a browser's cross-site request)
   std::string body;
 };
 
@@ -32,7 +34,18 @@ enum class ParseOutcome { NeedMore, Done, Bad, TooLarge };
 // Parses a whole request from the bytes received so far. NeedMore until the
 // head (and Content-Length bytes of body) are in; Bad for malformed input
 // (the caller answers 400); TooLarge for a head or body over the bounds (413).
+// Strict, so that no other HTTP reader could see a different request in the
+// same bytes: a bare LF (Bad as soon as it arrives, not at the deadline),
+// obs-fold, whitespace before a colon, Content-Length given twice with
+// different values or as a list, and a repeated Authorization or Host are Bad.
 ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request);
+
+// True when the request head is complete (the deadline for it is met).
+bool adminHeadComplete(std::string_view received);
+
+// Decodes %XX escapes (a path segment); false for a '%' not followed by two
+// hex digits. '+' is left as it is.
+bool percentDecode(std::string_view text, std::string* out);
 
 std::string serializeResponse(const AdminResponse& response);
 std::string_view statusText(int status);

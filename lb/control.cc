@@ -133,7 +133,7 @@ int Control::start(int signalFd, int adminFd) {
   armSignalRead();
   armTick();
   if (adminFd >= 0) {
-    admin_ = std::make_unique<Admin>(&submitter_, adminFd, config_.admin.token,
+    admin_ = std::make_unique<Admin>(&submitter_, adminFd, config_.admin,
                                      ReportSources{runtime_.get(), workers_, this});
     admin_->setReload([this](std::string* errors) { return reload(errors); });
     admin_->start();
@@ -249,6 +249,7 @@ bool Control::reload(std::string* errorsOut) {
   if (loaded.config)
     for (const config::Error& error : config::reloadRefusals(config_, *loaded.config))
       errors += config::formatError(error) + "\n";
+  for (const config::Error& warning : loaded.warnings) log::warn("reload: {}", config::formatError(warning));
   std::shared_ptr<const Runtime> next;
   std::vector<std::map<std::string, int>> fds;
   if (loaded.config && errors.empty()) {
@@ -292,7 +293,7 @@ bool Control::reload(std::string* errorsOut) {
   log::setLevel(fresh.global.logLevel);
   config_ = std::move(*loaded.config);
   startProber(health::Clock::now());
-  if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this}, config_.admin.token);
+  if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this}, config_.admin);
   log::info("reloaded {}: {}", configPath_, config::summary(config_));
   notifySystemd("READY=1");
   return true;

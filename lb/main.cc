@@ -20,11 +20,16 @@ constexpr std::string_view kUsage =
     "       ringlb --version\n"
     "       ringlb --help\n";
 
-// Loads and validates; on errors prints each as file:line:col: message.
+// Loads and validates; on errors prints each as file:line:col: message,
+// and warnings (a token file every user can read) as file:line:col: warning: message.
 std::optional<config::Config> load(const std::string& path) {
   config::LoadResult result = config::loadFile(path);
   for (const config::Error& error : result.errors)
     fmt::print(stderr, "{}\n", config::formatError(error));
+  for (config::Error warning : result.warnings) {
+    warning.message = "warning: " + warning.message;
+    fmt::print(stderr, "{}\n", config::formatError(warning));
+  }
   return std::move(result.config);
 }
 

@@ -114,7 +114,8 @@ class ReloadTest(harness.RinglbTest):
         members = [member(n, by_name[n].address) for n in names]
         text = harness.make_config(self.port, members, workers=2,
                                    global_={"access_log": "off"}, pool={"balance": "least_conn"})
-        return text + f'\n[admin]\nlisten = "127.0.0.1:{self.admin}"\n' + extra
+        # POST /reload here comes faster than the default reload_min_interval (1s).
+        return text + f'\n[admin]\nlisten = "127.0.0.1:{self.admin}"\nreload_min_interval = "1ms"\n' + extra
 
     def reloads(self, lb):
         return sum("info reloaded" in line for line in lb.stderr_text().splitlines())

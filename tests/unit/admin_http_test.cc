@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "lb/admin.h"
+
 namespace lb {
 namespace {
 
@@ -218,6 +220,87 @@ TEST(AdminHttp, BadContentLength) {
   }
 }
 
+// Strictness (issue 11): what another HTTP reader could take differently
+// is a 400 as soon as it is seen, never a guess.
+TEST(AdminHttp, ConflictingContentLengthIsBad) {
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 4\r\ncontent-length: 3\r\n\r\nabcd", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 3,4\r\n\r\nabc", ParseOutcome::Bad);
+  // Bad at once: the body those lengths promise is not waited for.
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length: 30\r\nContent-Length: 40\r\n\r\n", ParseOutcome::Bad);
+  // The same length twice means one thing to every reader.
+  Parsed p = parse("POST /x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.body, "abc");
+}
+
+TEST(AdminHttp, RepeatedAuthorizationOrHostIsBad) {
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer a\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, BareLfIsBadAtOnce) {
+  // Without a CRLFCRLF the head would never end: Bad as soon as the LF is in.
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\nHost: x\n\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\r\nHost: x\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /metrics HTTP/1.1\r\nHost: x\r\n\n", ParseOutcome::Bad);
+  // A body may hold bare LFs.
+  Parsed p = parse("POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\n1\n\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.body, "1\n\n");
+}
+
+TEST(AdminHttp, ObsFoldAndSpaceBeforeColonAreBad) {
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nX-A: b\r\n\tc: d\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\n Host: x\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nHost : x\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nContent-Length : 0\r\n\r\n", ParseOutcome::Bad);
+  EXPECT_OUTCOME("POST /x HTTP/1.1\r\nAuthorization\t: Bearer t\r\n\r\n", ParseOutcome::Bad);
+}
+
+TEST(AdminHttp, HostAndOriginAreRecorded) {
+  Parsed p = parse("GET /x HTTP/1.1\r\nhost:  [::1]:9900 \r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.host, "[::1]:9900");
+  EXPECT_FALSE(p.request.hasOrigin);
+  p = parse("GET /x HTTP/1.1\r\nORIGIN: null\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_TRUE(p.request.hasOrigin);
+  EXPECT_EQ(p.request.host, "");
+  p = parse("GET /x HTTP/1.1\r\nOrigin:\r\n\r\n");  // even empty
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_TRUE(p.request.hasOrigin);
+}
+
+// The head deadline stops once the head is in, whatever the body still lacks.
+TEST(AdminHttp, HeadComplete) {
+  EXPECT_FALSE(adminHeadComplete("GET /x HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_TRUE(adminHeadComplete("POST /x HTTP/1.1\r\nContent-Length: 9\r\n\r\n12"));
+}
+
+TEST(AdminHttp, PercentDecode) {
+  std::string out;
+  ASSERT_TRUE(percentDecode("m%201%22q", &out));
+  EXPECT_EQ(out, "m 1\"q");
+  ASSERT_TRUE(percentDecode("a%2Fb%2fc%25", &out));
+  EXPECT_EQ(out, "a/b/c%");
+  ASSERT_TRUE(percentDecode("plain+name", &out));
+  EXPECT_EQ(out, "plain+name");  // '+' is not a space in a path
+  ASSERT_TRUE(percentDecode("", &out));
+  EXPECT_EQ(out, "");
+  ASSERT_TRUE(percentDecode("%e2%9c%93%00", &out));
+  EXPECT_EQ(out, std::string("\xe2\x9c\x93\0", 4));
+  for (std::string_view bad : {"%", "%2", "a%", "%zz", "%G0", "%0g", "%%20", "m%2"}) {
+    EXPECT_FALSE(percentDecode(bad, &out)) << bad;
+  }
+}
+
 TEST(AdminHttp, SerializeResponse) {
   AdminResponse r;
   r.status = 200;
@@ -237,8 +320,9 @@ TEST(AdminHttp, SerializeResponse) {
 }
 
 TEST(AdminHttp, SerializeErrorResponses) {
-  for (auto [status, text] : {std::pair{400, "Bad Request"}, {401, "Unauthorized"}, {404, "Not Found"},
-                              {405, "Method Not Allowed"}, {413, "Payload Too Large"}}) {
+  for (auto [status, text] : {std::pair{400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"},
+                              {404, "Not Found"}, {405, "Method Not Allowed"}, {413, "Payload Too Large"},
+                              {429, "Too Many Requests"}}) {
     AdminResponse r;
     r.status = status;
     std::string out = serializeResponse(r);
@@ -266,6 +350,102 @@ TEST(AdminHttp, SerializedBodyMatchesContentLength) {
     EXPECT_EQ(out.substr(headEnd + 4), body);
     EXPECT_NE(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
   }
+}
+
+// ---------------------------------------------------------------- routes
+
+// An endpoint without a ring or a socket: route() and refuseBrowser() only.
+struct AdminRoutes : testing::Test {
+  Admin::Clock::time_point now{};
+  int reloads = 0;
+  bool reloadSucceeds = true;
+
+  std::unique_ptr<Admin> make(config::Admin settings) {
+    auto admin = std::make_unique<Admin>(nullptr, -1, settings, ReportSources{});
+    admin->setClock([this] { return now; });
+    admin->setReload([this](std::string* errors) {
+      ++reloads;
+      if (!reloadSucceeds) *errors = "x.toml:1:1: broken\n";
+      return reloadSucceeds;
+    });
+    return admin;
+  }
+
+  static AdminRequest request(std::string method, std::string path, std::string authorization = {}) {
+    AdminRequest r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    r.authorization = std::move(authorization);
+    return r;
+  }
+};
+
+TEST_F(AdminRoutes, ReloadAtMostOncePerInterval) {
+  config::Admin settings;
+  settings.token = "t";
+  settings.reloadMinInterval = std::chrono::seconds(10);
+  auto admin = make(settings);
+  AdminRequest reload = request("POST", "/reload", "Bearer t");
+  EXPECT_EQ(admin->route(reload).status, 200);
+  now += std::chrono::seconds(3);
+  AdminResponse refused = admin->route(reload);
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(refused.extraHeaders, "Retry-After: 7\r\n");
+  now += std::chrono::milliseconds(6500);
+  EXPECT_EQ(admin->route(reload).extraHeaders, "Retry-After: 1\r\n");  // rounded up, never 0
+  EXPECT_EQ(admin->route(request("POST", "/reload")).status, 401);        // the token first
+  EXPECT_EQ(reloads, 1);
+  now += std::chrono::milliseconds(500);
+  EXPECT_EQ(admin->route(reload).status, 200);
+  EXPECT_EQ(reloads, 2);
+  // A refused reload counts as one: it read and built the file all the same.
+  reloadSucceeds = false;
+  now += std::chrono::seconds(10);
+  EXPECT_EQ(admin->route(reload).status, 400);
+  EXPECT_EQ(admin->route(reload).status, 429);
+  EXPECT_EQ(reloads, 3);
+}
+
+TEST_F(AdminRoutes, ReadsNeedTheTokenWhenAsked) {
+  config::Admin settings;
+  settings.token = "t";
+  settings.requireTokenForReads = true;
+  auto admin = make(settings);
+  for (std::string path : {"/", "/status", "/metrics"}) {
+    AdminResponse r = admin->route(request("GET", path));
+    EXPECT_EQ(r.status, 401) << path;
+    EXPECT_EQ(r.extraHeaders, "WWW-Authenticate: Bearer\r\n");
+    EXPECT_EQ(admin->route(request("HEAD", path, "Bearer x")).status, 401) << path;
+  }
+}
+
+TEST_F(AdminRoutes, BrowserRequestsAreRefused) {
+  config::Admin settings;
+  std::string why;
+  settings.listen = config::parseAddress("127.0.0.1:9900", &why);
+  auto admin = make(settings);
+  auto verdict = [&](std::string host, std::string_view local = "127.0.0.1:9900", bool origin = false) {
+    AdminRequest r = request("GET", "/metrics");
+    r.host = std::move(host);
+    r.hasOrigin = origin;
+    auto refused = admin->refuseBrowser(r, local);
+    return refused ? refused->status : 0;
+  };
+  for (std::string host : {"", "127.0.0.1:9900", "localhost", "localhost:9900", "LocalHost:8080"})
+    EXPECT_EQ(verdict(host), 0) << host;
+  EXPECT_EQ(verdict("10.0.0.5:9900", "10.0.0.5:9900"), 0);  // the address the client connected to
+  EXPECT_EQ(verdict("[::1]:9900", "[::1]:9900"), 0);
+  for (std::string host : {"evil.example", "evil.example:9900", "127.0.0.1:9901", "127.0.0.1", "localhost:",
+                           "localhost:9x", "localhost.evil.example", "xlocalhost", "10.0.0.5:9900"})
+    EXPECT_EQ(verdict(host), 403) << host;
+  EXPECT_EQ(verdict("127.0.0.1:9900", "127.0.0.1:9900", true), 403);
+  EXPECT_EQ(verdict("", "127.0.0.1:9900", true), 403);
+}
+
+TEST_F(AdminRoutes, NamesArePercentDecoded) {
+  auto admin = make(config::Admin{});
+  EXPECT_EQ(admin->route(request("POST", "/pools/p/members/m%zz/drain")).status, 400);
+  EXPECT_EQ(admin->route(request("POST", "/pools/p%2/members/m/drain")).status, 400);
 }
 
 }  // namespace

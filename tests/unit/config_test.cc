@@ -1030,7 +1030,7 @@ TEST(ToString, NamesMatchTheFile) {
 // ---------------------------------------------------------------- cross-checks
 
 std::string withAdmin(std::string_view listen, std::string_view bind) {
-  return fmt::format("[admin]\nlisten = \"{}\"\n[[listener]]\nname = \"web\"\nbind = \"{}\"\npool = \"web\"\n"
+  return fmt::format("[admin]\nlisten = \"{}\"\ntoken = \"t\"\n[[listener]]\nname = \"web\"\nbind = \"{}\"\npool = \"web\"\n"
                      "[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n",
                      listen, bind);
 }
@@ -1054,6 +1054,50 @@ TEST(AdminListen, MustNotCollideWithAListener) {
 
 // config/ and lb/policy/ accept exactly the same hash_balance_factor values
 // (config/shared_limits.h): a value the file accepts never makes the policy throw.
+// Off loopback, the admin endpoint needs a token (issue 11): the error is at
+// the listen value; token and token_file are exclusive.
+TEST(AdminListen, OffLoopbackNeedsAToken) {
+  auto file = [](std::string_view adminKeys) {
+    return fmt::format("[admin]\n{}\n[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:8080\"\npool = \"web\"\n"
+                       "[pool.web]\n[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n",
+                       adminKeys);
+  };
+  for (std::string_view listen : {"0.0.0.0:9900", "[::]:9900", "10.0.0.1:9900", "[2001:db8::1]:9900"}) {
+    LoadResult result = loadString(file(fmt::format("listen = \"{}\"", listen)), "x.toml");
+    ASSERT_EQ(result.errors.size(), 1u) << describe(result);
+    EXPECT_EQ(formatError(result.errors[0]),
+              fmt::format(R"(x.toml:2:10: [admin] listen {} is not a loopback address: it needs a non-empty )"
+                          R"("token" or "token_file")",
+                          listen));
+    EXPECT_FALSE(loadString(file(fmt::format("listen = \"{}\"\ntoken = \"\"", listen)), "x.toml").config);
+    EXPECT_TRUE(loadString(file(fmt::format("listen = \"{}\"\ntoken = \"t\"", listen)), "x.toml").config);
+  }
+  for (std::string_view listen : {"127.0.0.1:9900", "127.255.0.9:9900", "[::1]:9900", "[::ffff:127.0.0.1]:9900"})
+    EXPECT_TRUE(loadString(file(fmt::format("listen = \"{}\"", listen)), "x.toml").config) << listen;
+  LoadResult both = loadString(file("token = \"a\"\ntoken_file = \"/nonexistent\""), "x.toml");
+  ASSERT_EQ(both.errors.size(), 1u) << describe(both);
+  EXPECT_EQ(formatError(both.errors[0]), R"(x.toml:3:14: "token_file" and "token" are exclusive: set one)");
+  LoadResult reads = loadString(file("require_token_for_reads = true"), "x.toml");
+  ASSERT_EQ(reads.errors.size(), 1u) << describe(reads);
+  EXPECT_EQ(formatError(reads.errors[0]), R"(x.toml:2:27: "require_token_for_reads" needs a "token" or "token_file")");
+  LoadResult missing = loadString(file("token_file = \"/nonexistent/admin.token\""), "x.toml");
+  ASSERT_EQ(missing.errors.size(), 1u) << describe(missing);
+  EXPECT_EQ(formatError(missing.errors[0]),
+            "x.toml:2:14: cannot read token file /nonexistent/admin.token: No such file or directory");
+}
+
+TEST(AdminTokenFile, ReadWithoutItsNewline) {
+  LoadResult result = loadString(fmt::format("[admin]\nlisten = \"0.0.0.0:9900\"\ntoken_file = \"{}\"\n"
+                                             "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:8080\"\npool = \"web\"\n"
+                                             "[pool.web]\n[[pool.web.member]]\naddress = \"127.0.0.1:9001\"\n",
+                                             (kDataDir / "admin.token").string()),
+                                 "x.toml");
+  ASSERT_TRUE(result.config) << describe(result);
+  EXPECT_EQ(result.config->admin.token, "token-from-a-file");
+  ASSERT_TRUE(result.config->admin.tokenFile);
+  EXPECT_EQ(result.config->admin.tokenFile->path, (kDataDir / "admin.token").string());
+}
+
 TEST(HashBalanceFactor, ConfigAndPolicyAgree) {
   for (double factor : {0.0, 0.5, 0.999, 1.0, 1.25, 99.5, 100.0, 100.001, 150.0, 1e9, -1.0}) {
     std::string text = fmt::format(
@@ -1097,7 +1141,11 @@ const std::vector<TableChanges>& everyKey() {
         {"max_connections", "9000", "9001"},
         {"source_table_size", "65536", "1024"}}},
       {"[admin]", keys::kAdmin,
-       {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"}, {"token", R"("a")", R"("b")"}}},
+       {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"},
+        {"token", R"("a")", R"("b")"},
+        {"token_file", "", "", "[admin] token_file none -> "},  // replaces token: see fileWith()
+        {"require_token_for_reads", "false", "true"},
+        {"reload_min_interval", R"("1s")", R"("5s")"}}},
       {"[[listener]]", keys::kListener,
        {{"name", R"("web")", R"("web2")", "+ listener web2"},
         {"bind", R"("127.0.0.1:8080")", R"("127.0.0.1:8081")", "127.0.0.1:8081"},
@@ -1178,8 +1226,13 @@ std::string fileWith(std::string_view changedHeader = {}, std::string_view chang
     if (table.header == "[pool.web.tls]" && changed("[pool.web]", "tls")) continue;
     if (table.header == "[listener.tls]" && changed("[[listener]]", "tls")) continue;
     text += fmt::format("{}\n", table.header);
-    for (const KeyChange& c : table.changes)
+    for (const KeyChange& c : table.changes) {
+      if (c.key == "token" && changed("[admin]", "token_file")) {  // exclusive with token
+        text += fmt::format("token_file = \"{}\"\n", (kDataDir / "admin.token").string());
+        continue;
+      }
       if (!c.base.empty()) text += fmt::format("{} = {}\n", c.key, changed(table.header, c.key) ? c.changed : c.base);
+    }
     if (table.header == "[[pool.web.member]]") text += "[[pool.web.member]]\nname = \"m2\"\naddress = \"127.0.0.1:9002\"\n";
     if (table.header == "[[listener.route]]" && changed("[[listener]]", "route"))
       text += "[[listener.route]]\nserver_names = [\"extra.internal\"]\npool = \"other\"\n";
