@@ -77,15 +77,18 @@ std::optional<SessionLimit> planSessions(const config::Config& config, int worke
     limit.how = fmt::format("configured; needs {} of {} open files", needed, openFiles);
     return limit;
   }
+  limit.derived = true;
   if (fits == 0) {
-    *whyNot = fmt::format(
-        "the open-file limit {} leaves no room for a session: the process needs {} for itself ({}) and a "
-        "session up to {}; raise the hard limit (LimitNOFILE=, ulimit -Hn)",
-        openFiles, reserve.total, reserve.breakdown, kDescriptorsPerSession);
-    return std::nullopt;
+    // Not the config's fault: start without a global maximum (as before
+    // there was one) and say what running out will look like.
+    limit.how = fmt::format(
+        "none: the open-file limit {} leaves no room for a session after the {} the process may need for itself "
+        "({}); past the limit clients wait or are refused (local_error) and bulk transfers copy; raise the hard "
+        "limit (LimitNOFILE=, ulimit -Hn)",
+        openFiles, reserve.total, reserve.breakdown);
+    return limit;
   }
   limit.maxConnections = static_cast<int>(fits);
-  limit.derived = true;
   limit.how = fmt::format("derived: ({} open files - {} for the process) / {} per session (2 sockets, 2 pipes)",
                           openFiles, reserve.total, kDescriptorsPerSession);
   return limit;

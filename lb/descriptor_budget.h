@@ -29,15 +29,16 @@ struct DescriptorReserve {
 DescriptorReserve processReserve(const config::Config& config, int workers);
 
 struct SessionLimit {
-  int maxConnections = 0;  // [global] max_connections in effect
+  int maxConnections = 0;  // [global] max_connections in effect; 0: none (no room to derive one)
   bool derived = false;    // from the open-file limit (the config left it 0)
   std::string how;         // for the start line: how it was derived, or what it needs
 };
 
 // `openFiles`: the soft RLIMIT_NOFILE in effect (ringlb raises it to the
 // hard limit first). nullopt and `whyNot` when the config's explicit
-// max_connections needs more descriptors than that, or when the reserve
-// leaves no room for a single session.
+// max_connections needs more descriptors than that. Derived, when the
+// reserve leaves no room for a single session: no maximum (0), and `how`
+// says so (the process warns).
 std::optional<SessionLimit> planSessions(const config::Config& config, int workers, uint64_t openFiles,
                                          std::string* whyNot);
 

@@ -76,8 +76,11 @@ bool planDescriptors(config::Config* config, int workers) {
     log::error("cannot start: open files: soft {}{}, hard {}; {}", files.soft, raised, files.hard, whyNot);
     return false;
   }
-  log::info("open files: soft {}{}, hard {}; max_connections {} ({})", files.soft, raised, files.hard,
-            limit->maxConnections, limit->how);
+  if (limit->maxConnections > 0)
+    log::info("open files: soft {}{}, hard {}; max_connections {} ({})", files.soft, raised, files.hard,
+              limit->maxConnections, limit->how);
+  else
+    log::warn("open files: soft {}{}, hard {}; max_connections {}", files.soft, raised, files.hard, limit->how);
   config->global.maxConnections = limit->maxConnections;
   return true;
 }

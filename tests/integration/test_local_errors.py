@@ -149,12 +149,7 @@ class LocalErrorsTest(harness.RinglbTest):
         # open-file limit: the victim and ten idle ones. Accepts, probes and
         # connects then all lack a descriptor.
         sessions = 11
-        lb = self.start(self.config(backend.address, health=health))
-        # ringlb refuses to start under a limit with no room for what it
-        # keeps besides sessions (spare pipes, ...): the running process's
-        # soft limit is lowered instead.
-        _, hard = resource.prlimit(lb.pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(lb.pid, resource.RLIMIT_NOFILE, (baseline + 2 * sessions, hard))
+        lb = self.start(self.config(backend.address, health=health), nofile=baseline + 2 * sessions)
         self.end_one_session()
         victim = self.connect(self.port)  # on_down = "close" would end it
         echo_once(victim)

@@ -49,12 +49,14 @@ TEST(DescriptorBudget, DerivesTheDefaultFromTheLimit) {
       << limit->how;
 }
 
-TEST(DescriptorBudget, RefusesALimitWithoutRoomForASession) {
+TEST(DescriptorBudget, NoMaximumWhenTheLimitLeavesNoRoomForASession) {
   config::Config config = load();
   uint64_t reserve = processReserve(config, 2).total;
   std::string whyNot;
-  EXPECT_FALSE(planSessions(config, 2, reserve + kDescriptorsPerSession - 1, &whyNot));
-  EXPECT_NE(whyNot.find("leaves no room for a session"), std::string::npos) << whyNot;
+  auto none = planSessions(config, 2, reserve + kDescriptorsPerSession - 1, &whyNot);
+  ASSERT_TRUE(none) << whyNot;
+  EXPECT_EQ(none->maxConnections, 0);
+  EXPECT_NE(none->how.find("leaves no room for a session"), std::string::npos) << none->how;
   auto one = planSessions(config, 2, reserve + kDescriptorsPerSession, &whyNot);
   ASSERT_TRUE(one);
   EXPECT_EQ(one->maxConnections, 1);
