@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <random>
 
+#include "config/diff.h"
 #include "health/http_status.h"
 #include "lb/descriptor_budget.h"
 #include "lb/log.h"
@@ -246,10 +247,13 @@ bool Control::reload(std::string* errorsOut) {
   std::string errors;
   config::LoadResult loaded = config::loadFile(configPath_);
   for (const config::Error& error : loaded.errors) errors += config::formatError(error) + "\n";
+  if (loaded.config)
+    for (const config::Error& error : config::reloadRefusals(config_, *loaded.config))
+      errors += config::formatError(error) + "\n";
   std::shared_ptr<const Runtime> next;
   std::vector<std::map<std::string, int>> fds;
   std::optional<SessionLimit> sessions;
-  if (loaded.config) {
+  if (loaded.config && errors.empty()) {
     std::string whyNot;
     sessions = planSessions(*loaded.config, static_cast<int>(workers_.size()), currentOpenFileLimit(), &whyNot);
     if (!sessions) errors += whyNot + "\n";

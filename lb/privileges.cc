@@ -85,7 +85,11 @@ std::string verify(const Identity& identity) {
 
 }  // namespace
 
-std::optional<Identity> resolveIdentity(const config::Global& global, std::string* whyNot) {
+std::optional<Identity> resolveIdentity(const config::Config& config, std::string* whyNot) {
+  const config::Global& global = config.global;
+  auto at = [&](config::Position position, std::string message) {
+    return config::formatError({config.sourceName, position.line, position.column, std::move(message)});
+  };
   Identity identity;
   std::vector<char> buffer;
   if (!global.user.empty()) {
@@ -95,10 +99,11 @@ std::optional<Identity> resolveIdentity(const config::Global& global, std::strin
         [&](passwd* e, char* b, size_t n, passwd** f) { return getpwnam_r(global.user.c_str(), e, b, n, f); },
         &entry, &buffer, &found);
     if (!found) {
-      *whyNot = result != 0 && result != ENOENT
-                    ? fmt::format("[global] user \"{}\": cannot look it up: {}", config::printable(global.user),
-                                  std::strerror(result))
-                    : fmt::format("[global] user \"{}\": no such user", config::printable(global.user));
+      *whyNot = at(global.userPosition,
+                   result != 0 && result != ENOENT
+                       ? fmt::format("user \"{}\": cannot look it up: {}", config::printable(global.user),
+                                     std::strerror(result))
+                       : fmt::format("user \"{}\": no such user", config::printable(global.user)));
       return std::nullopt;
     }
     identity.uid = found->pw_uid;
@@ -112,10 +117,11 @@ std::optional<Identity> resolveIdentity(const config::Global& global, std::strin
         [&](group* e, char* b, size_t n, group** f) { return getgrnam_r(global.group.c_str(), e, b, n, f); },
         &entry, &buffer, &found);
     if (!found) {
-      *whyNot = result != 0 && result != ENOENT
-                    ? fmt::format("[global] group \"{}\": cannot look it up: {}", config::printable(global.group),
-                                  std::strerror(result))
-                    : fmt::format("[global] group \"{}\": no such group", config::printable(global.group));
+      *whyNot = at(global.groupPosition,
+                   result != 0 && result != ENOENT
+                       ? fmt::format("group \"{}\": cannot look it up: {}", config::printable(global.group),
+                                     std::strerror(result))
+                       : fmt::format("group \"{}\": no such group", config::printable(global.group)));
       return std::nullopt;
     }
     identity.gid = found->gr_gid;

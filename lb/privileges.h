@@ -31,8 +31,9 @@ struct Identity {
 };
 
 // Looks the names up (before anything is bound, so a typo stops the start
-// at once). nullopt and `whyNot` for a name that does not exist.
-std::optional<Identity> resolveIdentity(const config::Global& global, std::string* whyNot);
+// at once). nullopt and `whyNot` (file:line:col: ...) for a name that does
+// not exist.
+std::optional<Identity> resolveIdentity(const config::Config& config, std::string* whyNot);
 
 // Becomes `identity` (see above); logs what it did, warns when root stays
 // root. false and `whyNot` when any step fails: the process must not start.

@@ -100,7 +100,7 @@ sigset_t controlSignals() {
 int runProcess(const std::string& configPath, const config::Config& config) {
   log::setLevel(config.global.logLevel);
   std::string error;
-  auto identity = resolveIdentity(config.global, &error);
+  auto identity = resolveIdentity(config, &error);
   if (!identity) {
     log::error("cannot start: {}", error);
     return 1;

@@ -138,7 +138,9 @@ class PrivilegesTest(harness.RinglbTest):
                                     ("group", "ringlb-no-such-group", "no such group")):
             lb = self.start_ringlb(self.config(harness.dead_address(), global_={key: value}), wait_ready=False)
             self.assertEqual(lb.wait_exit(), 1, lb.stderr_text())
-            self.assertIn(f'cannot start: [global] {key} "{value}": {message}', lb.stderr_text())
+            text = self.config(harness.dead_address(), global_={key: value})
+            line = text.splitlines().index(f'{key} = "{value}"') + 1
+            self.assertIn(f'cannot start: {lb.config_path}:{line}:1: {key} "{value}": {message}', lb.stderr_text())
             self.assertNotIn("ready:", lb.stderr_text())
 
     @unittest.skipUnless(IS_ROOT, NOT_ROOT)
