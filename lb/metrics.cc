@@ -171,6 +171,16 @@ void tlsMetrics(std::string& out, const ReportSources& s) {
     if (l->tls)
       histogram(out, "ringlb_tls_handshake_duration_seconds", fmt::format("listener=\"{}\"", label(l->config.name)),
                 l->state->counters.tls.handshakeDuration);
+  family(out, "ringlb_tls_kernel_tx_total", "counter",
+         "Client connections whose transmit keys went to the kernel after the handshake (kTLS), or that "
+         "the kernel refused (the leg then encrypts in user space).");
+  for (const auto& l : s.runtime->listeners) {
+    if (!l->tls) continue;
+    fmt::format_to(Out(out), "ringlb_tls_kernel_tx_total{{listener=\"{}\",result=\"ok\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.tls.kernelTx));
+    fmt::format_to(Out(out), "ringlb_tls_kernel_tx_total{{listener=\"{}\",result=\"refused\"}} {}\n",
+                   label(l->config.name), load(l->state->counters.tls.kernelTxFailed));
+  }
   family(out, "ringlb_listener_routed_total", "counter",
          "Connections on listeners with routes: sent to a route's pool by SNI, or to the default pool.");
   for (const auto& l : s.runtime->listeners) {

@@ -31,6 +31,7 @@
 //    with a TLS leg on either side never splices.
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <cstdint>
@@ -149,6 +150,16 @@ struct SessionTls {
   // The member's handshake failed; the member side's operations are being
   // cancelled, then the next member is tried.
   bool memberFailed = false;
+  // kTLS: flow 1 starts once the client leg's output is sent and its
+  // transmit keys are in the socket (or stayed with the leg).
+  bool handOverPending = false;
+  // kTLS: a record OpenSSL wrote after the hand-over (an alert), sent as
+  // one control message; lives until that send completes.
+  struct ControlRecord {
+    msghdr message{};
+    iovec part{};
+    alignas(cmsghdr) char control[CMSG_SPACE(1)]{};
+  } controlRecord;
 
   // Back to what a new session finds. Only with no send of a leg in flight.
   void reset() {
@@ -160,7 +171,7 @@ struct SessionTls {
     alpnOffered.clear();
     clientCert.clear();
     memberHandshakeNs = 0;
-    failing = memberFailed = false;
+    failing = memberFailed = handOverPending = false;
   }
 };
 

@@ -88,6 +88,8 @@ struct TlsListenerCounters {
   DurationHistogram handshakeDuration;  // accept to handshake done (ok only)
   std::atomic<uint64_t> routedBySni{0};
   std::atomic<uint64_t> routedDefault{0};  // no SNI, no match, not TLS, preread timeout
+  std::atomic<uint64_t> kernelTx{0};        // sessions whose transmit keys went to the kernel
+  std::atomic<uint64_t> kernelTxFailed{0};  // the kernel refused them: the leg kept sealing
 };
 
 // accept_proxy, allow/deny and per-source limits: clients closed before

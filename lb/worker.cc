@@ -10,6 +10,7 @@
 
 #include "health/prober.h"
 #include "lb/log.h"
+#include "lb/tls/ktls.h"
 
 namespace lb {
 namespace {
@@ -40,6 +41,7 @@ Worker::Worker(WorkerOptions options)
       submitter_(&ring_, fmt::format("worker {}", options_.index)),
       pipes_(kPipeBytes, kSparePipes),
       accessLog_(options_.accessLog) {
+  offerKernelTx_ = tls::offerKernelTx();
   current_ = makeGeneration(options_.runtime);
   for (uint32_t i = 0; i < options_.listenFds.size(); ++i)
     listenerSlots_.push_back(ListenerSlot{options_.listenFds[i], i, true, false});

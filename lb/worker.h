@@ -181,6 +181,9 @@ class Worker {
   void tlsPump(Session& s, int flow);
   void onTlsReceived(Session& s, int flow, int result, uint32_t cqeFlags);
   void finishTlsFlow(Session& s, int flow);
+  bool legsCarry(Session& s, int flow) const;
+  void startFlow(Session& s, int flow);
+  void handOverTx(Session& s);
   void checkTlsDeadlines(Session& s);
   void logTls(const Session& s, AccessRecord& record, std::string& alpn) const;
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
@@ -204,6 +207,9 @@ class Worker {
   PipePool pipes_;
   BufferRing buffers_;
   tls::BlockPool blocks_;
+  // The kernel takes TLS transmit keys (lb/tls/ktls.h): client legs offer
+  // OpenSSL to hand them over.
+  bool offerKernelTx_ = false;
   std::vector<std::unique_ptr<SessionTls>> spareTls_;
   AccessLog accessLog_;
   WorkerStats stats_;

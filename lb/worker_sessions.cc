@@ -251,13 +251,20 @@ void Worker::onClientWatch(Session& s, int result) {
 // With TLS legs both flows start by pumping (a leg may already hold input:
 // bytes the client sent right behind its handshake). A flow whose receive
 // is still in flight (one armed while prereading) keeps it.
+//
+// kTLS: the client's transmit keys go to the socket before flow 1 sends
+// anything; while the handshake's last bytes are still being sent, flow 1
+// waits for them (onLegSent starts it).
 void Worker::startProxying(Session& s) {
   s.state = SessionState::Proxying;
   s.connectedNs = nowNs_;
   s.lastActiveNs = nowNs_;
   if (s.tls && (s.tls->client.active() || s.tls->member.active())) {
+    const tls::Leg& client = s.tls->client;
+    s.tls->handOverPending = client.kernelTxReady() && (client.sending() || client.hasOutput());
+    if (!s.tls->handOverPending) handOverTx(s);
     for (int flow = 0; flow < 2 && s.state == SessionState::Proxying; ++flow)
-      if (s.flows[flow].state.idle()) tlsPump(s, flow);
+      if (!(flow == 1 && s.tls->handOverPending)) startFlow(s, flow);
     return;
   }
   Flow& first = s.flows[0];  // may hold peeked bytes: they go first
@@ -294,7 +301,7 @@ void Worker::onFlowCompletion(Session& s, int flow, FlowWait done, int result, u
   Flow& f = s.flows[flow];
   bool expected = f.state.complete(done);
   RINGLB_CHECK(expected);
-  bool tlsFlows = s.tls && (s.tls->client.active() || s.tls->member.active());
+  bool tlsFlows = legsCarry(s, flow);
   switch (done) {
     case FlowWait::Receive:
       if (s.state != SessionState::Proxying) return onStageReceived(s, flow, result, cqeFlags);
@@ -498,7 +505,7 @@ void Worker::sendBuffer(Session& s, int flow) {
 // that lacked memory keeps its buffer and is tried again after a pause.
 void Worker::onSent(Session& s, int flow, int result) {
   Flow& f = s.flows[flow];
-  if (s.tls && (s.tls->client.active() || s.tls->member.active())) {
+  if (legsCarry(s, flow)) {
     // Decrypted bytes to a plaintext member or client; buffers stay with
     // the flow until tlsPump has used all its input.
     if (s.state != SessionState::Proxying) return;
@@ -550,6 +557,9 @@ void Worker::armPause(Session& s, int flow, bool delayed) {
 // The source sent FIN and every byte before it has been written on: pass
 // the FIN on. The other direction keeps flowing until it ends too.
 void Worker::finishFlow(Session& s, int flow) {
+  // kTLS: the client gets close_notify (a control record) before the FIN.
+  if (flow == 1 && s.tls && s.tls->client.kernelTx() && !s.tls->client.shutdownSent())
+    return finishTlsFlow(s, flow);
   Flow& f = s.flows[flow];
   pipes_.release(&f.pipe);
   // A plain syscall: io_uring would run a shutdown on a kernel worker thread.

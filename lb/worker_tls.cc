@@ -7,6 +7,9 @@
 // A leg's output is sent by the leg's own operation (LegSend0 toward the
 // client, LegSend1 toward the member), one at a time; a flow that needs
 // that output gone before it goes on waits in FlowWait::Output.
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
@@ -47,6 +50,13 @@ HandshakeResult resultOf(tls::HandshakeFailure failure) {
 tls::Leg* legOf(Session& s, int side) {
   tls::Leg& leg = side == 0 ? s.tls->client : s.tls->member;
   return leg.active() ? &leg : nullptr;
+}
+
+// The leg a flow writes plaintext into: none once the kernel encrypts
+// what is sent to that side (kTLS), since then the socket takes plaintext.
+tls::Leg* writeLegOf(Session& s, int side) {
+  tls::Leg* leg = legOf(s, side);
+  return leg && !leg->kernelTx() ? leg : nullptr;
 }
 
 }  // namespace
@@ -171,7 +181,7 @@ void Worker::startHandshake(Session& s) {
   s.state = SessionState::Handshaking;
   SSL_CTX* context = s.runtime->serverContexts[s.listenerIndex].get();
   if (!context) return failHandshake(s, HandshakeResult::Protocol);
-  if (!s.tls->client.open(context, true, &blocks_)) {
+  if (!s.tls->client.open(context, true, &blocks_, offerKernelTx_)) {
     localError(LocalError::Io, ENOMEM, "no TLS object for a client (closed)");
     return endSession(s, EndReason::LocalError);
   }
@@ -373,9 +383,66 @@ void Worker::flushLeg(Session& s, int side) {
   if (leg.sending() || !leg.hasOutput()) return;
   std::span<const char> out = leg.takeOutput();
   io_uring_sqe* sqe = getSqe();
-  io_uring_prep_send(sqe, side == 0 ? s.clientFd : s.memberFd, out.data(), out.size(), MSG_NOSIGNAL);
+  if (leg.kernelTx()) {
+    // A record after the kTLS hand-over: the kernel seals it with the type
+    // given here (it sends such a record whole, or not at all).
+    SessionTls::ControlRecord& record = s.tls->controlRecord;
+    record = {};
+    record.part = {const_cast<char*>(out.data()), out.size()};
+    record.message.msg_iov = &record.part;
+    record.message.msg_iovlen = 1;
+    record.message.msg_control = record.control;
+    record.message.msg_controllen = sizeof record.control;
+    cmsghdr* header = CMSG_FIRSTHDR(&record.message);
+    header->cmsg_level = SOL_TLS;
+    header->cmsg_type = TLS_SET_RECORD_TYPE;
+    header->cmsg_len = CMSG_LEN(1);
+    *CMSG_DATA(header) = leg.outputRecordType();
+    io_uring_prep_sendmsg(sqe, s.clientFd, &record.message, MSG_NOSIGNAL);
+  } else {
+    io_uring_prep_send(sqe, side == 0 ? s.clientFd : s.memberFd, out.data(), out.size(), MSG_NOSIGNAL);
+  }
   prepare(sqe, side == 0 ? Op::LegSend0 : Op::LegSend1, s.index, s.generation);
   ++s.inflight;
+}
+
+// kTLS: gives the client leg's transmit keys to the socket. Only with all
+// of the leg's output sent (the kernel seals what comes after it). When
+// the kernel refuses, the leg goes on sealing in user space.
+void Worker::handOverTx(Session& s) {
+  tls::Leg& leg = s.tls->client;
+  if (!leg.kernelTxReady() || leg.sending() || leg.hasOutput()) return;
+  TlsListenerCounters& counters = listenerOf(s).state->counters.tls;
+  const tls::KernelKeyBlock& keys = leg.kernelKeys();
+  if (::setsockopt(s.clientFd, SOL_TCP, TCP_ULP, "tls", sizeof "tls") != 0 ||
+      ::setsockopt(s.clientFd, SOL_TLS, TLS_TX, keys.bytes.data(), static_cast<socklen_t>(keys.length)) != 0) {
+    log::debug("listener {}: kTLS transmit refused ({}): sealing in user space", listenerOf(s).config.name,
+               std::strerror(errno));
+    bump(counters.kernelTxFailed);
+    return;
+  }
+  leg.handOverTx();
+  bump(counters.kernelTx);
+}
+
+// Whether a flow's bytes pass through a TLS leg (read from one, or
+// written into one); the others move as plain TCP (and may splice).
+bool Worker::legsCarry(Session& s, int flow) const {
+  return s.tls && (legOf(s, flow) || writeLegOf(s, 1 - flow));
+}
+
+void Worker::startFlow(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  if (legsCarry(s, flow)) {
+    if (f.state.idle()) tlsPump(s, flow);
+    return;
+  }
+  if (f.bufferSent < f.bufferLength)  // bytes that came before the member was connected
+    sendBuffer(s, flow);
+  else if (f.state.sourceEnded())
+    finishFlow(s, flow);
+  else if (f.state.idle())
+    armRead(s, flow);
 }
 
 void Worker::onLegSent(Session& s, int side, int result) {
@@ -394,6 +461,11 @@ void Worker::onLegSent(Session& s, int side, int result) {
   s.lastActiveNs = nowNs_;
   if (leg.hasOutput()) return flushLeg(s, side);  // the rest, or what came meanwhile
   if (s.tls->failing) return endSession(s, s.endReason);
+  if (side == 0 && s.tls->handOverPending && s.state == SessionState::Proxying) {
+    s.tls->handOverPending = false;
+    handOverTx(s);
+    startFlow(s, 1);
+  }
   if (s.state == SessionState::Handshaking) return handshakeStep(s);
   if (s.state == SessionState::MemberHandshaking && side == 1) return memberHandshakeStep(s);
   if (s.state != SessionState::Proxying) return;
@@ -429,7 +501,7 @@ void Worker::tlsPump(Session& s, int flow) {
   Flow& f = s.flows[flow];
   RINGLB_CHECK(f.state.canStart());
   tls::Leg* from = legOf(s, flow);
-  tls::Leg* to = legOf(s, 1 - flow);
+  tls::Leg* to = writeLegOf(s, 1 - flow);
   for (;;) {
     if (f.bufferSent < f.bufferLength) {
       if (!to) return sendBuffer(s, flow);
@@ -521,7 +593,7 @@ void Worker::onTlsReceived(Session& s, int flow, int result, uint32_t cqeFlags) 
 // The source ended (FIN or close_notify): a TLS destination gets
 // close_notify first, then the FIN.
 void Worker::finishTlsFlow(Session& s, int flow) {
-  if (tls::Leg* to = legOf(s, 1 - flow)) {
+  if (tls::Leg* to = legOf(s, 1 - flow)) {  // after a kTLS hand-over too: close_notify is a control record
     if (!to->shutdownSent()) {
       (void)to->shutdown();
       flushLeg(s, 1 - flow);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -63,10 +64,18 @@ const KtlsSupport& detectKtls() {
   return support;
 }
 
+bool offerKernelTx() {
+  static const bool offer = [] {
+    const char* forced = std::getenv("RINGLB_KTLS_OFFER");
+    return detectKtls().available || (forced && std::strcmp(forced, "always") == 0);
+  }();
+  return offer;
+}
+
 std::string describe(const KtlsSupport& support) {
   if (support.available)
-    return "kTLS: the kernel offers it (tls ULP), but ringlb does not hand keys to the kernel yet: "
-           "TLS records are handled in user space";
+    return "kTLS: in use: after each client handshake the kernel encrypts what ringlb sends to the client "
+           "(TLS_TX; member bytes splice again); what clients send is decrypted in user space";
   return fmt::format("kTLS: not available ({}): TLS records are handled in user space", support.why);
 }
 

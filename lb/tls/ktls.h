@@ -21,6 +21,13 @@ KtlsSupport probeKtls();
 // from any thread, return the same answer).
 const KtlsSupport& detectKtls();
 
+// Whether client legs offer OpenSSL to hand over their transmit keys: when
+// the kernel has kTLS, or when the environment says RINGLB_KTLS_OFFER=always
+// (for tests on hosts without it: the kernel then refuses each hand-over
+// and the legs seal records in user space, ringlb_tls_kernel_tx_total
+// {result="refused"}, which exercises everything but the kernel's part).
+bool offerKernelTx();
+
 // The one line the process logs at start when any listener or pool uses TLS.
 std::string describe(const KtlsSupport& support);
 

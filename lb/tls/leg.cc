@@ -1,5 +1,6 @@
 #include "lb/tls/leg.h"
 
+#include <linux/tls.h>
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
@@ -68,7 +69,7 @@ int legIndex() {
 
 Leg::~Leg() { reset(); }
 
-bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool) noexcept {
+bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx) noexcept {
   if (ssl_) return false;
   BIO_METHOD* method = legMethod(&Leg::bioRead, &Leg::bioWrite, &Leg::bioCtrl);
   if (!method) return false;
@@ -85,6 +86,7 @@ bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool) noexcept {
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_ex_data(ssl, legIndex(), this);
+  if (offerKernelTx) SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
   if (server)
     SSL_set_accept_state(ssl);
   else
@@ -112,6 +114,10 @@ void Leg::reset() noexcept {
   dropInput();
   sessionSlot_ = nullptr;
   shutdownSent_ = false;
+  txMode_ = TxMode::Ssl;
+  recordType_ = 23;
+  outputType_ = 0;
+  sealer_.reset();
   ERR_clear_error();
 }
 
@@ -140,6 +146,12 @@ int Leg::bioRead(BIO* bio, char* out, size_t length, size_t* done) {
 int Leg::bioWrite(BIO* bio, const char* data, size_t length, size_t* done) {
   auto* leg = static_cast<Leg*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
+  if (leg->txMode_ != TxMode::Ssl) {
+    int result = leg->writeRecord(data, length);
+    if (result == 0) BIO_set_retry_write(bio);
+    *done = result > 0 ? length : 0;
+    return result > 0 ? 1 : 0;
+  }
   if (!leg->output_) {
     leg->output_ = leg->pool_->acquire();
     leg->outputSent_ = leg->outputTaken_ = leg->outputLength_ = 0;
@@ -168,14 +180,103 @@ int Leg::bioWrite(BIO* bio, const char* data, size_t length, size_t* done) {
   return 1;
 }
 
-long Leg::bioCtrl(BIO* bio, int command, long, void*) {
+// OpenSSL's kTLS controls (include/internal/bio.h in OpenSSL 3.0; only
+// the GET ones are public).
+constexpr int kCtrlSetKtls = 72;
+constexpr int kCtrlSetKtlsRecordType = 74;
+constexpr int kCtrlClearKtlsRecordType = 75;
+
+long Leg::bioCtrl(BIO* bio, int command, long number, void* pointer) {
   auto* leg = static_cast<Leg*>(BIO_get_data(bio));
   switch (command) {
-    case BIO_CTRL_FLUSH: return 1;  // sending is the worker's
+    // A flush that says "done" with output still unsent keeps the order:
+    // sealed records go behind it, and the kernel only gets the keys once
+    // the output is all sent.
+    case BIO_CTRL_FLUSH: return 1;
+    case kCtrlSetKtls: return leg->takeKernelKeys(number, pointer);
+    case BIO_CTRL_GET_KTLS_SEND: return leg->txMode_ != TxMode::Ssl ? 1 : 0;
+    case BIO_CTRL_GET_KTLS_RECV: return 0;
+    case kCtrlSetKtlsRecordType:
+      leg->recordType_ = static_cast<uint8_t>(number);
+      return 1;
+    case kCtrlClearKtlsRecordType:
+      leg->recordType_ = 23;
+      return 1;
     case BIO_CTRL_PENDING: return static_cast<long>(leg->inputLength_ - leg->inputOffset_);
     case BIO_CTRL_WPENDING: return static_cast<long>(leg->outputLength_ - leg->outputSent_);
     default: return 0;
   }
+}
+
+// Transmit keys only (receive keys are refused: OpenSSL then keeps them).
+long Leg::takeKernelKeys(long isTransmit, const void* keyBlock) noexcept {
+  if (!isTransmit || !keyBlock || txMode_ == TxMode::Kernel) return 0;
+  if (!sealer_) sealer_.reset(new (std::nothrow) RecordSealer);
+  if (!sealer_) return 0;
+  // Every layout OpenSSL may pass starts with struct tls_crypto_info and
+  // is at most as long as the AES-256-GCM one.
+  auto bytes = static_cast<const uint8_t*>(keyBlock);
+  if (!sealer_->start({bytes, sizeof(tls12_crypto_info_aes_gcm_256)})) {
+    sealer_.reset();
+    return txMode_ == TxMode::Sealer ? -1 : 0;
+  }
+  txMode_ = TxMode::Sealer;
+  return 1;
+}
+
+// One plaintext record from OpenSSL: sealed into the output (Sealer), or
+// kept whole for a control message (Kernel). 1 done, 0 retry (no room), -1
+// failed.
+//
+// A TLS 1.3 KeyUpdate of ours (the client asked for one) is refused: OpenSSL
+// 3.0 switches to the next keys without telling the BIO, so neither the
+// sealer nor the kernel could follow, and every record after it would be
+// one the client cannot read. The leg fails instead, and the session ends.
+int Leg::writeRecord(const char* data, size_t length) noexcept {
+  constexpr uint8_t kHandshakeRecord = 22, kKeyUpdate = 24;
+  uint8_t type = recordType_;
+  recordType_ = 23;
+  if (type == kHandshakeRecord && length > 0 && static_cast<uint8_t>(data[0]) == kKeyUpdate &&
+      SSL_version(ssl_) == TLS1_3_VERSION)
+    return -1;
+  size_t needed = txMode_ == TxMode::Sealer ? length + RecordSealer::kOverheadBytes : length;
+  if (needed > BlockPool::kBlockBytes) return -1;
+  if (output_ && !sending_ && outputSent_ > 0) {
+    std::memmove(output_, output_ + outputSent_, outputLength_ - outputSent_);
+    outputLength_ -= outputSent_;
+    outputSent_ = outputTaken_ = 0;
+  }
+  bool busy = output_ && (txMode_ == TxMode::Kernel ? outputLength_ > 0 : outputLength_ + needed > BlockPool::kBlockBytes);
+  if (!busy && !output_) {
+    output_ = pool_->acquire();
+    outputSent_ = outputTaken_ = outputLength_ = 0;
+  }
+  if (busy || !output_) {
+    recordType_ = type;  // the same record comes again
+    return 0;
+  }
+  if (txMode_ == TxMode::Kernel) {
+    std::memcpy(output_, data, length);
+    outputLength_ = length;
+    outputType_ = type;
+    return 1;
+  }
+  size_t sealed = sealer_->seal(type, {reinterpret_cast<const uint8_t*>(data), length},
+                                {reinterpret_cast<uint8_t*>(output_) + outputLength_, BlockPool::kBlockBytes - outputLength_});
+  if (sealed == 0) return -1;
+  outputLength_ += sealed;
+  return 1;
+}
+
+const KernelKeyBlock& Leg::kernelKeys() const {
+  static const KernelKeyBlock none;
+  return sealer_ ? sealer_->keyBlock() : none;
+}
+
+void Leg::handOverTx() noexcept {
+  if (txMode_ != TxMode::Sealer) return;
+  txMode_ = TxMode::Kernel;
+  sealer_.reset();
 }
 
 std::span<const char> Leg::takeOutput() noexcept {
@@ -193,6 +294,7 @@ void Leg::outputSent(size_t n) noexcept {
 
 void Leg::releaseBlockIfSent() noexcept {
   if (!output_ || sending_ || outputSent_ != outputLength_) return;
+  outputType_ = 0;
   pool_->release(output_);
   output_ = nullptr;
   outputSent_ = outputTaken_ = outputLength_ = 0;

@@ -18,14 +18,32 @@
 //
 // No call blocks, none touches a socket; errors come back as LegStatus and
 // the OpenSSL error queue is left empty.
+//
+// kTLS transmit (open with offerKernelTx): OpenSSL gives the BIO the keys
+// it switches to for sending application data, and from then on writes
+// plaintext records. The leg's transmit side goes through three modes:
+//   Ssl     OpenSSL encrypts (no kTLS, or OpenSSL kept the keys);
+//   Sealer  the leg seals OpenSSL's plaintext records itself (RecordSealer)
+//           into the output block, in order behind the handshake's bytes;
+//   Kernel  the worker gave kernelKeys() to the socket (TLS_TX) once all
+//           output was sent (handOverTx): what the worker sends to that
+//           socket is plaintext, and a record OpenSSL still writes (an
+//           alert, close_notify) is output with its record type, to be
+//           sent as one control message (outputRecordType()).
+// Receiving stays with OpenSSL: OpenSSL 3.0 hands no TLS 1.3 receive keys
+// to a BIO. A TLS 1.3 key update the client asks for fails the leg (see
+// writeRecord).
 
 #include <openssl/ssl.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
+
+#include "lb/tls/record_sealer.h"
 
 namespace lb::tls {
 
@@ -79,7 +97,8 @@ class Leg {
   // (origination, then configure ssl() for SNI and name checks before the
   // first handshake()). False when OpenSSL had no memory. The leg must be
   // inactive.
-  bool open(SSL_CTX* ctx, bool server, BlockPool* pool) noexcept;
+  // offerKernelTx: let OpenSSL hand over its transmit keys (see above).
+  bool open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx = false) noexcept;
   // Frees the SSL object and any block; the leg is inactive again. Only
   // when no send of its output is in flight.
   void reset() noexcept;
@@ -110,6 +129,16 @@ class Leg {
   std::span<const char> takeOutput() noexcept;
   void outputSent(size_t n) noexcept;
 
+  // kTLS transmit. kernelTxReady(): OpenSSL handed over its keys and the
+  // leg seals records; once no output is waiting, the worker may give
+  // kernelKeys() to the socket and call handOverTx().
+  bool kernelTxReady() const { return txMode_ == TxMode::Sealer; }
+  bool kernelTx() const { return txMode_ == TxMode::Kernel; }
+  const KernelKeyBlock& kernelKeys() const;
+  void handOverTx() noexcept;
+  // Kernel mode: the record type of the plaintext record in the output.
+  uint8_t outputRecordType() const { return outputType_; }
+
   // After handshake() said Failed: why (from OpenSSL's error queue as it
   // was then, and the verification result).
   HandshakeFailure failure() const { return failure_; }
@@ -128,6 +157,8 @@ class Leg {
   static long bioCtrl(BIO* bio, int command, long number, void* pointer);
   static int onNewSession(SSL* ssl, SSL_SESSION* session);
   LegStatus statusOf(int result, bool handshaking) noexcept;
+  long takeKernelKeys(long isTransmit, const void* keyBlock) noexcept;
+  int writeRecord(const char* data, size_t length) noexcept;
   void classifyFailure(unsigned long error) noexcept;
   void releaseBlockIfSent() noexcept;
 
@@ -142,6 +173,11 @@ class Leg {
   size_t outputLength_ = 0;
   bool sending_ = false;
   bool shutdownSent_ = false;
+  enum class TxMode : uint8_t { Ssl, Sealer, Kernel };
+  TxMode txMode_ = TxMode::Ssl;
+  uint8_t recordType_ = 23;  // of OpenSSL's next plaintext record (Sealer, Kernel)
+  uint8_t outputType_ = 0;   // Kernel: of the record in the output
+  std::unique_ptr<RecordSealer> sealer_;
   SSL_SESSION** sessionSlot_ = nullptr;
   HandshakeFailure failure_ = HandshakeFailure::Protocol;
   const char* failureText_ = "";

@@ -528,6 +528,66 @@ class Termination(TlsTest):
         self.assertEqual(entry["bytes_out"], len(payload))
 
 
+class TerminationWithKernelTxOffered(Termination):
+    """Every termination test again with client legs offering OpenSSL to hand
+    over their transmit keys (RINGLB_KTLS_OFFER=always). Without a tls module
+    the kernel refuses each hand-over and the leg seals records itself; with
+    one, the kernel encrypts. Either way every byte must arrive."""
+
+    def setUp(self):
+        super().setUp()
+        previous = os.environ.get("RINGLB_KTLS_OFFER")
+        os.environ["RINGLB_KTLS_OFFER"] = "always"
+        self.addCleanup(lambda: os.environ.__setitem__("RINGLB_KTLS_OFFER", previous) if previous is not None
+                        else os.environ.pop("RINGLB_KTLS_OFFER", None))
+
+    def test_a_key_update_the_client_asks_for_is_answered(self):
+        # Handed over, the kernel keeps its keys and ringlb never answers the
+        # update (the client's receive keys stay as they were): the base test
+        # holds. Refused, the leg seals and OpenSSL 3.0 would switch keys
+        # behind its back: the session ends at the first record after the
+        # update instead of sending one the client cannot read.
+        self.start(backend_handler=harness.echo_handler)
+        proc = subprocess.Popen(["openssl", "s_client", "-connect", f"{LOOPBACK}:{self.port}", "-servername",
+                                 "a.test", "-CAfile", self.pki.ca],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.kill)
+        output = b""
+        for line in (b"first\n", b"K\n"):
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            expect = b"KEYUPDATE\n" if line == b"K\n" else line
+            while True:
+                got = proc.stdout.readline()
+                self.assertTrue(got, f"s_client ended before {expect!r}")
+                if got == expect:
+                    break
+        metrics = more_harness.scrape(self.admin)
+        if metrics.value("ringlb_tls_kernel_tx_total", listener="front", result="ok") == 1:
+            self.skipTest("the kernel took the keys: the base class's test covers this")
+        proc.stdin.write(b"second\n")
+        proc.stdin.flush()
+        rest, _ = proc.communicate(timeout=WAIT)
+        self.assertNotIn(b"\nsecond\n", b"\n" + rest, "nothing reaches the client after the update")
+        entry = self.lb.wait_entries(1)[0]
+        self.assertEqual(entry["end"], "reset", entry)
+
+    def test_every_session_tried_the_kernel(self):
+        self.start()
+        for _ in range(3):
+            out = subprocess.run(
+                ["curl", "-sS", "--max-time", str(int(WAIT)), "--cacert", self.pki.ca, "--resolve",
+                 f"a.test:{self.port}:{LOOPBACK}", f"https://a.test:{self.port}/"],
+                capture_output=True, timeout=WAIT * 2)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(out.stdout, b"hello from plain-1\n")
+        self.lb.wait_entries(3)
+        metrics = more_harness.scrape(self.admin)
+        handed = metrics.value("ringlb_tls_kernel_tx_total", listener="front", result="ok")
+        refused = metrics.value("ringlb_tls_kernel_tx_total", listener="front", result="refused")
+        self.assertEqual(handed + refused, 3, metrics.samples("ringlb_tls_kernel_tx_total"))
+
+
 # --------------------------------------------------------------------------
 # Routing by SNI without terminating
 

@@ -4,6 +4,7 @@
 #include "lb/tls/leg.h"
 
 #include <gtest/gtest.h>
+#include <linux/tls.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -266,6 +267,164 @@ TEST_F(LegPair, AClientReusesTheSessionItStored) {
   ASSERT_NE(stored, nullptr);
   SSL_SESSION_free(stored);
 }
+
+
+// ---------------------------------------------------------------------------
+// kTLS transmit, with the test playing the kernel: after the hand-over it
+// seals what the server sends with the key block the leg gave it. The
+// client is plain OpenSSL, so every record it accepts proves the keys, the
+// nonces and the sequence numbers right: before the hand-over (the leg's
+// own sealing: TLS 1.2's Finished, TLS 1.3's tickets, data) and after it.
+
+struct KtlsCase {
+  const char* name;
+  int version;         // TLS1_2_VERSION or TLS1_3_VERSION
+  const char* cipher;  // a TLS 1.3 suite, or a TLS 1.2 cipher list
+  uint16_t kernelCipher;
+};
+
+class KernelTx : public LegPair, public ::testing::WithParamInterface<KtlsCase> {
+ protected:
+  void openOffering() {
+    const KtlsCase& c = GetParam();
+    SSL_CTX_set_min_proto_version(server.ctx, c.version);
+    SSL_CTX_set_max_proto_version(server.ctx, c.version);
+    if (c.version == TLS1_3_VERSION)
+      ASSERT_EQ(SSL_CTX_set_ciphersuites(server.ctx, c.cipher), 1);
+    else
+      ASSERT_EQ(SSL_CTX_set_cipher_list(server.ctx, c.cipher), 1);
+    ASSERT_TRUE(serverLeg.open(server.ctx, true, &pool, true));
+    ASSERT_TRUE(clientLeg.open(client.ctx, false, &pool));
+  }
+
+  // The kernel's side of a hand-over: takes the leg's key block.
+  void handOver() {
+    ASSERT_TRUE(serverLeg.kernelTxReady());
+    ASSERT_FALSE(serverLeg.hasOutput()) << "the worker hands over only once all output is sent";
+    const KernelKeyBlock& keys = serverLeg.kernelKeys();
+    ASSERT_GT(keys.length, sizeof(tls_crypto_info));
+    tls_crypto_info info;
+    std::memcpy(&info, keys.bytes.data(), sizeof info);
+    EXPECT_EQ(info.cipher_type, GetParam().kernelCipher);
+    EXPECT_EQ(info.version, GetParam().version == TLS1_3_VERSION ? TLS_1_3_VERSION : TLS_1_2_VERSION);
+    ASSERT_TRUE(kernel.start({keys.bytes.data(), keys.length}));
+    serverLeg.handOverTx();
+    EXPECT_TRUE(serverLeg.kernelTx());
+  }
+
+  // What the kernel sends for a write of `plain` of record type `type`.
+  void kernelSend(uint8_t type, const std::string& plain) {
+    std::vector<uint8_t> record(plain.size() + RecordSealer::kOverheadBytes);
+    size_t n = kernel.seal(type, {reinterpret_cast<const uint8_t*>(plain.data()), plain.size()}, record);
+    ASSERT_GT(n, 0u);
+    ASSERT_TRUE(clientLeg.inputConsumed());
+    toClient.assign(reinterpret_cast<const char*>(record.data()), n);
+    clientLeg.setInput(toClient.data(), toClient.size());
+  }
+
+  std::string clientReads() {
+    std::string got;
+    char buffer[16384];
+    size_t n = 0;
+    while (clientLeg.read(buffer, sizeof buffer, &n) == LegStatus::Ok) got.append(buffer, n);
+    return got;
+  }
+
+  RecordSealer kernel;
+};
+
+TEST_P(KernelTx, TheClientReadsWhatTheLegAndThenTheKernelSeal) {
+  openOffering();
+  LegStatus s, c;
+  handshake(&s, &c);
+  ASSERT_EQ(s, LegStatus::Ok);
+  ASSERT_EQ(c, LegStatus::Ok) << "TLS 1.2's Finished is sealed by the leg";
+  EXPECT_TRUE(serverLeg.kernelTxReady()) << "OpenSSL handed over its transmit keys";
+  EXPECT_STREQ(SSL_get_cipher_name(clientLeg.ssl()), SSL_get_cipher_name(serverLeg.ssl()));
+
+  // Before the hand-over: tickets (TLS 1.3) and data, sealed by the leg.
+  std::string before(40000, 'b');
+  EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, before), before);
+  if (GetParam().version == TLS1_3_VERSION) {
+    SSL_SESSION* session = SSL_get1_session(clientLeg.ssl());
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(SSL_SESSION_is_resumable(session), 1) << "the sealed tickets reached the client";
+    SSL_SESSION_free(session);
+  }
+
+  handOver();
+  for (int i = 0; i < 3; ++i) {
+    std::string record(i == 1 ? 16384 : 1000 + i, static_cast<char>('k' + i));
+    kernelSend(23, record);
+    EXPECT_EQ(clientReads(), record) << "record " << i << " after the hand-over";
+  }
+  // The client's data is still OpenSSL's to decrypt.
+  EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "up after the hand-over"), "up after the hand-over");
+
+  // close_notify: OpenSSL writes the alert as a plaintext control record.
+  ASSERT_EQ(serverLeg.shutdown(), LegStatus::Ok);
+  ASSERT_TRUE(serverLeg.hasOutput());
+  EXPECT_EQ(serverLeg.outputRecordType(), 21);
+  std::span<const char> alert = serverLeg.takeOutput();
+  std::string alertBytes(alert.data(), alert.size());
+  serverLeg.outputSent(alert.size());
+  EXPECT_FALSE(serverLeg.hasOutput());
+  kernelSend(21, alertBytes);
+  char buffer[64];
+  size_t n = 0;
+  EXPECT_EQ(clientLeg.read(buffer, sizeof buffer, &n), LegStatus::Closed);
+  EXPECT_EQ(pool.inUse(), 0u);
+}
+
+TEST_P(KernelTx, WithoutTheOfferOpenSslKeepsItsKeys) {
+  ASSERT_TRUE(serverLeg.open(server.ctx, true, &pool, false));
+  ASSERT_TRUE(clientLeg.open(client.ctx, false, &pool));
+  LegStatus s, c;
+  handshake(&s, &c);
+  ASSERT_EQ(s, LegStatus::Ok);
+  EXPECT_FALSE(serverLeg.kernelTxReady());
+  EXPECT_EQ(serverLeg.kernelKeys().length, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Ciphers, KernelTx,
+    ::testing::Values(KtlsCase{"tls13_aes128", TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", TLS_CIPHER_AES_GCM_128},
+                      KtlsCase{"tls13_aes256", TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", TLS_CIPHER_AES_GCM_256},
+                      KtlsCase{"tls13_chacha", TLS1_3_VERSION, "TLS_CHACHA20_POLY1305_SHA256",
+                               TLS_CIPHER_CHACHA20_POLY1305},
+                      KtlsCase{"tls12_aes128", TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256", TLS_CIPHER_AES_GCM_128},
+                      KtlsCase{"tls12_aes256", TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384", TLS_CIPHER_AES_GCM_256},
+                      KtlsCase{"tls12_chacha", TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305",
+                               TLS_CIPHER_CHACHA20_POLY1305}),
+    [](const ::testing::TestParamInfo<KtlsCase>& info) { return std::string(info.param.name); });
+
+// OpenSSL 3.0 changes its transmit keys for a key update without telling
+// the BIO: the leg fails rather than send records the client cannot read,
+// before the hand-over (sealing) and after it (the kernel's keys).
+class KeyUpdateWithKernelTx : public LegPair, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(KeyUpdateWithKernelTx, FailsTheLeg) {
+  SSL_CTX_set_min_proto_version(server.ctx, TLS1_3_VERSION);
+  ASSERT_TRUE(serverLeg.open(server.ctx, true, &pool, true));
+  ASSERT_TRUE(clientLeg.open(client.ctx, false, &pool));
+  LegStatus s, c;
+  handshake(&s, &c);
+  ASSERT_EQ(s, LegStatus::Ok);
+  transfer(serverLeg, clientLeg, &toClient, "tickets");
+  ASSERT_TRUE(serverLeg.kernelTxReady());
+  if (GetParam()) serverLeg.handOverTx();
+  ASSERT_EQ(SSL_key_update(clientLeg.ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+  size_t n = 0;
+  ASSERT_EQ(clientLeg.write("x", 1, &n), LegStatus::Ok);
+  ASSERT_TRUE(carry(clientLeg, serverLeg, &toServer));
+  char buffer[64];
+  ASSERT_EQ(serverLeg.read(buffer, sizeof buffer, &n), LegStatus::Ok);
+  // OpenSSL answers with its own KeyUpdate before its next record.
+  EXPECT_EQ(serverLeg.write("y", 1, &n), LegStatus::Failed);
+  EXPECT_FALSE(serverLeg.hasOutput()) << "nothing is sent under keys the client no longer uses";
+}
+
+INSTANTIATE_TEST_SUITE_P(BeforeAndAfterTheHandOver, KeyUpdateWithKernelTx, ::testing::Bool());
 
 }  // namespace
 }  // namespace lb::tls
