@@ -173,7 +173,8 @@ void checkV1AgainstReference(std::span<const uint8_t> bytes) {
   const int family = tcp4 ? AF_INET : AF_INET6;
   for (auto [field, out] : {std::pair{2, source}, std::pair{3, destination}}) {
     char buffer[128] = {};
-    if (!valid || fields[field].size() >= sizeof buffer) {
+    // inet_pton reads a C string: a NUL would end the field early.
+    if (!valid || fields[field].size() >= sizeof buffer || fields[field].find('\0') != std::string_view::npos) {
       valid = false;
       break;
     }

@@ -53,6 +53,7 @@ def main():
         "v1_tcp4_with_v6": (0x0E, b"PROXY TCP4 ::1 ::1 1 2\r\n"),
         "v1_tcp6_with_v4": (0x0F, b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n"),
         "v1_double_space": (0x10, b"PROXY  TCP4 1.2.3.4 5.6.7.8 1 2\r\n"),
+        "v1_nul_after_address": (0x13, b"PROXY TCP4 1.2.3.4 5.6.7.8\x00 1 2\r\n"),
         "v1_two_gaps": (0x11, b"PROXY TCP6 1::2::3 ::1 1 2\r\n"),
         "v1_tcp6_too_long": (0x12, ("PROXY TCP6 %s %s 65535 65535\r\n" % (
             "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")).encode()),

@@ -209,6 +209,8 @@ TEST(ProxyV1, SpacingAndWordsAreExact) {
   expectInvalidExactlyAt("GET / HTTP/1.1\r\n"sv, 1);
   expectInvalidExactlyAt("PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n"sv, 28);
   expectInvalidExactlyAt("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\r\n"sv, 32);
+  // A NUL does not end a field (inet_pton on a C string would stop there).
+  expectInvalidExactlyAt("PROXY TCP4 1.2.3.4 5.6.7.8\0 1 2\r\n"sv, 27);
 }
 
 // The IPv6 reader against the C library's inet_pton, byte for byte.
