@@ -77,7 +77,8 @@ sockaddr_storage fromBytes(const Bytes& bytes, bool asV4) {
 // The oracle: a linear scan, whole bytes then the last bits.
 bool coveredBy(const config::Cidr& block, const Bytes& address) {
   size_t wholeBytes = static_cast<size_t>(block.prefix / 8);
-  if (std::memcmp(block.address.data(), address.data(), wholeBytes) != 0) return false;
+  for (size_t i = 0; i < wholeBytes; ++i)
+    if (block.address[i] != address[i]) return false;
   int restBits = block.prefix % 8;
   if (restBits == 0) return true;
   uint8_t mask = static_cast<uint8_t>(0xff << (8 - restBits));
@@ -283,7 +284,7 @@ TEST(AddressSet, TenThousandRandomBlocksAgreeWithALinearScan) {
   for (int i = 0; i < 10000; ++i) blocks.push_back(randomBlock(random));
   AddressSet set(blocks);
   int covered = 0, uncovered = 0;
-  for (int i = 0; i < 6000; ++i) {
+  for (int i = 0; i < 3000; ++i) {
     Bytes address = randomAddress(random, blocks);
     bool expected = linearContains(blocks, address);
     bool asV4 = random() % 2 == 0;
@@ -303,7 +304,7 @@ TEST(AccessRules, RandomAllowAndDenyAgreeWithALinearScan) {
   std::vector<config::Cidr> both = allow;
   both.insert(both.end(), deny.begin(), deny.end());
   int admitted = 0, refused = 0;
-  for (int i = 0; i < 6000; ++i) {
+  for (int i = 0; i < 3000; ++i) {
     Bytes address = randomAddress(random, both);
     bool expected = !linearContains(deny, address) && linearContains(allow, address);
     ASSERT_EQ(rules.admits(fromBytes(address, random() % 2 == 0)), expected) << "address " << i;

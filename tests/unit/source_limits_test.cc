@@ -218,7 +218,7 @@ TEST(SourceLimits, RandomAdmitsAndReleasesAgreeWithAModel) {
   std::map<uint32_t, int> model;  // source -> open connections
   std::mt19937 random(11);
   int refusedFull = 0;
-  for (int step = 0; step < 50000; ++step) {
+  for (int step = 0; step < 20000; ++step) {
     uint32_t address = 0x0e000000 + random() % 90;
     sockaddr_storage source = v4(address);
     int& open = model[address];
