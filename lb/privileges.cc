@@ -137,6 +137,13 @@ std::optional<Identity> resolveIdentity(const config::Config& config, std::strin
   return identity;
 }
 
+bool canBecome(const Identity& identity, std::string* whyNot) {
+  if (!identity.wanted() || geteuid() == 0 || alreadyIdentity(identity)) return true;
+  *whyNot = fmt::format("cannot switch to {}: ringlb runs as {}, not root; start it as root or as that user",
+                        describe(identity), currentUser());
+  return false;
+}
+
 bool becomeIdentity(const Identity& identity, std::string* whyNot) {
   if (!identity.wanted()) {
     if (geteuid() == 0)
@@ -145,13 +152,9 @@ bool becomeIdentity(const Identity& identity, std::string* whyNot) {
     return true;
   }
   if (geteuid() != 0) {
-    if (alreadyIdentity(identity)) {
-      log::info("[global] user/group: already running as {}", describe(identity));
-      return true;
-    }
-    *whyNot = fmt::format("cannot switch to {}: ringlb runs as {}, not root; start it as root or as that user",
-                          describe(identity), currentUser());
-    return false;
+    if (!canBecome(identity, whyNot)) return false;
+    log::info("[global] user/group: already running as {}", describe(identity));
+    return true;
   }
   // Groups first: once the uid is not 0 they can no longer be changed.
   if (setgroups(0, nullptr) != 0) {

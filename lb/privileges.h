@@ -35,6 +35,11 @@ struct Identity {
 // not exist.
 std::optional<Identity> resolveIdentity(const config::Config& config, std::string* whyNot);
 
+// Whether becomeIdentity can succeed from who the process is: false and
+// `whyNot` when not root and not `identity` already (checked before binding,
+// so the refusal comes before anything is opened).
+bool canBecome(const Identity& identity, std::string* whyNot);
+
 // Becomes `identity` (see above); logs what it did, warns when root stays
 // root. false and `whyNot` when any step fails: the process must not start.
 bool becomeIdentity(const Identity& identity, std::string* whyNot);

@@ -101,7 +101,7 @@ int runProcess(const std::string& configPath, const config::Config& config) {
   log::setLevel(config.global.logLevel);
   std::string error;
   auto identity = resolveIdentity(config, &error);
-  if (!identity) {
+  if (!identity || !canBecome(*identity, &error)) {
     log::error("cannot start: {}", error);
     return 1;
   }

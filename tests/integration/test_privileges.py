@@ -140,7 +140,8 @@ class PrivilegesTest(harness.RinglbTest):
             self.assertEqual(lb.wait_exit(), 1, lb.stderr_text())
             text = self.config(harness.dead_address(), global_={key: value})
             line = text.splitlines().index(f'{key} = "{value}"') + 1
-            self.assertIn(f'cannot start: {lb.config_path}:{line}:1: {key} "{value}": {message}', lb.stderr_text())
+            self.assertRegex(lb.stderr_text(), re.escape(f"cannot start: {lb.config_path}:{line}:") + r"\d+: "
+                             + re.escape(f'{key} "{value}": {message}'))
             self.assertNotIn("ready:", lb.stderr_text())
 
     @unittest.skipUnless(IS_ROOT, NOT_ROOT)
@@ -153,13 +154,13 @@ class PrivilegesTest(harness.RinglbTest):
         # HAProxy's rule: only root switches users; anyone else must already be
         # the user configured.
         wrapper = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--")
-        lb = harness.Ringlb(self.write_config(self.config(harness.dead_address(), global_={"user": "root",
-                                                                                          "group": "root"})),
-                            wrapper=wrapper)
+        text = self.config(harness.dead_address(), global_={"user": "root", "group": "root"})
+        lb = harness.Ringlb(self.write_config(text), wrapper=wrapper)
         self.addCleanup(lb.kill)
         self.assertEqual(lb.wait_exit(), 1, lb.stderr_text())
         self.assertRegex(lb.stderr_text(), r"cannot switch to user root \(uid 0\), group root \(gid 0\): ringlb "
                                            r"runs as nobody \(uid \d+\), not root")
+        self.assertNotIn("open files", lb.stderr_text())  # refused before opening anything
 
     # -- the open-file limit (any user) --------------------------------------
 
