@@ -332,6 +332,7 @@ class SourceLimitTest(EdgeTest):
             while not stop.is_set():
                 m = mh.scrape(self.admin_port)
                 peaks.append(m.value("ringlb_listener_sources_tracked", listener="front"))
+                stop.wait(0.02)  # a scrape every 20 ms while the flood runs
 
         stop = threading.Event()
         watcher = threading.Thread(target=watch, args=(stop,))
