@@ -4,6 +4,7 @@ headers: malformed, dribbled, never finished), allow/deny over IPv4, IPv6
 and IPv4-mapped sources, per-source limits across two workers, and a flood
 of one-shot sources against a small source table."""
 
+import hashlib
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import more_harness as mh  # noqa: E402
+import test_tls  # noqa: E402
 from harness import LOOPBACK, SCALE, WAIT, member, wait_until  # noqa: E402
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -109,7 +111,7 @@ backend ringlb
 """)
         proc = subprocess.Popen([HAPROXY, "-db", "-f", path], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.addCleanup(lambda: (proc.kill(), proc.wait()))
+        self.addCleanup(lambda: (proc.kill(), proc.wait(), proc.stderr.close()))
 
         def listening():
             try:
@@ -193,7 +195,8 @@ backend ringlb
             self.assertEqual(data.split(b"\n", 1)[1], b"hello\n", header)
             e = lb.wait_entries(1, where=lambda e, c=client: e.get("proxy_peer") == c)[0]
             self.assertIn(e["client"], ("192.0.2.7:5555", "192.0.2.8:5556"))
-            self.assertEqual(e["end"], "client_closed")
+            self.assertIsNotNone(e["member"])
+        self.assertEqual(self.refused("proxy_header_invalid"), 0)
 
     def test_header_never_completed_times_out(self):
         port = harness.free_port()
@@ -208,6 +211,16 @@ backend ringlb
         self.assertEqual(self.refused("proxy_header_timeout"), 1)
         self.assertEqual(self.accepted_by_members(), 0)
 
+    def test_a_close_inside_the_header_is_invalid_at_once(self):
+        port = harness.free_port()
+        lb = self.start_ringlb(self.config(port, {"accept_proxy": "v2", "proxy_from": ["127.0.0.1/32"],
+                                                  "proxy_timeout": "60s"}))
+        started = time.monotonic()
+        data, client = exchange(port, v2_header("192.0.2.1", 1)[:20])  # then FIN
+        self.assertEqual(data, b"")
+        self.assertEqual(self.entry(lb, client)["end"], "proxy_header_invalid")
+        self.assertLess(time.monotonic() - started, 30, "waited for proxy_timeout instead")
+
     def test_local_header_keeps_the_connection_addresses(self):
         port = harness.free_port()
         lb = self.start_ringlb(self.config(port, {"accept_proxy": "any", "proxy_from": ["127.0.0.1/32"]}))
@@ -216,6 +229,49 @@ backend ringlb
         self.assertEqual(data.split(b"\n", 1)[1], b"hello\n")
         e = self.entry(lb, client)
         self.assertNotIn("proxy_client", e)
+
+
+class ProxyBeforeTlsTest(test_tls.TlsTest):
+    """PROXY comes first on the wire; the bytes after it go into the TLS
+    handshake, or into the ClientHello preread, as a client's first bytes."""
+
+    def test_tls_handshake_after_the_header(self):
+        self.a = self.pki.issue("a.test", ["a.test"])
+        member_ = self.backend(test_tls.http_handler, name="plain-1")
+        port = harness.free_port()
+        lb = self.start_ringlb(test_tls.config(
+            port, {"web": {"members": [member_.address]}}, tls={"certificates": [self.a]},
+            listener={"accept_proxy": "v2"}).replace(
+            'accept_proxy = "v2"', 'accept_proxy = "v2"\nproxy_from = ["127.0.0.1/32"]'))
+        raw = socket.create_connection((LOOPBACK, port), timeout=WAIT)
+        raw.sendall(v2_header("203.0.113.9", 7777))
+        with test_tls.client_context(self.pki.ca).wrap_socket(raw, server_hostname="a.test") as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            self.assertIn(b"hello from plain-1", harness.recv_all(tls)[0])
+        e = lb.wait_entries(1)[0]
+        self.assertEqual((e["client"], e["proxy_client"], e["sni"]), ("203.0.113.9:7777",) * 2 + ("a.test",))
+        self.assertTrue(e["tls_version"])
+
+    def test_client_hello_preread_after_the_header_in_the_same_segment(self):
+        web = self.backend(test_tls.peek_handler, name="web-member")
+        api = self.backend(test_tls.peek_handler, name="api-member")
+        port = harness.free_port()
+        lb = self.start_ringlb(test_tls.config(
+            port, {"web": {"members": [web.address]}, "api": {"members": [api.address]}},
+            routes=[(["api.internal"], "api")],
+            listener={"accept_proxy": "v1"}).replace(
+            'accept_proxy = "v1"', 'accept_proxy = "v1"\nproxy_from = ["127.0.0.1/32"]'))
+        hello = test_tls.client_hello("api.internal")
+        api.state["expect"] = len(hello)
+        s = self.connect(port)
+        s.sendall(v1_header("198.51.100.20", 4321) + hello)
+        name, count, digest = harness.read_line(s).decode().split()
+        self.assertEqual(name, "api-member")
+        self.assertEqual((int(count), digest), (len(hello), hashlib.sha256(hello).hexdigest()),
+                         "the member gets the ClientHello, and not a byte of the header")
+        s.close()
+        e = lb.wait_entries(1)[0]
+        self.assertEqual((e["client"], e["route"]), ("198.51.100.20:4321", "sni"))
 
 
 class AccessControlTest(EdgeTest):
