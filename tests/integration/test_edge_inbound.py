@@ -7,6 +7,7 @@ of one-shot sources against a small source table."""
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -352,6 +353,33 @@ class SourceLimitTest(EdgeTest):
         again = mh.Session(port, "127.0.0.2")  # its share came back
         again.close()
         self.assertEqual(self.refused("source_limit"), 4)
+
+    def test_a_reload_keeping_the_limits_keeps_the_counts(self):
+        port = harness.free_port()
+        text = self.config(port, {"max_connections_per_source": 2}, workers=2)
+        lb = self.start_ringlb(text)
+        held = [mh.Session(port, "127.0.0.2") for _ in range(2)]
+        self.addCleanup(lambda: [h.close() for h in held])
+
+        def reload(new_text, count):
+            self.write_config(new_text)
+            lb.signal(signal.SIGHUP)
+            wait_until(lambda: lb.stderr_text().count("info reloaded") >= count, what="reloaded")
+
+        reload(text.replace('log_level = "info"', 'log_level = "info"\nremoved_member_timeout = "1h"'), 1)
+        data, client = exchange(port, b"hello\n", source="127.0.0.2")
+        self.assertEqual(data, b"", "the reload forgot the two sessions open")
+        self.assertEqual(self.entry(lb, client)["end"], "source_limit")
+        # New limits, a new table: the sessions admitted to the old one are
+        # not counted in it, and still end cleanly (released to the old one).
+        reload(text.replace("max_connections_per_source = 2", "max_connections_per_source = 1"), 2)
+        extra = mh.Session(port, "127.0.0.2")
+        extra.echo()
+        data, client = exchange(port, b"hello\n", source="127.0.0.2")
+        self.assertEqual(self.entry(lb, client)["end"], "source_limit")
+        extra.close()
+        for h in held:
+            h.echo()
 
     def test_rate_per_source_across_two_workers(self):
         port = harness.free_port()
