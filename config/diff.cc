@@ -26,11 +26,16 @@ struct Field {
 };
 
 constexpr std::string_view kAtRestart = " (takes effect at the next restart)";
+// The process dropped to user and group at start: no reload can undo that.
+constexpr std::string_view kRefusesReload = " (needs a restart: a reload that changes it is refused)";
 
 // Names and texts from the file are escaped, never cut: the preview must
 // show where two long values differ.
 std::string shown(std::string_view text) { return printable(text, std::string_view::npos); }
 std::string quoted(std::string_view text) { return fmt::format("\"{}\"", shown(text)); }
+std::string quotedOr(std::string_view text, std::string_view empty) {
+  return text.empty() ? std::string(empty) : quoted(text);
+}
 
 std::string duration(Duration value) {
   int64_t ms = value.count();
@@ -59,6 +64,10 @@ const Field<Global> kGlobalFields[] = {
     {"access_log", [](const Global& g) { return quoted(g.accessLog); }, kAtRestart},
     {"shutdown_timeout", [](const Global& g) { return duration(g.shutdownTimeout); }},
     {"removed_member_timeout", [](const Global& g) { return durationOr(g.removedMemberTimeout, "off"); }},
+    {"user", [](const Global& g) { return quotedOr(g.user, "(unset)"); }, kRefusesReload},
+    {"group", [](const Global& g) { return quotedOr(g.group, "(unset)"); }, kRefusesReload},
+    {"max_connections", [](const Global& g) { return numberOr(g.maxConnections, "auto"); }},
+    {"source_table_size", [](const Global& g) { return fmt::format("{}", g.sourceTableSize); }},
 };
 
 const Field<Admin> kAdminFields[] = {
@@ -71,13 +80,32 @@ std::string filePathOr(const std::optional<FilePath>& file, std::string_view abs
   return file ? filePath(*file) : std::string(absent);
 }
 
+// Address blocks as written, in file order.
+std::string blocks(const std::vector<Cidr>& cidrs, std::string_view none) {
+  if (cidrs.empty()) return std::string(none);
+  std::vector<std::string> texts;
+  for (const Cidr& c : cidrs) texts.push_back(shown(c.text));
+  return fmt::format("[{}]", fmt::join(texts, ", "));
+}
+
 // name and bind are the listener's identity and socket: see listenerLines().
 // tls and route are tables of their own: see listenerTlsLines() and routeLines().
+
 const Field<Listener> kListenerFields[] = {
     {"pool", [](const Listener& l) { return shown(l.pool); }},
     {"max_connections", [](const Listener& l) { return fmt::format("{}", l.maxConnections); }},
     {"idle_timeout", [](const Listener& l) { return duration(l.idleTimeout); }},
     {"preread_timeout", [](const Listener& l) { return duration(l.prereadTimeout); }},
+    {"accept_proxy", [](const Listener& l) { return name(kAcceptProxy, l.acceptProxy); }},
+    {"proxy_from", [](const Listener& l) { return blocks(l.proxyFrom, "(none)"); }},
+    {"proxy_timeout", [](const Listener& l) { return duration(l.proxyTimeout); }},
+    {"proxy_max_header_bytes", [](const Listener& l) { return fmt::format("{}", l.proxyMaxHeaderBytes); }},
+    {"allow", [](const Listener& l) { return blocks(l.allow, "(everyone)"); }},
+    {"deny", [](const Listener& l) { return blocks(l.deny, "(none)"); }},
+    {"max_connections_per_source",
+     [](const Listener& l) { return numberOr(l.maxConnectionsPerSource, "no limit"); }},
+    {"connection_rate_per_source",
+     [](const Listener& l) { return numberOr(l.connectionRatePerSource, "no limit"); }},
 };
 
 // Files are compared by path: a reload reads every file again anyway.
@@ -110,6 +138,7 @@ const Field<Pool> kPoolFields[] = {
     {"when_all_down", [](const Pool& p) { return name(kWhenAllDown, p.whenAllDown); }},
     {"table_size", [](const Pool& p) { return fmt::format("{}", p.tableSize); }},
     {"hash_balance_factor", [](const Pool& p) { return fmt::format("{}", p.hashBalanceFactor); }},
+    {"send_proxy", [](const Pool& p) { return name(kProxyVersions, p.sendProxy); }},
 };
 
 // name is the member's identity. health_address and health_port make one
@@ -119,6 +148,7 @@ const Field<Member> kMemberFields[] = {
     {"weight", [](const Member& m) { return fmt::format("{}", m.weight); }},
     {"backup", [](const Member& m) { return fmt::format("{}", m.backup); }},
     {"health_address", [](const Member& m) { return m.healthAddress ? m.healthAddress->text : "(address)"; }},
+    {"send_proxy", [](const Member& m) { return m.sendProxy ? name(kProxyVersions, *m.sendProxy) : "(pool's)"; }},
 };
 
 const Field<Health> kHealthFields[] = {
@@ -277,6 +307,28 @@ std::vector<std::string> poolChanges(const Pool& before, const Pool& after) {
 }
 
 }  // namespace
+
+std::vector<Error> reloadRefusals(const Config& before, const Config& after) {
+  struct Account {
+    std::string_view key;
+    const std::string& was;
+    const std::string& is;
+    Position at;
+  };
+  const Account accounts[] = {
+      {"user", before.global.user, after.global.user, after.global.userPosition},
+      {"group", before.global.group, after.global.group, after.global.groupPosition},
+  };
+  std::vector<Error> errors;
+  for (const Account& a : accounts) {
+    if (a.was == a.is) continue;
+    errors.push_back(Error{after.sourceName, a.at.line, a.at.column,
+                           fmt::format(R"([global] "{}" cannot change on a reload ({} -> {}): restart ringlb )"
+                                       R"(to apply it)",
+                                       a.key, quotedOr(a.was, "unset"), quotedOr(a.is, "unset"))});
+  }
+  return errors;
+}
 
 Difference difference(const Config& before, const Config& after) {
   Difference result;
