@@ -52,9 +52,6 @@ struct Runtime {
   std::shared_ptr<GlobalSessions> globalSessions;  // never null
   std::vector<std::shared_ptr<Pool>> pools;
   std::vector<std::shared_ptr<Listener>> listeners;
-  // Sessions open across every listener and worker, for [global]
-  // max_connections; one counter handed from generation to generation.
-  std::shared_ptr<SharedCounter> sessionsOpen = std::make_shared<SharedCounter>();
   // The process's session-ticket keys, handed from generation to generation.
   std::shared_ptr<tls::TicketKeys> ticketKeys;
 

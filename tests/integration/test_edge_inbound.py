@@ -381,6 +381,25 @@ class SourceLimitTest(EdgeTest):
         for h in held:
             h.echo()
 
+    def test_global_max_connections_counts_every_listener(self):
+        ports = [harness.free_port(), harness.free_port()]
+        pool = {"balance": "round_robin", "members": [member(b.name, b.address) for b in self.members]}
+        lb = self.start_ringlb(mh.build_config(
+            [("a", ports[0], "pool", {}), ("b", ports[1], "pool", {})], {"pool": pool}, workers=2,
+            global_={"max_connections": 2}, admin={"listen": f"127.0.0.1:{self.admin_port}"}))
+        held = [mh.Session(ports[0]), mh.Session(ports[1])]
+        self.addCleanup(lambda: [h.close() for h in held])
+        for port in ports:
+            data, client = exchange(port, b"hello\n")
+            self.assertEqual(data, b"")
+            self.assertEqual(self.entry(lb, client)["end"], "limit")
+        closed = held.pop()
+        closed.close()
+        self.entry(lb, closed.client)
+        data, _ = exchange(ports[0], b"hello\n")
+        self.assertIsNotNone(served_by(data))
+        self.assertEqual(mh.scrape(self.admin_port).value("ringlb_connections_active"), 1)
+
     def test_rate_per_source_across_two_workers(self):
         port = harness.free_port()
         lb = self.start_ringlb(self.config(port, {"connection_rate_per_source": 2}, workers=2))
