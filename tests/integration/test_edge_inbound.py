@@ -398,7 +398,8 @@ class SourceLimitTest(EdgeTest):
         self.entry(lb, closed.client)
         data, _ = exchange(ports[0], b"hello\n")
         self.assertIsNotNone(served_by(data))
-        self.assertEqual(mh.scrape(self.admin_port).value("ringlb_connections_active"), 1)
+        wait_until(lambda: mh.scrape(self.admin_port).value("ringlb_connections_active") == 1,
+                   what="one session open in the process")
 
     def test_rate_per_source_across_two_workers(self):
         port = harness.free_port()
