@@ -36,6 +36,12 @@ inline constexpr Choice<TlsVersion> kTlsVersions[] = {{"1.2", TlsVersion::V1_2},
 inline constexpr Choice<VerifyClient> kVerifyClient[] = {{"none", VerifyClient::None},
                                                          {"optional", VerifyClient::Optional},
                                                          {"required", VerifyClient::Required}};
+inline constexpr Choice<ProxyVersion> kProxyVersions[] = {
+    {"off", ProxyVersion::Off}, {"v1", ProxyVersion::V1}, {"v2", ProxyVersion::V2}};
+inline constexpr Choice<AcceptProxy> kAcceptProxy[] = {{"off", AcceptProxy::Off},
+                                                       {"v1", AcceptProxy::V1},
+                                                       {"v2", AcceptProxy::V2},
+                                                       {"any", AcceptProxy::Any}};
 
 // The file's spelling of `value`.
 template <typename E, size_t N>

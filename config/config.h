@@ -45,6 +45,13 @@ enum class AcceptProxy { Off, V1, V2, Any };    // accept_proxy: the header requ
 std::string_view toString(Balance);
 std::string_view toString(LogLevel);
 
+// Where a key was written, for errors found after loading (a certificate
+// that does not parse names the file and the key's line and column).
+struct Position {
+  int line = 0;
+  int column = 0;
+};
+
 struct Global {
   int workers = 0;  // 0: one per online CPU
   LogLevel logLevel = LogLevel::Info;
@@ -57,6 +64,10 @@ struct Global {
   // (empty: stay; `user` alone also takes that user's primary group).
   std::string user;
   std::string group;
+  // Where user and group were written (zero: not in the file), for the
+  // error that refuses a reload changing them.
+  Position userPosition;
+  Position groupPosition;
   // All listeners' sessions together; 0 (unset): derived from RLIMIT_NOFILE
   // after it is raised to its hard limit (a session costs up to two sockets
   // and a pipe pair).
@@ -66,13 +77,6 @@ struct Global {
   int sourceTableSize = 65536;
 };
 
-
-// Where a key was written, for errors found after loading (a certificate
-// that does not parse names the file and the key's line and column).
-struct Position {
-  int line = 0;
-  int column = 0;
-};
 
 // A file named in the config: `path` is resolved against the config file's
 // directory when relative; `position` is the key's.

@@ -26,6 +26,8 @@ struct Field {
 };
 
 constexpr std::string_view kAtRestart = " (takes effect at the next restart)";
+// The process dropped to user and group at start: no reload can undo that.
+constexpr std::string_view kRefusesReload = " (needs a restart: a reload that changes it is refused)";
 
 // Names and texts from the file are escaped, never cut: the preview must
 // show where two long values differ.
@@ -59,6 +61,11 @@ const Field<Global> kGlobalFields[] = {
     {"access_log", [](const Global& g) { return quoted(g.accessLog); }, kAtRestart},
     {"shutdown_timeout", [](const Global& g) { return duration(g.shutdownTimeout); }},
     {"removed_member_timeout", [](const Global& g) { return durationOr(g.removedMemberTimeout, "off"); }},
+    {"user", [](const Global& g) { return g.user.empty() ? std::string("(unset)") : quoted(g.user); }, kRefusesReload},
+    {"group", [](const Global& g) { return g.group.empty() ? std::string("(unset)") : quoted(g.group); },
+     kRefusesReload},
+    {"max_connections", [](const Global& g) { return numberOr(g.maxConnections, "auto"); }},
+    {"source_table_size", [](const Global& g) { return fmt::format("{}", g.sourceTableSize); }},
 };
 
 const Field<Admin> kAdminFields[] = {
@@ -73,11 +80,26 @@ std::string filePathOr(const std::optional<FilePath>& file, std::string_view abs
 
 // name and bind are the listener's identity and socket: see listenerLines().
 // tls and route are tables of their own: see listenerTlsLines() and routeLines().
+std::string blocks(const std::vector<Cidr>& cidrs, std::string_view none) {
+  if (cidrs.empty()) return std::string(none);
+  std::vector<std::string> texts;
+  for (const Cidr& c : cidrs) texts.push_back(shown(c.text));
+  return fmt::format("[{}]", fmt::join(texts, ", "));
+}
+
 const Field<Listener> kListenerFields[] = {
     {"pool", [](const Listener& l) { return shown(l.pool); }},
     {"max_connections", [](const Listener& l) { return fmt::format("{}", l.maxConnections); }},
     {"idle_timeout", [](const Listener& l) { return duration(l.idleTimeout); }},
     {"preread_timeout", [](const Listener& l) { return duration(l.prereadTimeout); }},
+    {"accept_proxy", [](const Listener& l) { return name(kAcceptProxy, l.acceptProxy); }},
+    {"proxy_from", [](const Listener& l) { return blocks(l.proxyFrom, "(none)"); }},
+    {"proxy_timeout", [](const Listener& l) { return duration(l.proxyTimeout); }},
+    {"proxy_max_header_bytes", [](const Listener& l) { return fmt::format("{}", l.proxyMaxHeaderBytes); }},
+    {"allow", [](const Listener& l) { return blocks(l.allow, "(everyone)"); }},
+    {"deny", [](const Listener& l) { return blocks(l.deny, "(none)"); }},
+    {"max_connections_per_source", [](const Listener& l) { return numberOr(l.maxConnectionsPerSource, "no limit"); }},
+    {"connection_rate_per_source", [](const Listener& l) { return numberOr(l.connectionRatePerSource, "no limit"); }},
 };
 
 // Files are compared by path: a reload reads every file again anyway.
@@ -110,6 +132,7 @@ const Field<Pool> kPoolFields[] = {
     {"when_all_down", [](const Pool& p) { return name(kWhenAllDown, p.whenAllDown); }},
     {"table_size", [](const Pool& p) { return fmt::format("{}", p.tableSize); }},
     {"hash_balance_factor", [](const Pool& p) { return fmt::format("{}", p.hashBalanceFactor); }},
+    {"send_proxy", [](const Pool& p) { return name(kProxyVersions, p.sendProxy); }},
 };
 
 // name is the member's identity. health_address and health_port make one
@@ -119,6 +142,7 @@ const Field<Member> kMemberFields[] = {
     {"weight", [](const Member& m) { return fmt::format("{}", m.weight); }},
     {"backup", [](const Member& m) { return fmt::format("{}", m.backup); }},
     {"health_address", [](const Member& m) { return m.healthAddress ? m.healthAddress->text : "(address)"; }},
+    {"send_proxy", [](const Member& m) { return m.sendProxy ? name(kProxyVersions, *m.sendProxy) : "(pool's)"; }},
 };
 
 const Field<Health> kHealthFields[] = {
@@ -277,6 +301,29 @@ std::vector<std::string> poolChanges(const Pool& before, const Pool& after) {
 }
 
 }  // namespace
+
+std::vector<Error> reloadRefusals(const Config& before, const Config& after) {
+  struct Account {
+    std::string_view key;
+    const std::string& was;
+    const std::string& is;
+    Position at;
+  };
+  const Account accounts[] = {
+      {"user", before.global.user, after.global.user, after.global.userPosition},
+      {"group", before.global.group, after.global.group, after.global.groupPosition},
+  };
+  std::vector<Error> errors;
+  for (const Account& a : accounts) {
+    if (a.was == a.is) continue;
+    auto show = [](const std::string& value) { return value.empty() ? std::string("unset") : quoted(value); };
+    errors.push_back(Error{after.sourceName, a.at.line, a.at.column,
+                           fmt::format(R"([global] "{}" cannot change on a reload ({} -> {}): restart ringlb )"
+                                       R"(to apply it)",
+                                       a.key, show(a.was), show(a.is))});
+  }
+  return errors;
+}
 
 Difference difference(const Config& before, const Config& after) {
   Difference result;

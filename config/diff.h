@@ -37,4 +37,10 @@ struct Difference {
 
 Difference difference(const Config& before, const Config& after);
 
+// What a reload from `before` to `after` cannot apply, as errors that refuse
+// it: a change of [global] user or group (the process dropped to them at
+// start). At the key's position in `after`, or without one when it was
+// removed. Empty: the reload may go ahead.
+std::vector<Error> reloadRefusals(const Config& before, const Config& after);
+
 }  // namespace config

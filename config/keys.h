@@ -7,12 +7,20 @@
 
 namespace config::keys {
 
-inline constexpr std::string_view kGlobal[] = {"workers", "log_level", "access_log",
-                                               "shutdown_timeout", "removed_member_timeout"};
+inline constexpr std::string_view kGlobal[] = {"workers",          "log_level",
+                                               "access_log",       "shutdown_timeout",
+                                               "removed_member_timeout", "user",
+                                               "group",            "max_connections",
+                                               "source_table_size"};
 inline constexpr std::string_view kAdmin[] = {"listen", "token"};
 inline constexpr std::string_view kListener[] = {"name",         "bind",          "pool",
                                                  "max_connections", "idle_timeout", "preread_timeout",
-                                                 "tls",          "route"};
+                                                 "tls",          "route",
+                                                 // the edge: config/edge_loader.cc
+                                                 "accept_proxy", "proxy_from", "proxy_timeout",
+                                                 "proxy_max_header_bytes", "allow", "deny",
+                                                 "max_connections_per_source",
+                                                 "connection_rate_per_source"};
 inline constexpr std::string_view kListenerTls[] = {"certificates",  "min_version",
                                                     "alpn",          "client_ca",
                                                     "verify_client", "handshake_timeout"};
@@ -23,10 +31,12 @@ inline constexpr std::string_view kPool[] = {"balance",    "hash_key",
                                              "connect_timeout", "retries",
                                              "when_all_down",   "table_size",
                                              "hash_balance_factor", "member",
-                                             "health",          "tls"};
+                                             "health",          "tls",
+                                             "send_proxy"};
 inline constexpr std::string_view kPoolTls[] = {"server_name", "ca", "verify", "cert", "key"};
 inline constexpr std::string_view kMember[] = {"name",   "address",        "weight",
-                                               "backup", "health_address", "health_port"};
+                                               "backup", "health_address", "health_port",
+                                               "send_proxy"};
 inline constexpr std::string_view kHealth[] = {"kind", "interval", "timeout", "rise",
                                                "fall", "path", "expect_status", "host",
                                                "down_interval", "passive_fall", "on_down"};

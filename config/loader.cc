@@ -9,6 +9,7 @@
 
 #include "config/choices.h"
 #include "config/config.h"
+#include "config/edge_loader.h"
 #include "config/keys.h"
 #include "config/shared_limits.h"
 #include "config/tls_loader.h"
@@ -22,7 +23,7 @@ constexpr std::string_view kTopLevelTables = "[global], [admin], [[listener]] or
 class Loader {
  public:
   Loader(const std::string& file, std::string baseDirectory)
-      : reader_(file), tls_(reader_, std::move(baseDirectory), poolNames_) {
+      : reader_(file), tls_(reader_, std::move(baseDirectory), poolNames_), edge_(reader_) {
     config_.sourceName = file;
   }
 
@@ -31,6 +32,7 @@ class Loader {
  private:
   void checkTopLevelKeys(const toml::table& root);
   void loadGlobal(const toml::table& table);
+  void readAccountName(const toml::table& table, std::string_view key, std::string& out, Position& at);
   void loadAdmin(const toml::table& table);
   void loadPools(const toml::table& pools);
   void loadPool(const std::string& name, const toml::table& table);
@@ -54,6 +56,7 @@ class Loader {
   FirstSeen listenerBinds_;
   const toml::node* adminListen_ = nullptr;  // the [admin] listen value, when valid
   TlsLoader tls_;
+  EdgeLoader edge_;
 };
 
 LoadResult Loader::load(const toml::table& root) {
@@ -95,6 +98,25 @@ void Loader::loadGlobal(const toml::table& table) {
   reader_.readNonEmptyString(table, "access_log", global.accessLog);
   reader_.readDuration(table, "shutdown_timeout", global.shutdownTimeout);
   reader_.readDuration(table, "removed_member_timeout", global.removedMemberTimeout);
+  readAccountName(table, "user", global.user, global.userPosition);
+  readAccountName(table, "group", global.group, global.groupPosition);
+  // Up to 4 descriptors per session must still fit an int.
+  reader_.readInt(table, "max_connections", 1, 100'000'000, global.maxConnections);
+  reader_.readInt(table, "source_table_size", 16, 16'777'216, global.sourceTableSize);
+}
+
+// A user or group name goes to getpwnam()/getgrnam() as a C string: a NUL
+// would cut it to another name.
+void Loader::readAccountName(const toml::table& table, std::string_view key, std::string& out, Position& at) {
+  std::string name;
+  if (!reader_.readNonEmptyString(table, key, name)) return;
+  const toml::node& node = *table.get(key);
+  if (name.find('\0') != std::string::npos) {
+    reader_.error(node, fmt::format(R"("{}" must not contain a NUL character)", key));
+    return;
+  }
+  out = std::move(name);
+  at = Position{static_cast<int>(node.source().begin.line), static_cast<int>(node.source().begin.column)};
 }
 
 void Loader::loadAdmin(const toml::table& table) {
@@ -136,6 +158,7 @@ void Loader::loadPool(const std::string& name, const toml::table& table) {
   reader_.readDuration(table, "connect_timeout", pool.connectTimeout);
   reader_.readInt(table, "retries", 0, 16, pool.retries);
   reader_.readEnum(table, "when_all_down", "when_all_down", kWhenAllDown, pool.whenAllDown);
+  reader_.readEnum(table, "send_proxy", "send_proxy", kProxyVersions, pool.sendProxy);
   loadMembers(pool, table);
   checkConsistentHash(pool, table);
   std::string tlsHeader = fmt::format("[pool.{}.tls]", printable(name));
@@ -172,6 +195,8 @@ void Loader::loadMember(Pool& pool, const toml::table& table, FirstSeen& names,
                    reader_.readAddress(table, "address", member.address);
   reader_.readInt(table, "weight", 1, 256, member.weight);
   reader_.readBool(table, "backup", member.backup);
+  ProxyVersion sendProxy = ProxyVersion::Off;
+  if (reader_.readEnum(table, "send_proxy", "send_proxy", kProxyVersions, sendProxy)) member.sendProxy = sendProxy;
   if (addressed) readHealthAddress(member, table);
   bool sameAddress = addressed && reader_.isDuplicate(addresses, member.address.text,
                                                       *table.get("address"), "member address", context);
@@ -361,6 +386,7 @@ void Loader::loadListener(const toml::table& table) {
   if (const toml::table* tls = reader_.tableAt(table, "tls", "[listener.tls]"))
     listener.tls = tls_.loadListenerTls(*tls);
   listener.routes = tls_.loadRoutes(table, listener.name);
+  edge_.loadListenerEdge(table, listener);
   config_.listeners.push_back(std::move(listener));
 }
 

@@ -1,9 +1,11 @@
-// Scalar value syntaxes of the config file: socket addresses and durations.
-// Both parsers are strict: what they accept has exactly one meaning.
+// Scalar value syntaxes of the config file: socket addresses, durations and
+// address blocks. The parsers are strict: what they accept has exactly one
+// meaning.
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "config/config.h"
@@ -31,6 +33,9 @@ uint16_t parsePort(std::string_view text) {
   return value <= 65535 ? static_cast<uint16_t>(value) : 0;
 }
 
+// inet_pton() reads a C string: a NUL would end the address early.
+bool hasNul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+
 std::string expectedForm(std::string_view text) {
   return fmt::format(R"(expected "IPv4:port" or "[IPv6]:port", got "{}")", printable(text));
 }
@@ -41,7 +46,7 @@ std::optional<Address> makeV6(std::string_view host, uint16_t port, std::string_
   Address address;
   auto* sin6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
   std::string hostText(host);
-  if (inet_pton(AF_INET6, hostText.c_str(), &sin6->sin6_addr) != 1)
+  if (hasNul(host) || inet_pton(AF_INET6, hostText.c_str(), &sin6->sin6_addr) != 1)
     return fail(whyNot, fmt::format(R"(invalid IPv6 address "{}" in "{}")", printable(host), printable(text)));
   sin6->sin6_family = AF_INET6;
   sin6->sin6_port = htons(port);
@@ -57,7 +62,7 @@ std::optional<Address> makeV4(std::string_view host, uint16_t port, std::string_
   Address address;
   auto* sin = reinterpret_cast<sockaddr_in*>(&address.storage);
   std::string hostText(host);
-  if (inet_pton(AF_INET, hostText.c_str(), &sin->sin_addr) != 1)
+  if (hasNul(host) || inet_pton(AF_INET, hostText.c_str(), &sin->sin_addr) != 1)
     return fail(whyNot, expectedForm(text));
   sin->sin_family = AF_INET;
   sin->sin_port = htons(port);
@@ -133,6 +138,69 @@ std::optional<Duration> parseDuration(std::string_view text, std::string* whyNot
       value > static_cast<uint64_t>(kMaxDurationMs / unit->milliseconds))
     return fail(whyNot, fmt::format(R"("{}" is too long (at most 1000000h))", printable(text)));
   return Duration(static_cast<int64_t>(value) * unit->milliseconds);
+}
+
+namespace {
+
+std::string expectedCidr(std::string_view text) {
+  return fmt::format(R"(expected an address block such as "10.0.0.0/8" or "2001:db8::/32", or an address, )"
+                     R"(got "{}")",
+                     printable(text));
+}
+
+// `bits` of the 128-bit form kept, the rest cleared.
+std::array<uint8_t, 16> masked(std::array<uint8_t, 16> address, int bits) {
+  for (int i = 0; i < 16; ++i) {
+    int keep = std::clamp(bits - 8 * i, 0, 8);
+    address[i] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+  return address;
+}
+
+// The block's address as written back: dotted IPv4 for mapped blocks.
+std::string blockText(const std::array<uint8_t, 16>& address, bool v4, int prefix) {
+  char buffer[INET6_ADDRSTRLEN];
+  if (v4)
+    inet_ntop(AF_INET, address.data() + 12, buffer, sizeof buffer);
+  else
+    inet_ntop(AF_INET6, address.data(), buffer, sizeof buffer);
+  return fmt::format("{}/{}", buffer, prefix);
+}
+
+}  // namespace
+
+std::optional<Cidr> parseCidr(std::string_view text, std::string* whyNot) {
+  size_t slash = text.find('/');
+  std::string host(text.substr(0, slash));
+  Cidr cidr;
+  cidr.text = std::string(text);
+  bool v4 = host.find(':') == std::string::npos;
+  if (hasNul(host)) return fail(whyNot, expectedCidr(text));
+  if (v4) {
+    // ::ffff:a.b.c.d: one table for both families.
+    cidr.address[10] = cidr.address[11] = 0xff;
+    if (inet_pton(AF_INET, host.c_str(), cidr.address.data() + 12) != 1) return fail(whyNot, expectedCidr(text));
+  } else if (inet_pton(AF_INET6, host.c_str(), cidr.address.data()) != 1) {
+    return fail(whyNot, expectedCidr(text));
+  }
+  int maxPrefix = v4 ? 32 : 128;
+  int prefix = maxPrefix;
+  if (slash != std::string_view::npos) {
+    std::string_view digits = text.substr(slash + 1);
+    if (!allDigits(digits)) return fail(whyNot, expectedCidr(text));
+    unsigned value = 0;
+    auto parsed = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (parsed.ec != std::errc() || value > static_cast<unsigned>(maxPrefix))
+      return fail(whyNot, fmt::format("prefix /{} of {} is out of range (0 to {} for {})", printable(digits),
+                                      printable(text), maxPrefix, v4 ? "IPv4" : "IPv6"));
+    prefix = static_cast<int>(value);
+  }
+  cidr.prefix = v4 ? prefix + 96 : prefix;
+  std::array<uint8_t, 16> network = masked(cidr.address, cidr.prefix);
+  if (network != cidr.address)
+    return fail(whyNot, fmt::format("{} has host bits set (did you mean {}?)", printable(text),
+                                    blockText(network, v4, prefix)));
+  return cidr;
 }
 
 }  // namespace config

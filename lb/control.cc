@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <random>
 
+#include "config/diff.h"
 #include "health/http_status.h"
 #include "lb/edge/proxy_header.h"
 #include "lb/log.h"
@@ -254,9 +255,12 @@ bool Control::reload(std::string* errorsOut) {
   std::string errors;
   config::LoadResult loaded = config::loadFile(configPath_);
   for (const config::Error& error : loaded.errors) errors += config::formatError(error) + "\n";
+  if (loaded.config)
+    for (const config::Error& error : config::reloadRefusals(config_, *loaded.config))
+      errors += config::formatError(error) + "\n";
   std::shared_ptr<const Runtime> next;
   std::vector<std::map<std::string, int>> fds;
-  if (loaded.config) {
+  if (loaded.config && errors.empty()) {
     tls::BuildReport report;
     next = buildRuntime(*loaded.config, runtime_.get(), runtime_->ticketKeys, &report);
     for (const config::Error& warning : tls::toConfigErrors(report.warnings, loaded.config->sourceName))

@@ -168,6 +168,32 @@ class ConfigErrorsTest(harness.RinglbTest):
                               (pool[0], [pool[1]], "not defined"),
                               (kind[0], [kind[1]], "[pool.web.tls]")])
 
+    def test_edge_errors_point_at_the_element(self):
+        text = self.good().replace(
+            'pool = "web"\n',
+            'pool = "web"\n'
+            'accept_proxy = "v2"\n'
+            'proxy_from = ["10.0.0.0/8", "10.1.2.3/8"]\n'
+            'allow = ["::1/128", "::1/200"]\n', 1)
+        text = text.replace('retries = 1', 'retries = 1\nsend_proxy = "v3"')
+        text = text.replace('workers = 1', 'workers = 1\nuser = ""')
+        user = position(text, '""')
+        host_bits = position(text, '"10.1.2.3/8"')
+        prefix = position(text, '"::1/200"')
+        send = position(text, '"v3"')
+        self.check_bad(text, [(user[0], [user[1]], '"user" must not be empty'),
+                              (host_bits[0], [host_bits[1]], "did you mean 10.0.0.0/8?"),
+                              (prefix[0], [prefix[1]], "out of range"),
+                              (send[0], [send[1]], "send_proxy")])
+
+    def test_proxy_from_and_accept_proxy_go_together(self):
+        without = self.good().replace('pool = "web"\n', 'pool = "web"\naccept_proxy = "any"\n', 1)
+        accept = position(without, '"any"')
+        self.check_bad(without, [(accept[0], [accept[1]], 'needs "proxy_from"')])
+        alone = self.good().replace('pool = "web"\n', 'pool = "web"\nproxy_from = ["127.0.0.1"]\n', 1)
+        proxy_from = position(alone, '["127.0.0.1"]')
+        self.check_bad(alone, [(proxy_from[0], [proxy_from[1]], "accept_proxy is off")])
+
     def test_syntax_error(self):
         text = self.good().replace('name = "web-1"', 'name = "web-1')
         line, _ = position(text, '"web-1')
@@ -318,6 +344,21 @@ class RunningConfigTest(harness.RinglbTest):
         self.assertNotIn("failed", lb.stderr_text())
         self.assertEqual(echo_once(self.port, b"renamed\n"), b"renamed\n")
 
+    def test_a_reload_that_changes_user_is_refused(self):
+        # Started without user, so nothing was dropped; a new user still
+        # needs a restart, and the reload says so at the key.
+        lb = self.start_ringlb(self.config())
+        text = self.config().replace("[global]\n", '[global]\nuser = "nobody"\n', 1)
+        self.assertIn('user = "nobody"', text)
+        with open(lb.config_path, "w") as f:
+            f.write(text)
+        line, column = position(text, '"nobody"')
+        lb.signal(signal.SIGHUP)
+        needle = f'{lb.config_path}:{line}:{column}: [global] "user" cannot change on a reload'
+        self.wait_log(lb, needle, "the refused reload")
+        self.assertIn("the running config stays", lb.stderr_text())
+        self.assertEqual(echo_once(self.port, b"same config\n"), b"same config\n")
+
 
 class PreviewTest(harness.RinglbTest):
 
@@ -356,6 +397,25 @@ class PreviewTest(harness.RinglbTest):
         self.assertIn(" route api.internal: (default) -> api\n", r.stdout)
         self.assertNotIn("+ listener", r.stdout)
         self.assertNotIn("- listener", r.stdout)
+
+    def test_check_against_shows_edge_changes(self):
+        port, member = harness.free_port(), harness.dead_address()
+        old_text = harness.make_config(port, [harness.member("m1", member)])
+        old = self.write_config(old_text, "old.toml")
+        new_text = harness.make_config(
+            port, [dict(harness.member("m1", member), send_proxy="v1")], global_={"user": "nobody"},
+            listener={"accept_proxy": "v2"}, pool={"send_proxy": "v2"})
+        new_text = new_text.replace('accept_proxy = "v2"\n',
+                                    'accept_proxy = "v2"\nproxy_from = ["10.0.0.0/8"]\ndeny = ["10.9.0.0/16"]\n')
+        new = self.write_config(new_text, "new.toml")
+        r = run("--check", new, "--against", old)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('[global] user (unset) -> "nobody" (needs a restart: a reload that changes it is refused)\n',
+                      r.stdout)
+        self.assertIn("~ listener front accept_proxy off -> v2\n", r.stdout)
+        self.assertIn("~ listener front proxy_from (none) -> [10.0.0.0/8]\n", r.stdout)
+        self.assertIn("~ listener front deny (none) -> [10.9.0.0/16]\n", r.stdout)
+        self.assertIn("pool pool:\n  send_proxy off -> v2\n  ~ member m1 send_proxy (pool's) -> v1\n", r.stdout)
 
 
 class AdminListenTest(harness.RinglbTest):

@@ -154,6 +154,124 @@ TEST(ParseAddress, RejectsWhatIsNotNumericIpAndPort) {
   EXPECT_FALSE(parseAddress("localhost:80", nullptr).has_value());  // whyNot is optional
 }
 
+// inet_pton() reads a C string: it stopped at the NUL, and "127.0.0.1\0x:80"
+// was 127.0.0.1:80.
+TEST(ParseAddress, RejectsANulCharacter) {
+  std::string whyNot;
+  EXPECT_FALSE(parseAddress(std::string_view("127.0.0.1\0x:80", 14), &whyNot).has_value());
+  EXPECT_EQ(whyNot, R"(expected "IPv4:port" or "[IPv6]:port", got "127.0.0.1\x00x:80")");
+  EXPECT_FALSE(parseAddress(std::string_view("[::1\0]:80", 9), &whyNot).has_value());
+  EXPECT_EQ(whyNot, R"(invalid IPv6 address "::1\x00" in "[::1\x00]:80")");
+}
+
+// ---------------------------------------------------------------- address blocks
+
+std::array<uint8_t, 16> v6Bytes(const char* text) {
+  std::array<uint8_t, 16> bytes{};
+  EXPECT_EQ(inet_pton(AF_INET6, text, bytes.data()), 1) << text;
+  return bytes;
+}
+
+TEST(ParseCidr, KeepsIpv4MappedWithThePrefixOver128Bits) {
+  std::optional<Cidr> cidr = parseCidr("10.0.0.0/8", nullptr);
+  ASSERT_TRUE(cidr.has_value());
+  EXPECT_EQ(cidr->address, v6Bytes("::ffff:10.0.0.0"));
+  EXPECT_EQ(cidr->prefix, 8 + 96);
+  EXPECT_EQ(cidr->text, "10.0.0.0/8");
+  cidr = parseCidr("0.0.0.0/0", nullptr);
+  ASSERT_TRUE(cidr.has_value());
+  EXPECT_EQ(cidr->address, v6Bytes("::ffff:0.0.0.0"));
+  EXPECT_EQ(cidr->prefix, 96);  // every IPv4 address, and nothing else
+}
+
+TEST(ParseCidr, KeepsIpv6AsWritten) {
+  std::optional<Cidr> cidr = parseCidr("2001:db8::/32", nullptr);
+  ASSERT_TRUE(cidr.has_value());
+  EXPECT_EQ(cidr->address, v6Bytes("2001:db8::"));
+  EXPECT_EQ(cidr->prefix, 32);
+  cidr = parseCidr("::/0", nullptr);
+  ASSERT_TRUE(cidr.has_value());
+  EXPECT_EQ(cidr->prefix, 0);
+  cidr = parseCidr("::ffff:10.0.0.0/104", nullptr);  // an IPv4-mapped block, written as IPv6
+  ASSERT_TRUE(cidr.has_value());
+  EXPECT_EQ(cidr->address, v6Bytes("::ffff:10.0.0.0"));
+  EXPECT_EQ(cidr->prefix, 104);
+}
+
+TEST(ParseCidr, ABareAddressIsOneHost) {
+  std::optional<Cidr> v4 = parseCidr("192.0.2.7", nullptr);
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_EQ(v4->address, v6Bytes("::ffff:192.0.2.7"));
+  EXPECT_EQ(v4->prefix, 128);
+  std::optional<Cidr> v6 = parseCidr("::1", nullptr);
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->address, v6Bytes("::1"));
+  EXPECT_EQ(v6->prefix, 128);
+  std::optional<Cidr> full = parseCidr("10.1.2.3/32", nullptr);
+  ASSERT_TRUE(full.has_value());
+  EXPECT_EQ(full->prefix, 128);
+}
+
+TEST(ParseCidr, HostBitsSetSayWhichBlockWasMeant) {
+  struct Case {
+    std::string_view text;
+    std::string whyNot;
+  };
+  const Case cases[] = {
+      {"10.1.2.3/8", "10.1.2.3/8 has host bits set (did you mean 10.0.0.0/8?)"},
+      {"192.168.1.129/25", "192.168.1.129/25 has host bits set (did you mean 192.168.1.128/25?)"},
+      {"10.0.0.1/0", "10.0.0.1/0 has host bits set (did you mean 0.0.0.0/0?)"},
+      {"2001:db8::1/32", "2001:db8::1/32 has host bits set (did you mean 2001:db8::/32?)"},
+      {"fe80::1:0/111", "fe80::1:0/111 has host bits set (did you mean fe80::/111?)"},
+      {"::1/0", "::1/0 has host bits set (did you mean ::/0?)"},
+  };
+  for (const Case& c : cases) {
+    std::string whyNot;
+    EXPECT_FALSE(parseCidr(c.text, &whyNot).has_value()) << c.text;
+    EXPECT_EQ(whyNot, c.whyNot);
+  }
+  EXPECT_TRUE(parseCidr("fe80::1:0/112", nullptr).has_value());  // the bit just past the prefix
+  EXPECT_TRUE(parseCidr("192.168.1.128/25", nullptr).has_value());
+}
+
+TEST(ParseCidr, RejectsBadPrefixesAndJunk) {
+  const std::string expected =
+      R"(expected an address block such as "10.0.0.0/8" or "2001:db8::/32", or an address, got )";
+  struct Case {
+    std::string_view text;
+    std::string whyNot;
+  };
+  const Case cases[] = {
+      {"10.0.0.0/33", "prefix /33 of 10.0.0.0/33 is out of range (0 to 32 for IPv4)"},
+      {"::/129", "prefix /129 of ::/129 is out of range (0 to 128 for IPv6)"},
+      {"10.0.0.0/99999999999", "prefix /99999999999 of 10.0.0.0/99999999999 is out of range (0 to 32 for IPv4)"},
+      {"", expected + R"("")"},
+      {"/8", expected + R"("/8")"},
+      {"10.0.0.0/", expected + R"("10.0.0.0/")"},
+      {"10.0.0.0/-8", expected + R"("10.0.0.0/-8")"},
+      {"10.0.0.0/+8", expected + R"("10.0.0.0/+8")"},
+      {"10.0.0.0/8 ", expected + R"("10.0.0.0/8 ")"},
+      {" 10.0.0.0/8", expected + R"(" 10.0.0.0/8")"},
+      {"10.0.0.0/8/8", expected + R"("10.0.0.0/8/8")"},
+      {"10.0/8", expected + R"("10.0/8")"},
+      {"256.0.0.0/8", expected + R"("256.0.0.0/8")"},
+      {"localhost", expected + R"("localhost")"},
+      {"[::1]/128", expected + R"("[::1]/128")"},
+      {"fe80::1%eth0/64", expected + R"("fe80::1%eth0/64")"},
+      {"10.0.0.0:80", expected + R"("10.0.0.0:80")"},
+      {"10.0.0.0\n/8", expected + R"("10.0.0.0\n/8")"},
+      // inet_pton() reads a C string: it would stop at the NUL.
+      {std::string_view("10.0.0.0\0x/8", 12), expected + R"("10.0.0.0\x00x/8")"},
+      {std::string_view("::1\0", 4), expected + R"("::1\x00")"},
+  };
+  for (const Case& c : cases) {
+    std::string whyNot;
+    EXPECT_FALSE(parseCidr(c.text, &whyNot).has_value()) << c.text;
+    EXPECT_EQ(whyNot, c.whyNot);
+  }
+  EXPECT_FALSE(parseCidr("x", nullptr).has_value());  // whyNot is optional
+}
+
 // ---------------------------------------------------------------- good files
 
 TEST(GoodFiles, FullFileSetsEveryField) {
@@ -502,6 +620,141 @@ TEST(TlsConfig, AFilePathMustNotHoldANulCharacter) {
   EXPECT_EQ(firstError(text), R"(x.toml:6:26: "cert" must not contain a NUL character)");
 }
 
+// ---------------------------------------------------------------- the edge (issue 11)
+
+TEST(EdgeConfig, GlobalKeys) {
+  Config config = loadGood("edge.toml");
+  EXPECT_EQ(config.global.user, "ringlb");
+  EXPECT_EQ(config.global.group, "ringlb-group");
+  EXPECT_EQ(config.global.userPosition.line, 4);
+  EXPECT_EQ(config.global.userPosition.column, 8);
+  EXPECT_EQ(config.global.groupPosition.line, 5);
+  EXPECT_EQ(config.global.maxConnections, 9000);
+  EXPECT_EQ(config.global.sourceTableSize, 1024);
+}
+
+TEST(EdgeConfig, ListenerKeys) {
+  Config config = loadGood("edge.toml");
+  ASSERT_EQ(config.listeners.size(), 3u);
+  const Listener& edge = config.listeners[0];
+  EXPECT_EQ(edge.acceptProxy, AcceptProxy::V2);
+  ASSERT_EQ(edge.proxyFrom.size(), 3u);
+  EXPECT_EQ(edge.proxyFrom[0].text, "10.0.0.0/8");
+  EXPECT_EQ(edge.proxyFrom[0].prefix, 104);
+  EXPECT_EQ(edge.proxyFrom[1].text, "2001:db8::/32");
+  EXPECT_EQ(edge.proxyFrom[1].prefix, 32);
+  EXPECT_EQ(edge.proxyFrom[2].prefix, 128);  // a bare address
+  // Each block keeps its element's position, for errors found later.
+  EXPECT_EQ(edge.proxyFrom[0].position.line, 14);
+  EXPECT_EQ(edge.proxyFrom[0].position.column, 15);
+  EXPECT_EQ(edge.proxyFrom[1].position.column, 29);
+  EXPECT_EQ(edge.proxyTimeout, 5s);
+  EXPECT_EQ(edge.proxyMaxHeaderBytes, 65551);
+  ASSERT_EQ(edge.allow.size(), 3u);
+  EXPECT_EQ(edge.allow[1].text, "::1/128");
+  EXPECT_EQ(edge.allow[2].prefix, 96);
+  EXPECT_EQ(edge.allow[2].position.line, 17);
+  ASSERT_EQ(edge.deny.size(), 2u);
+  EXPECT_EQ(edge.deny[0].text, "10.9.0.0/16");
+  EXPECT_EQ(edge.deny[1].prefix, 0);
+  EXPECT_EQ(edge.maxConnectionsPerSource, 200);
+  EXPECT_EQ(edge.connectionRatePerSource, 100);
+
+  const Listener& plain = config.listeners[1];
+  EXPECT_EQ(plain.acceptProxy, AcceptProxy::Any);
+  EXPECT_EQ(plain.proxyMaxHeaderBytes, 16);
+  EXPECT_EQ(config.listeners[2].acceptProxy, AcceptProxy::Off);  // written out, with no proxy_from
+}
+
+TEST(EdgeConfig, PoolAndMemberSendProxy) {
+  Config config = loadGood("edge.toml");
+  const Pool& web = config.pools[0];
+  EXPECT_EQ(web.sendProxy, ProxyVersion::V1);
+  ASSERT_EQ(web.members.size(), 3u);
+  EXPECT_EQ(web.members[0].sendProxy, ProxyVersion::V2);
+  EXPECT_FALSE(web.members[1].sendProxy.has_value());  // the pool's
+  EXPECT_EQ(web.members[2].sendProxy, ProxyVersion::Off);
+}
+
+TEST(EdgeConfig, Defaults) {
+  Config config = loadGood("full.toml");
+  EXPECT_EQ(config.global.user, "");
+  EXPECT_EQ(config.global.group, "");
+  EXPECT_EQ(config.global.userPosition.line, 0);
+  EXPECT_EQ(config.global.maxConnections, 0);  // derived at start
+  EXPECT_EQ(config.global.sourceTableSize, 65536);
+  for (const Listener& listener : config.listeners) {
+    EXPECT_EQ(listener.acceptProxy, AcceptProxy::Off);
+    EXPECT_TRUE(listener.proxyFrom.empty());
+    EXPECT_EQ(listener.proxyTimeout, 3s);
+    EXPECT_EQ(listener.proxyMaxHeaderBytes, 4096);
+    EXPECT_TRUE(listener.allow.empty());
+    EXPECT_TRUE(listener.deny.empty());
+    EXPECT_EQ(listener.maxConnectionsPerSource, 0);
+    EXPECT_EQ(listener.connectionRatePerSource, 0);
+  }
+  for (const Pool& pool : config.pools) {
+    EXPECT_EQ(pool.sendProxy, ProxyVersion::Off);
+    for (const Member& member : pool.members) EXPECT_FALSE(member.sendProxy.has_value());
+  }
+}
+
+// A pool, then a listener last: listener keys can be appended.
+const char* const kEdgeBase = R"([pool.web]
+[[pool.web.member]]
+address = "127.0.0.1:9001"
+[[listener]]
+name = "web"
+bind = "127.0.0.1:8080"
+pool = "web"
+)";
+
+LoadResult loadEdge(std::string_view global, std::string_view listener) {
+  return loadString(fmt::format("[global]\n{}{}{}", global, kEdgeBase, listener), "x.toml");
+}
+
+TEST(EdgeConfig, LimitsAtTheirBounds) {
+  LoadResult result = loadEdge("max_connections = 100000000\nsource_table_size = 16777216\n",
+                               "max_connections_per_source = 1000000\nconnection_rate_per_source = 0\n");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  EXPECT_EQ(result.config->global.maxConnections, 100'000'000);
+  EXPECT_EQ(result.config->global.sourceTableSize, 16'777'216);
+  EXPECT_EQ(result.config->listeners[0].maxConnectionsPerSource, 1'000'000);
+  result = loadEdge("max_connections = 1\nsource_table_size = 16\n", "proxy_max_header_bytes = 16\n");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  EXPECT_EQ(result.config->global.maxConnections, 1);
+  EXPECT_EQ(result.config->global.sourceTableSize, 16);
+  EXPECT_EQ(describe(loadEdge("max_connections = 100000001\nsource_table_size = 16777217\n",
+                              "connection_rate_per_source = 1000001\n")),
+            "x.toml:2:19: \"max_connections\" must be an integer from 1 to 100000000, got 100000001\n"
+            "x.toml:3:21: \"source_table_size\" must be an integer from 16 to 16777216, got 16777217\n"
+            "x.toml:11:30: \"connection_rate_per_source\" must be an integer from 0 to 1000000, got 1000001\n");
+}
+
+TEST(EdgeConfig, AnAccountNameMustNotHoldANulCharacter) {
+  // getpwnam() would read "root" only.
+  EXPECT_EQ(describe(loadEdge("user = \"root\\u0000x\"\ngroup = \"\\u0000\"\n", "")),
+            "x.toml:2:8: \"user\" must not contain a NUL character\n"
+            "x.toml:3:9: \"group\" must not contain a NUL character\n");
+}
+
+TEST(EdgeConfig, ProxyFromWithAcceptProxyInEitherOrder) {
+  // Whichever key comes first in the table, the pair is checked together.
+  LoadResult result = loadEdge("", "proxy_from = [\"10.0.0.0/8\"]\naccept_proxy = \"v1\"\n");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  EXPECT_EQ(result.config->listeners[0].acceptProxy, AcceptProxy::V1);
+  EXPECT_EQ(result.config->listeners[0].proxyFrom.size(), 1u);
+}
+
+TEST(EdgeConfig, AnEmptyDenyIsNoRuleButAnEmptyAllowIsAnError) {
+  // An empty allow would read as "nobody" but mean "everyone".
+  LoadResult result = loadEdge("", "deny = []\n");
+  ASSERT_TRUE(result.config.has_value()) << describe(result);
+  EXPECT_TRUE(result.config->listeners[0].deny.empty());
+  EXPECT_EQ(describe(loadEdge("", "allow = []\n")),
+            "x.toml:9:9: \"allow\" must not be empty (leave it out to allow every address)\n");
+}
+
 class GoodFile : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoodFile, Loads) { loadGood(GetParam()); }
@@ -838,7 +1091,11 @@ const std::vector<TableChanges>& everyKey() {
         {"log_level", R"("info")", R"("debug")"},
         {"access_log", R"("off")", R"("stdout")"},
         {"shutdown_timeout", R"("30s")", R"("5s")"},
-        {"removed_member_timeout", R"("1m")", R"("2m")"}}},
+        {"removed_member_timeout", R"("1m")", R"("2m")"},
+        {"user", R"("ringlb")", R"("nobody")"},
+        {"group", R"("ringlb")", R"("nogroup")"},
+        {"max_connections", "9000", "9001"},
+        {"source_table_size", "65536", "1024"}}},
       {"[admin]", keys::kAdmin,
        {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"}, {"token", R"("a")", R"("b")"}}},
       {"[[listener]]", keys::kListener,
@@ -849,7 +1106,15 @@ const std::vector<TableChanges>& everyKey() {
         {"idle_timeout", R"("1h")", R"("2h")"},
         {"preread_timeout", R"("5s")", R"("2s")"},
         {"tls", "", "", "~ listener web - tls (1 certificate, min_version 1.2)"},  // drops [listener.tls]
-        {"route", "", "", "~ listener web route extra.internal: (default) -> other"}}},  // adds a route
+        {"route", "", "", "~ listener web route extra.internal: (default) -> other"},  // adds a route
+        {"accept_proxy", R"("v2")", R"("any")"},
+        {"proxy_from", R"(["10.0.0.0/8"])", R"(["10.0.0.0/8", "::1"])"},
+        {"proxy_timeout", R"("3s")", R"("5s")"},
+        {"proxy_max_header_bytes", "4096", "512"},
+        {"allow", R"(["10.0.0.0/8"])", R"(["10.0.0.0/16"])"},
+        {"deny", R"(["10.9.0.0/16"])", "[]"},
+        {"max_connections_per_source", "0", "10"},
+        {"connection_rate_per_source", "5", "0"}}},
       {"[listener.tls]", keys::kListenerTls,
        {{"certificates", R"([{ cert = "/c/a.pem", key = "/c/a.key" }])", R"([{ cert = "/c/a.pem", key = "/c/b.key" }])"},
         {"min_version", R"("1.2")", R"("1.3")"},
@@ -870,14 +1135,16 @@ const std::vector<TableChanges>& everyKey() {
         {"hash_balance_factor", "0", "1.5"},
         {"member", "", "", "+ member m3"},    // adds a member table
         {"health", "", "", "- health"},       // drops the health table
-        {"tls", "", "", "- tls (server_name a.internal, verify true, client certificate)"}}},
+        {"tls", "", "", "- tls (server_name a.internal, verify true, client certificate)"},
+        {"send_proxy", R"("v1")", R"("v2")"}}},
       {"[[pool.web.member]]", keys::kMember,
        {{"name", R"("m1")", R"("m9")", "+ member m9"},
         {"address", R"("127.0.0.1:9001")", R"("127.0.0.1:9009")"},
         {"weight", "1", "2"},
         {"backup", "false", "true"},
         {"health_address", R"("127.0.0.2")", R"("127.0.0.3")"},
-        {"health_port", "9100", "9101", "health_address"}}},
+        {"health_port", "9100", "9101", "health_address"},
+        {"send_proxy", R"("v2")", R"("off")"}}},
       {"[pool.web.health]", keys::kHealth,
        {{"kind", R"("http")", R"("tcp")"},
         {"interval", R"("2s")", R"("3s")"},
@@ -986,6 +1253,20 @@ TEST(ReloadPreview, ShowsOldAndNewValues) {
             "pool web:\n  tls verify true -> false\npool other: unchanged\n");
   EXPECT_EQ(lb::previewReload(loadText(fileWith("[pool.web]", "tls")), base),
             "pool web:\n  + tls (server_name a.internal, verify true, client certificate)\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[global]", "user"))),
+            R"([global] user "ringlb" -> "nobody" (needs a restart: a reload that changes it is refused))"
+            "\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[global]", "max_connections"))),
+            "[global] max_connections 9000 -> 9001\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[[listener]]", "proxy_from"))),
+            R"(~ listener web proxy_from [10.0.0.0/8] -> [10.0.0.0/8, ::1])"
+            "\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[[listener]]", "deny"))),
+            "~ listener web deny [10.9.0.0/16] -> (none)\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[[listener]]", "connection_rate_per_source"))),
+            "~ listener web connection_rate_per_source 5 -> no limit\npool web: unchanged\npool other: unchanged\n");
+  EXPECT_EQ(lb::previewReload(base, loadText(fileWith("[[pool.web.member]]", "send_proxy"))),
+            "pool web:\n  ~ member m1 send_proxy v2 -> off\npool other: unchanged\n");
   std::string weight = lb::previewReload(base, loadText(fileWith("[[pool.web.member]]", "weight")));
   EXPECT_EQ(weight.rfind("pool web:\n  ~ member m1 weight 1 -> 2\n  consistent-hash keys that would move: ", 0), 0u)
       << weight;
@@ -1006,6 +1287,42 @@ TEST(ReloadPreview, TlsAndRouteChangesKeepTheListenersSocket) {
         EXPECT_TRUE(line.starts_with("~ listener web ")) << line;
     }
   }
+}
+
+// The process dropped to user and group at start: a reload cannot change
+// them, and says so at the key, whatever else changes.
+TEST(ReloadRefusals, AChangeOfUserOrGroupIsRefusedAtItsKey) {
+  Config base = loadText(fileWith());
+  EXPECT_TRUE(reloadRefusals(base, base).empty());
+  for (std::string_view key : {"workers", "max_connections", "source_table_size", "log_level"})
+    EXPECT_TRUE(reloadRefusals(base, loadText(fileWith("[global]", key))).empty()) << key;
+  EXPECT_TRUE(reloadRefusals(base, loadText(fileWith("[[listener]]", "accept_proxy"))).empty());
+
+  std::vector<Error> user = reloadRefusals(base, loadText(fileWith("[global]", "user")));
+  ASSERT_EQ(user.size(), 1u);
+  EXPECT_EQ(formatError(user[0]),
+            R"(preview.toml:7:8: [global] "user" cannot change on a reload ("ringlb" -> "nobody"): )"
+            "restart ringlb to apply it");
+  std::vector<Error> group = reloadRefusals(base, loadText(fileWith("[global]", "group")));
+  ASSERT_EQ(group.size(), 1u);
+  EXPECT_EQ(formatError(group[0]),
+            R"(preview.toml:8:9: [global] "group" cannot change on a reload ("ringlb" -> "nogroup"): )"
+            "restart ringlb to apply it");
+}
+
+TEST(ReloadRefusals, SettingOrRemovingUserIsAChangeToo) {
+  Config without = loadText(kMinimal);
+  Config with = loadText(std::string("[global]\nuser = \"nobody\"\n") + kMinimal);
+  std::vector<Error> added = reloadRefusals(without, with);
+  ASSERT_EQ(added.size(), 1u);
+  EXPECT_EQ(formatError(added[0]),
+            R"(preview.toml:2:8: [global] "user" cannot change on a reload (unset -> "nobody"): )"
+            "restart ringlb to apply it");
+  std::vector<Error> removed = reloadRefusals(with, without);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(formatError(removed[0]),  // no key to point at in the new file
+            R"(preview.toml: [global] "user" cannot change on a reload ("nobody" -> unset): )"
+            "restart ringlb to apply it");
 }
 
 }  // namespace
