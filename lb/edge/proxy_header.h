@@ -37,13 +37,21 @@ struct ParsedHeader {
   std::string_view why;  // Invalid: a short static reason for the log
 };
 
-// Looks at the first `bytes` of a connection (everything received so far).
-// Returns NeedMore until a header is complete, Invalid as soon as the bytes
-// cannot be one (wrong signature, v1 without CRLF within 107 bytes, a lone
-// CR, leading zeros, a v2 version nibble other than 2, an unknown command or
-// family, a LOCAL header with a length is accepted and its body skipped,
-// TLVs running past the header, a v2 length over `maxV2Bytes`).
-// `accepted` says which versions the listener takes (Any: both).
+// Looks at the first `bytes` of a connection (everything received so far;
+// call again with more). Returns NeedMore while every byte so far can still
+// begin a header, Done once one is complete, and Invalid at the first byte
+// that proves the bytes cannot be one: a first byte other than 'P' (v1) or
+// CR (v2), a signature mismatch, v1 without CRLF within 107 bytes, a lone
+// CR or LF, other than single spaces, leading zeros, a port over 65535, an
+// address not in the form its family (TCP4/TCP6) says (inet_pton's forms);
+// a v2 version nibble other than 2, a command other than LOCAL or PROXY, a
+// PROXY header for AF_UNIX or DGRAM, a length short of its address block,
+// TLVs running past the header, a total over `maxV2Bytes` (known from the
+// length field alone). v1 UNKNOWN takes anything up to its CRLF; v2 LOCAL
+// takes any family and length and skips its body; v2 PROXY with an
+// unspecified family or protocol is taken like LOCAL (hasAddresses false).
+// `accepted` says which versions the listener takes (Any: both; Off:
+// Invalid). Bytes past headerBytes are payload: never looked at.
 ParsedHeader parseHeader(std::span<const uint8_t> bytes, config::AcceptProxy accepted, size_t maxV2Bytes);
 
 // What a header sent to a member carries besides the addresses (v2 TLVs;
@@ -63,8 +71,13 @@ inline constexpr size_t kMaxWrittenHeaderBytes = 1024;
 
 // Writes the header for a connection from `source` to `destination` (both
 // AF_INET or both AF_INET6; mixed families are written as IPv6 with the
-// IPv4 one mapped) into `out` and returns its length. v1 writes "PROXY
-// UNKNOWN" when the families are not IP. Returns 0 when `out` is too small.
+// IPv4 one mapped) into `out` and returns its length. When either end is
+// not IP, v1 writes "PROXY UNKNOWN" and v2 a PROXY command with family
+// AF_UNSPEC (TLVs only). v2's PP2_TYPE_SSL says verify = 0 only when
+// clientCertVerified (the spec: zero when a certificate was presented and
+// verified, non-zero otherwise). Returns 0, having written nothing usable,
+// when `out` is too small or a TLV value is over 65535 bytes (nothing is
+// cut short), and for Off.
 size_t writeHeader(config::ProxyVersion version, const sockaddr_storage& source,
                    const sockaddr_storage& destination, const HeaderExtras& extras, std::span<uint8_t> out);
 
