@@ -10,6 +10,10 @@
 //    until parseHeader says Done or Invalid, or proxy_timeout passes. Done
 //    consumes exactly the header's bytes: what follows stays in the socket
 //    and reaches the next state like any client's first bytes.
+//  - Connecting covers the whole TCP setup of a member connection: the
+//    connect and then, for a member with send_proxy, the PROXY header
+//    (lb/worker_send_proxy.cc), sent before any other byte reaches the
+//    member; a header that cannot be sent is a failed connect (next member).
 //  - Prereading (routes, no [listener.tls]): the client's first bytes are
 //    received and kept (at most 16 KiB) until the ClientHello parser has
 //    an answer or preread_timeout passes; the pool is chosen from the SNI.
@@ -114,10 +118,23 @@ struct Flow {
 
 constexpr uint32_t kMaxAttempts = 17;  // 1 + the largest `retries` config allows
 
+// The PROXY header on its way to a just-connected member: a BlockPool
+// block with the header and, behind it, a copy of the client bytes flow 0
+// already holds (a plaintext member only), so both leave in one send. Only
+// the header's own bytes decide success; the copied ones are credited to
+// flow 0 when they went, and flow 0 sends the rest from its own buffer.
+struct ProxyHeaderSend {
+  char* block = nullptr;     // held from building the header to its last send's completion
+  uint32_t headerBytes = 0;  // [0, headerBytes) of block: the header
+  uint32_t length = 0;       // headerBytes + the copied client bytes
+  uint32_t sent = 0;
+};
+
 struct Session {
   uint32_t generation = 0;
   SessionState state = SessionState::Free;
   bool connectPending = false;
+  bool headerPending = false;  // a ProxyHeaderSend (and its linked timeout) in flight
   ClientWatch clientWatch = ClientWatch::Off;
   int8_t firstEof = -1;  // the flow whose source sent FIN first, or -1
   uint8_t attempts = 0;  // connects started, including the current one
@@ -144,14 +161,16 @@ struct Session {
   // The connection's own peer (with accept_proxy: the front balancer).
   // Read whenever anything needs an address; family AF_UNSPEC otherwise.
   sockaddr_storage peer{};
-  // proxied: the header's destination (what the client connected to at the
-  // front balancer); the PROXY header sent on carries it as destination.
-  sockaddr_storage proxyDestination{};
-  bool proxied = false;
+  bool proxied = false;  // client and local come from a front balancer's PROXY header
   uint32_t proxyPeeked = 0;  // ReadingProxyHeader: bytes the last peek saw
   // Per-source limits: the table this session was admitted to (release()
   // once when it ends, with `client`); null when not counted.
   std::shared_ptr<edge::SourceLimits> sourceLimits;
+  // The address the client connected to, for PROXY headers: the received
+  // header's destination when `proxied`, else filled (once, by getsockname
+  // on a wildcard listener) only when a header needs it.
+  sockaddr_storage local{};
+  ProxyHeaderSend proxyHeader;
   std::array<Flow, 2> flows;
 };
 

@@ -419,7 +419,7 @@ void Worker::onTick() {
       endSession(s, EndReason::Shutdown);
       continue;
     }
-    if (s.state == SessionState::Connecting && s.clientWatch == ClientWatch::Off) {
+    if (s.state == SessionState::Connecting && s.connectPending && s.clientWatch == ClientWatch::Off) {
       watchClient(s);
       continue;
     }

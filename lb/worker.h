@@ -131,6 +131,8 @@ class Worker {
   void releaseGeneration(WorkerGeneration* generation);
   void startConnect(Session& s);
   void onConnect(Session& s, int result);
+  void memberReady(Session& s);
+  void connectFailed(Session& s, int result);
   void watchClient(Session& s);
   void onClientWatch(Session& s, int result);
   void startProxying(Session& s);
@@ -160,6 +162,14 @@ class Worker {
   const Pool& poolOf(const Session& s) const { return s.picker->pool(); }
   char* flowData(const Flow& f) const;
 
+  // worker_send_proxy.cc: the PROXY header a member connection begins with.
+  const sockaddr_storage& effectiveClient(Session& s);
+  const sockaddr_storage& clientDestination(Session& s);
+  void startProxyHeader(Session& s);
+  void sendProxyHeader(Session& s);
+  void onProxyHeaderSent(Session& s, int result);
+  void releaseProxyHeader(Session& s);
+
   // worker_tls.cc: the preread, TLS handshakes and flows through TLS legs.
   SessionTls* acquireTls();
   void releaseTls(Session& s);
@@ -184,6 +194,7 @@ class Worker {
   void finishTlsFlow(Session& s, int flow);
   void checkTlsDeadlines(Session& s);
   void logTls(const Session& s, AccessRecord& record, std::string& alpn) const;
+  void proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const;
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
 
   // worker_edge.cc: accept_proxy, allow/deny, per-source limits.

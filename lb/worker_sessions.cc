@@ -204,14 +204,27 @@ void Worker::startConnect(Session& s) {
 void Worker::onConnect(Session& s, int result) {
   s.connectPending = false;
   if (s.state != SessionState::Connecting) return;  // ended while connecting
+  if (result != 0) return connectFailed(s, result);
+  if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
+  // The PROXY header is the first thing on the connection (before TLS).
+  if (s.member->sendProxy != config::ProxyVersion::Off) return startProxyHeader(s);
+  memberReady(s);
+}
+
+// The member's connection is up and its PROXY header (if any) sent.
+void Worker::memberReady(Session& s) {
+  if (poolOf(s).tls) return (void)startMemberHandshake(s);  // succeeds once TLS is up
   Member& member = *s.member;
-  if (result == 0) {
-    if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
-    if (poolOf(s).tls) return (void)startMemberHandshake(s);  // succeeds once TLS is up
-    member.connectFailures.recordSuccess();
-    bump(member.counters.connections);
-    return startProxying(s);
-  }
+  member.connectFailures.recordSuccess();
+  bump(member.counters.connections);
+  startProxying(s);
+}
+
+// A connect, or the PROXY header behind it, failed (`result` a -errno;
+// -ECANCELED: its linked timeout fired). No client byte has reached the
+// member, so the next member is tried.
+void Worker::connectFailed(Session& s, int result) {
+  Member& member = *s.member;
   if (isLocalResourceError(-result)) {
     // No local port, no memory: this host's failure, not the member's. The
     // next member may still work (ports are per destination).
@@ -282,6 +295,8 @@ void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags)
   switch (op) {
     case Op::Connect: onConnect(s, result); break;
     case Op::ConnectTimeout: break;  // the outcome arrives with Connect
+    case Op::ProxyHeaderSend: onProxyHeaderSent(s, result); break;
+    case Op::ProxyHeaderTimeout: break;  // the outcome arrives with ProxyHeaderSend
     case Op::WatchClient: onClientWatch(s, result); break;
     case Op::LegSend0: onLegSent(s, 0, result); break;
     case Op::LegSend1: onLegSent(s, 1, result); break;
@@ -589,6 +604,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   s.endReason = reason;
   s.state = SessionState::Closing;
   if (s.connectPending) cancel(s, Op::Connect);
+  if (s.headerPending) cancel(s, Op::ProxyHeaderSend);
   if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
   if (s.tls && s.tls->client.sending()) cancel(s, Op::LegSend0);
   if (s.tls && s.tls->member.sending()) cancel(s, Op::LegSend1);
@@ -638,6 +654,7 @@ void Worker::maybeFree(Session& s) {
   if (s.state != SessionState::Closing || s.inflight > 0) return;
   // Nothing in flight reads them any more.
   for (Flow& f : s.flows) releaseBuffer(f);
+  releaseProxyHeader(s);
   releaseTls(s);
   s.state = SessionState::Free;
   WorkerGeneration* runtime = s.runtime;

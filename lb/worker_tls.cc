@@ -554,6 +554,28 @@ void Worker::checkTlsDeadlines(Session& s) {
   }
 }
 
+// v2 TLVs of the PROXY header to a member: what the client's terminated
+// handshake settled (ALPN, SNI, version, cipher, a verified client
+// certificate), or the SNI of a peeked ClientHello. The views point into
+// the SSL object or the parser, which outlive the header's writing.
+void Worker::proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const {
+  if (!s.tls) return;
+  if (s.tls->client.active() && s.tls->client.handshakeDone()) {
+    SSL* ssl = s.tls->client.ssl();
+    const unsigned char* protocol = nullptr;
+    unsigned length = 0;
+    SSL_get0_alpn_selected(ssl, &protocol, &length);
+    if (protocol) extras.alpn = std::string_view(reinterpret_cast<const char*>(protocol), length);
+    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) extras.authority = sni;
+    extras.tls = true;
+    extras.clientCertVerified = SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK;
+    extras.tlsVersion = SSL_get_version(ssl);
+    extras.tlsCipher = SSL_get_cipher_name(ssl);
+  } else if (s.tls->peeked) {
+    extras.authority = s.tls->hello.serverName();
+  }
+}
+
 void Worker::logTls(const Session& s, AccessRecord& record, std::string& alpn) const {
   if (!s.tls) return;
   if (!listenerOf(s).routePools.empty()) {
