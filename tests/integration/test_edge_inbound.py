@@ -222,6 +222,21 @@ backend ringlb
         self.assertEqual(self.entry(lb, client)["end"], "proxy_header_invalid")
         self.assertLess(time.monotonic() - started, 30, "waited for proxy_timeout instead")
 
+    def test_the_header_sent_on_carries_the_received_addresses(self):
+        def proxy_line_handler(conn, backend):
+            header = harness.read_line(conn)
+            payload = harness.read_line(conn)
+            conn.sendall(header + payload)
+            conn.shutdown(socket.SHUT_WR)
+            harness.recv_all(conn)
+
+        self.members = [self.backend(proxy_line_handler, name="pp")]
+        port = harness.free_port()
+        self.start_ringlb(self.config(port, {"accept_proxy": "v2", "proxy_from": ["127.0.0.1/32"]},
+                                      pool={"send_proxy": "v1"}))
+        data, _ = exchange(port, v2_header("203.0.113.5", 4444, "198.51.100.1", 443) + b"hello\n")
+        self.assertEqual(data, b"PROXY TCP4 203.0.113.5 198.51.100.1 4444 443\r\nhello\n")
+
     def test_local_header_keeps_the_connection_addresses(self):
         port = harness.free_port()
         lb = self.start_ringlb(self.config(port, {"accept_proxy": "any", "proxy_from": ["127.0.0.1/32"]}))
