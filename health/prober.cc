@@ -69,9 +69,13 @@ Prober::Prober(ProbeRing* ring, uint16_t id, std::vector<ProbeSpec> specs, OnTra
     }
     Options options = spec.options;
     State initial = spec.initial;
+    std::string plainOutput;
+    if (!usesTls(spec.kind))
+      plainOutput = spec.kind == config::HealthKind::Http ? spec.prelude + spec.request : spec.prelude;
     targets_.push_back(Target{.spec = std::move(spec),
                               .health = MemberHealth(options, now, nextRandom(), initial),
                               .status = {},
+                              .plainOutput = std::move(plainOutput),
                               .parser = {}});
   }
 }
@@ -160,8 +164,7 @@ void Prober::submit(size_t index, Step step) {
         io_uring_prep_send(sqe, t.fd, out.data(), out.size(), MSG_NOSIGNAL);
         break;
       }
-      io_uring_prep_send(sqe, t.fd, t.spec.request.data() + t.sent, t.spec.request.size() - t.sent,
-                         MSG_NOSIGNAL);
+      io_uring_prep_send(sqe, t.fd, t.plainOutput.data() + t.sent, t.plainOutput.size() - t.sent, MSG_NOSIGNAL);
       break;
     case Step::Recv:
       if (t.tls) {
@@ -196,17 +199,19 @@ void Prober::onStep(size_t index, Step step, int result, TimePoint now) {
   if (result < 0) return finish(index, false, connectFailureReason(-result), now);
   switch (step) {
     case Step::Connect:
-      if (t.spec.kind == config::HealthKind::Tcp) return finish(index, true, "connected", now);
       if (usesTls(t.spec.kind)) {
         t.tls = std::make_unique<TlsProbe>(
             t.spec.tlsContext.get(), t.spec.serverName,
-            t.spec.kind == config::HealthKind::Https ? t.spec.request : std::string());
+            t.spec.kind == config::HealthKind::Https ? t.spec.request : std::string(), t.spec.prelude);
         return continueTls(index, t.tls->begin(), now);
       }
+      if (t.plainOutput.empty()) return finish(index, true, "connected", now);  // tcp
       return submit(index, Step::Send);
     case Step::Send:
       t.sent += static_cast<size_t>(result);
-      return submit(index, t.sent < t.spec.request.size() ? Step::Send : Step::Recv);
+      if (t.sent < t.plainOutput.size()) return submit(index, Step::Send);
+      if (t.spec.kind == config::HealthKind::Tcp) return finish(index, true, "connected", now);
+      return submit(index, Step::Recv);
     case Step::Recv: {
       if (result == 0) return finish(index, false, std::string(t.parser.finish().reason), now);
       StatusLineParser::Result parsed =

@@ -6,8 +6,9 @@
 // onTick() often (every few tens of milliseconds): ticks start due probes and
 // enforce probe deadlines.
 //
-// A probe: connect (tcp: done), then for http send the request and read until
-// the status line is complete. What is read is bounded by the status-line
+// A probe: connect, send the prelude if there is one (tcp: then done), then
+// for http send the request (in the same send) and read until the status
+// line is complete. What is read is bounded by the status-line
 // parser, so a member sending garbage or an endless stream fails the probe
 // without growing memory. tls and https run a TlsProbe (health/tls_probe.h)
 // after the connect: the ring's sends and receives carry its ciphertext.
@@ -37,6 +38,9 @@ struct ProbeSpec {
   config::Address address;  // where to probe (the member, or its health_address/health_port)
   config::HealthKind kind = config::HealthKind::Tcp;
   std::string request;  // http: the whole request
+  // Bytes sent first on every probe connection, before the request or the
+  // TLS handshake (the PROXY header a member requires); empty: none.
+  std::string prelude;
   std::vector<int> expectStatus;
   // tls, https: the pool's client context (shared by its probes; null: the
   // system's trust store) and the name sent as SNI and verified (empty:
@@ -100,6 +104,9 @@ class Prober {
     uint16_t generation = 0;
     uint32_t inflight = 0;
     int fd = -1;
+    // tcp, http: the prelude then the http request, sent in one go after
+    // the connect (tls, https: the TlsProbe sends the prelude).
+    std::string plainOutput;
     size_t sent = 0;
     Step step = Step::Connect;
     TimePoint startedAt{};

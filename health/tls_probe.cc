@@ -28,8 +28,8 @@ SharedSslCtx defaultProbeContext() {
   return shared;
 }
 
-TlsProbe::TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string request)
-    : request_(std::move(request)) {
+TlsProbe::TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string request, std::string_view prelude)
+    : request_(std::move(request)), output_(prelude) {
   ERR_clear_error();
   ssl_ = ctx ? SSL_new(ctx) : nullptr;
   network_ = BIO_new(BIO_s_mem());

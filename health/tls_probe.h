@@ -52,8 +52,10 @@ class TlsProbe {
 
   // `request` empty: a handshake probe; else https, sent once the
   // handshake is done. `serverName` empty: no SNI and no name check; an IP
-  // literal: no SNI, the certificate must name that address.
-  TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string request);
+  // literal: no SNI, the certificate must name that address. `prelude`:
+  // plaintext sent before the ClientHello, in the same first output (a
+  // PROXY header).
+  TlsProbe(SSL_CTX* ctx, std::string_view serverName, std::string request, std::string_view prelude = {});
   ~TlsProbe();
   TlsProbe(const TlsProbe&) = delete;
   TlsProbe& operator=(const TlsProbe&) = delete;

@@ -12,6 +12,7 @@
 #include "config/diff.h"
 #include "health/http_status.h"
 #include "lb/descriptor_budget.h"
+#include "lb/edge/proxy_header.h"
 #include "lb/log.h"
 #include "lb/systemd_notify.h"
 #include "lb/tls/ktls.h"
@@ -64,6 +65,14 @@ health::ProbeSpec probeSpec(const Pool& pool, const Member& member, const config
   spec.expectStatus = health.expectStatus;
   spec.tlsContext = tlsContext;
   if (pool.tls) spec.serverName = pool.tls->serverName();
+  // A member that requires the PROXY header gets one with no addresses
+  // (v2 LOCAL, v1 UNKNOWN) before each probe, so it does not refuse the
+  // probe as a broken header. Not to a separate health_address/health_port,
+  // which is another service (as HAProxy does unless told otherwise).
+  if (!(configured && configured->healthAddress)) {
+    std::span<const uint8_t> header = edge::localHeader(member.sendProxy);
+    spec.prelude.assign(reinterpret_cast<const char*>(header.data()), header.size());
+  }
   spec.options = healthOptions(health);
   spec.initial = member.up.load() ? health::State::Up : health::State::Down;
   return spec;

@@ -25,13 +25,14 @@ uint64_t MemberEndpoint::retiredFor(uint64_t nowNs) const {
   return nowNs > at ? nowNs - at : 0;
 }
 
-Member::Member(const config::Member& spec, std::shared_ptr<SharedMemberState> shared,
-               std::shared_ptr<MemberEndpoint> endpointShared)
+Member::Member(const config::Member& spec, config::ProxyVersion poolSendProxy,
+               std::shared_ptr<SharedMemberState> shared, std::shared_ptr<MemberEndpoint> endpointShared)
     : state(std::move(shared)),
       endpoint(std::move(endpointShared)),
       name(spec.name),
       address(spec.address),
       backup(spec.backup),
+      sendProxy(spec.sendProxy.value_or(poolSendProxy)),
       weight(static_cast<uint32_t>(spec.weight)),
       up(state->up),
       draining(state->draining),
@@ -46,7 +47,7 @@ Pool::Pool(const config::Pool& pool, const Pool* previous) : config_(pool) {
     auto state = old ? old->state : std::make_shared<SharedMemberState>();
     auto endpoint = old && old->address.text == spec.address.text ? old->endpoint
                                                                   : std::make_shared<MemberEndpoint>();
-    members_.push_back(std::make_shared<Member>(spec, std::move(state), std::move(endpoint)));
+    members_.push_back(std::make_shared<Member>(spec, pool.sendProxy, std::move(state), std::move(endpoint)));
   }
   publish();
   auto timeout = pool.connectTimeout;

@@ -63,7 +63,7 @@ class MemberEndpoint {
 };
 
 struct Member {
-  Member(const config::Member& spec, std::shared_ptr<SharedMemberState> shared,
+  Member(const config::Member& spec, config::ProxyVersion poolSendProxy, std::shared_ptr<SharedMemberState> shared,
          std::shared_ptr<MemberEndpoint> endpointShared);
   Member(const Member&) = delete;
   Member& operator=(const Member&) = delete;
@@ -77,6 +77,10 @@ struct Member {
   const std::string name;
   const config::Address address;
   const bool backup;
+  // The PROXY header every connection to the member begins with: the
+  // member's send_proxy, else its pool's. A reload builds new Members, so a
+  // change applies to connections made from then on.
+  const config::ProxyVersion sendProxy;
   // This generation's own: the file's weight, changed by the admin endpoint
   // through Pool::setWeight.
   std::atomic<uint32_t> weight;

@@ -2,9 +2,18 @@
 // One proxied connection, as a worker keeps it in its slab.
 //
 // Life:
-//   Free -> [Prereading | Handshaking] -> Connecting
+//   Free -> [ReadingProxyHeader] -> [Prereading | Handshaking] -> Connecting
 //        -> (Connecting on another member)* -> [MemberHandshaking] -> Proxying
 //        -> Closing -> Free.
+//  - ReadingProxyHeader (accept_proxy, the peer is in proxy_from): the
+//    PROXY header is peeked (MSG_PEEK, never consumed before it is whole)
+//    until parseHeader says Done or Invalid, or proxy_timeout passes. Done
+//    consumes exactly the header's bytes: what follows stays in the socket
+//    and reaches the next state like any client's first bytes.
+//  - Connecting covers the whole TCP setup of a member connection: the
+//    connect and then, for a member with send_proxy, the PROXY header
+//    (lb/worker_send_proxy.cc), sent before any other byte reaches the
+//    member; a header that cannot be sent is a failed connect (next member).
 //  - Prereading (routes, no [listener.tls]): the client's first bytes are
 //    received and kept (at most 16 KiB) until the ClientHello parser has
 //    an answer or preread_timeout passes; the pool is chosen from the SNI.
@@ -15,7 +24,9 @@
 //  - MemberHandshaking ([pool.NAME.tls]): after the TCP connect, the TLS
 //    handshake with the member, bounded by connect_timeout; a failure counts
 //    like a refused connect (next member).
-// Any state may go to Closing.
+// Any state may go to Closing. Access control and per-source limits are
+// applied before the first of these states that sees the client's bytes
+// (after the header when there is one), never after a member was picked.
 // Invariants (checked: lb/check.h):
 //  - `inflight` counts this session's SQEs whose final CQE has not arrived.
 //    A slot returns to Free only in Closing with inflight == 0, so no
@@ -35,10 +46,12 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "lb/access_log.h"
+#include "lb/edge/source_limits.h"
 #include "lb/flow_state.h"
 #include "lb/ring/pipe_pool.h"
 #include "lb/ring/user_data.h"
@@ -55,6 +68,7 @@ struct WorkerGeneration;
 
 enum class SessionState : uint8_t {
   Free,
+  ReadingProxyHeader,
   Prereading,
   Handshaking,
   Connecting,
@@ -105,10 +119,23 @@ struct Flow {
 
 constexpr uint32_t kMaxAttempts = 17;  // 1 + the largest `retries` config allows
 
+// The PROXY header on its way to a just-connected member: a BlockPool
+// block with the header and, behind it, a copy of the client bytes flow 0
+// already holds (a plaintext member only), so both leave in one send. Only
+// the header's own bytes decide success; the copied ones are credited to
+// flow 0 when they went, and flow 0 sends the rest from its own buffer.
+struct ProxyHeaderSend {
+  char* block = nullptr;     // held from building the header to its last send's completion
+  uint32_t headerBytes = 0;  // [0, headerBytes) of block: the header
+  uint32_t length = 0;       // headerBytes + the copied client bytes
+  uint32_t sent = 0;
+};
+
 struct Session {
   uint32_t generation = 0;
   SessionState state = SessionState::Free;
   bool connectPending = false;
+  bool headerPending = false;  // a ProxyHeaderSend (and its linked timeout) in flight
   ClientWatch clientWatch = ClientWatch::Off;
   int8_t firstEof = -1;  // the flow whose source sent FIN first, or -1
   uint8_t attempts = 0;  // connects started, including the current one
@@ -127,7 +154,24 @@ struct Session {
   uint64_t acceptedNs = 0;
   uint64_t connectedNs = 0;   // 0 until connected
   uint64_t lastActiveNs = 0;  // last byte moved either way
+  // The effective client: the PROXY header's source when the header carried
+  // addresses (`proxied`), else the connection's peer. Everything that asks
+  // "who is the client" (access log, hashing, allow/deny, per-source limits,
+  // the PROXY header sent on to a member) uses this one.
   sockaddr_storage client{};
+  // The connection's own peer (with accept_proxy: the front balancer).
+  // Read whenever anything needs an address; family AF_UNSPEC otherwise.
+  sockaddr_storage peer{};
+  bool proxied = false;  // client and local come from a front balancer's PROXY header
+  uint32_t proxyPeeked = 0;  // ReadingProxyHeader: bytes the last peek saw
+  // Per-source limits: the table this session was admitted to (release()
+  // once when it ends, with `client`); null when not counted.
+  std::shared_ptr<edge::SourceLimits> sourceLimits;
+  // The address the client connected to, for PROXY headers: the received
+  // header's destination when `proxied`, else filled (once, by getsockname
+  // on a wildcard listener) only when a header needs it.
+  sockaddr_storage local{};
+  ProxyHeaderSend proxyHeader;
   std::array<Flow, 2> flows;
 };
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "lb/access_log.h"
+#include "lb/edge/proxy_header.h"
 #include "lb/ring/buffer_ring.h"
 #include "lb/listener.h"
 #include "lb/log_throttle.h"
@@ -130,6 +131,8 @@ class Worker {
   void releaseGeneration(WorkerGeneration* generation);
   void startConnect(Session& s);
   void onConnect(Session& s, int result);
+  void memberReady(Session& s);
+  void connectFailed(Session& s, int result);
   void watchClient(Session& s);
   void onClientWatch(Session& s, int result);
   void startProxying(Session& s);
@@ -159,6 +162,14 @@ class Worker {
   const Pool& poolOf(const Session& s) const { return s.picker->pool(); }
   char* flowData(const Flow& f) const;
 
+  // worker_send_proxy.cc: the PROXY header a member connection begins with.
+  const sockaddr_storage& effectiveClient(Session& s);
+  const sockaddr_storage& clientDestination(Session& s);
+  void startProxyHeader(Session& s);
+  void sendProxyHeader(Session& s);
+  void onProxyHeaderSent(Session& s, int result);
+  void releaseProxyHeader(Session& s);
+
   // worker_tls.cc: the preread, TLS handshakes and flows through TLS legs.
   SessionTls* acquireTls();
   void releaseTls(Session& s);
@@ -186,7 +197,18 @@ class Worker {
   void handOverTx(Session& s);
   void checkTlsDeadlines(Session& s);
   void logTls(const Session& s, AccessRecord& record, std::string& alpn) const;
+  void proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const;
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
+
+  // worker_edge.cc: accept_proxy, allow/deny, per-source limits.
+  void startClient(Session& s);
+  bool admitClient(Session& s);
+  void beginClient(Session& s);
+  void armProxyPeek(Session& s);
+  void onProxyPeeked(Session& s, int result, uint32_t cqeFlags);
+  void proxyHeaderDone(Session& s, const edge::ParsedHeader& header);
+  void checkProxyDeadline(Session& s);
+  void releaseSource(Session& s);
   void localError(LocalError kind, int error, const char* what);
 
   static constexpr uint32_t kChunkShift = 10;

@@ -38,6 +38,17 @@ double msBetween(uint64_t fromNs, uint64_t toNs) {
 
 using health::isLocalResourceError;
 
+bool refusedAtEdge(EndReason reason) {
+  switch (reason) {
+    case EndReason::ProxyHeaderInvalid:
+    case EndReason::ProxyHeaderTimeout:
+    case EndReason::Denied:
+    case EndReason::SourceLimit:
+    case EndReason::SourceRate: return true;
+    default: return false;
+  }
+}
+
 // The user_data operation of a flow's wait, and back.
 Op flowOp(int flow, FlowWait wait) {
   switch (wait) {
@@ -94,20 +105,30 @@ Session* Worker::allocSession() {
   return &s;
 }
 
+// Counted against the listener's and the process's max_connections first;
+// the rest (the PROXY header, allow/deny, per-source limits) is
+// worker_edge.cc's.
 void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   const Listener& listener = *current_->runtime->listeners[listenerIndex];
   ListenerState& state = *listener.state;
+  GlobalSessions& processSessions = *current_->runtime->globalSessions;
   bump(state.counters.accepted);
   int64_t open = state.active.value.fetch_add(1, std::memory_order_relaxed);
-  if (open >= listener.config.maxConnections) {
+  bool overListener = open >= listener.config.maxConnections;
+  // [global] max_connections: the limit in effect (configured or derived).
+  if (overListener || !processSessions.tryAdd(current_->runtime->global.maxConnections)) {
     state.active.value.fetch_sub(1, std::memory_order_relaxed);
     bump(state.counters.rejectedByLimit);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
   }
+  auto uncount = [&] {
+    state.active.value.fetch_sub(1, std::memory_order_relaxed);
+    processSessions.remove();
+  };
   Session* s = allocSession();
   if (!s) {
-    state.active.value.fetch_sub(1, std::memory_order_relaxed);
+    uncount();
     localError(LocalError::Slot, ENOMEM, "no session slot for a client (closed)");
     bump(state.counters.rejectedByLocalError);
     closeRejected(listenerIndex, clientFd, EndReason::LocalError);
@@ -121,23 +142,7 @@ void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   ++current_->sessions;
   s->acceptedNs = nowNs_;
   s->lastActiveNs = nowNs_;
-  // The client's address costs a syscall; only the access log and
-  // consistent hashing need it. TCP_NODELAY comes from the listening socket.
-  if (accessLog_.enabled() || listener.pool->config().balance == config::Balance::ConsistentHash ||
-      !listener.routePools.empty()) {
-    socklen_t length = sizeof s->client;
-    (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&s->client), &length);
-  }
-  if (listener.tls || !listener.routePools.empty()) {
-    s->tls = acquireTls();
-    if (!s->tls) {
-      localError(LocalError::Slot, ENOMEM, "no TLS state for a client (closed)");
-      return endSession(*s, EndReason::LocalError);
-    }
-    if (listener.tls) return startHandshake(*s);
-    return startPreread(*s);
-  }
-  startConnect(*s);
+  startClient(*s);
 }
 
 void Worker::closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason) {
@@ -199,14 +204,27 @@ void Worker::startConnect(Session& s) {
 void Worker::onConnect(Session& s, int result) {
   s.connectPending = false;
   if (s.state != SessionState::Connecting) return;  // ended while connecting
+  if (result != 0) return connectFailed(s, result);
+  if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
+  // The PROXY header is the first thing on the connection (before TLS).
+  if (s.member->sendProxy != config::ProxyVersion::Off) return startProxyHeader(s);
+  memberReady(s);
+}
+
+// The member's connection is up and its PROXY header (if any) sent.
+void Worker::memberReady(Session& s) {
+  if (poolOf(s).tls) return (void)startMemberHandshake(s);  // succeeds once TLS is up
   Member& member = *s.member;
-  if (result == 0) {
-    if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
-    if (poolOf(s).tls) return (void)startMemberHandshake(s);  // succeeds once TLS is up
-    member.connectFailures.recordSuccess();
-    bump(member.counters.connections);
-    return startProxying(s);
-  }
+  member.connectFailures.recordSuccess();
+  bump(member.counters.connections);
+  startProxying(s);
+}
+
+// A connect, or the PROXY header behind it, failed (`result` a -errno;
+// -ECANCELED: its linked timeout fired). No client byte has reached the
+// member, so the next member is tried.
+void Worker::connectFailed(Session& s, int result) {
+  Member& member = *s.member;
   if (isLocalResourceError(-result)) {
     // No local port, no memory: this host's failure, not the member's. The
     // next member may still work (ports are per destination).
@@ -284,6 +302,8 @@ void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags)
   switch (op) {
     case Op::Connect: onConnect(s, result); break;
     case Op::ConnectTimeout: break;  // the outcome arrives with Connect
+    case Op::ProxyHeaderSend: onProxyHeaderSent(s, result); break;
+    case Op::ProxyHeaderTimeout: break;  // the outcome arrives with ProxyHeaderSend
     case Op::WatchClient: onClientWatch(s, result); break;
     case Op::LegSend0: onLegSent(s, 0, result); break;
     case Op::LegSend1: onLegSent(s, 1, result); break;
@@ -310,6 +330,7 @@ void Worker::onFlowCompletion(Session& s, int flow, FlowWait done, int result, u
     case FlowWait::Send: return onSent(s, flow, result);
     case FlowWait::Pause:
       f.starved = false;
+      if (s.state == SessionState::ReadingProxyHeader) return armProxyPeek(s);
       if (s.state == SessionState::Prereading) return armPrereadReceive(s);
       if (s.state == SessionState::Handshaking && !s.tls->failing) return armRead(s, 0);
       if (s.state == SessionState::MemberHandshaking) return memberHandshakeStep(s);
@@ -593,6 +614,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   s.endReason = reason;
   s.state = SessionState::Closing;
   if (s.connectPending) cancel(s, Op::Connect);
+  if (s.headerPending) cancel(s, Op::ProxyHeaderSend);
   if (s.clientWatch == ClientWatch::Armed) cancel(s, Op::WatchClient);
   if (s.tls && s.tls->client.sending()) cancel(s, Op::LegSend0);
   if (s.tls && s.tls->member.sending()) cancel(s, Op::LegSend1);
@@ -609,6 +631,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   if (reason == EndReason::LocalError) bump(listenerOf(s).state->counters.rejectedByLocalError);
   logSession(s);
   countSession(s);
+  releaseSource(s);
   // Pending operations hold their own file references, so closing now is
   // safe: the sockets really close once those operations are cancelled.
   closeLater(s.clientFd);
@@ -616,6 +639,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   s.clientFd = s.memberFd = -1;
   releaseMember(s);
   listenerOf(s).state->active.value.fetch_sub(1, std::memory_order_relaxed);
+  s.runtime->runtime->globalSessions->remove();
   maybeFree(s);
 }
 
@@ -640,6 +664,7 @@ void Worker::maybeFree(Session& s) {
   if (s.state != SessionState::Closing || s.inflight > 0) return;
   // Nothing in flight reads them any more.
   for (Flow& f : s.flows) releaseBuffer(f);
+  releaseProxyHeader(s);
   releaseTls(s);
   s.state = SessionState::Free;
   WorkerGeneration* runtime = s.runtime;
@@ -669,7 +694,9 @@ void Worker::localError(LocalError kind, int error, const char* what) {
 
 void Worker::countSession(const Session& s) {
   const Pool& pool = poolOf(s);
-  pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
+  // Clients refused at the edge never were the pool's sessions.
+  if (!refusedAtEdge(s.endReason))
+    pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
   ListenerCounters& listener = listenerOf(s).state->counters;
   bump(listener.bytesIn, s.flows[0].bytes);
   bump(listener.bytesOut, s.flows[1].bytes);
@@ -681,9 +708,14 @@ void Worker::countSession(const Session& s) {
 void Worker::logSession(const Session& s) {
   if (!accessLog_.enabled()) return;
   std::string client = formatAddress(s.client);
+  std::string peer = s.proxied ? formatAddress(s.peer) : std::string();
   AccessRecord record;
   record.listener = listenerOf(s).config.name;
   record.client = client;
+  if (s.proxied) {
+    record.proxyClient = client;
+    record.proxyPeer = peer;
+  }
   const Member* member = s.connectedNs ? s.member : nullptr;
   if (member) {
     record.member = member->name;

@@ -344,6 +344,7 @@ void Worker::onStageReceived(Session& s, int flow, int result, uint32_t cqeFlags
   auto id = static_cast<uint16_t>(cqeFlags >> IORING_CQE_BUFFER_SHIFT);
   bool data = result > 0 && hasBuffer;
   if (s.state == SessionState::Prereading) return onPrereadReceived(s, result, cqeFlags);
+  if (s.state == SessionState::ReadingProxyHeader) return onProxyPeeked(s, result, cqeFlags);
   bool wanted = s.state != SessionState::Closing && !(flow == 1 && s.tls && s.tls->memberFailed) &&
                 !(s.state == SessionState::Handshaking && s.tls->failing);
   if (!data || !wanted) {
@@ -622,6 +623,28 @@ void Worker::checkTlsDeadlines(Session& s) {
       if (nowNs_ - s.tls->memberHandshakeNs < msToNs(poolOf(s).config().connectTimeout)) return;
       return failMemberHandshake(s, true);
     default: return;
+  }
+}
+
+// v2 TLVs of the PROXY header to a member: what the client's terminated
+// handshake settled (ALPN, SNI, version, cipher, a verified client
+// certificate), or the SNI of a peeked ClientHello. The views point into
+// the SSL object or the parser, which outlive the header's writing.
+void Worker::proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const {
+  if (!s.tls) return;
+  if (s.tls->client.active() && s.tls->client.handshakeDone()) {
+    SSL* ssl = s.tls->client.ssl();
+    const unsigned char* protocol = nullptr;
+    unsigned length = 0;
+    SSL_get0_alpn_selected(ssl, &protocol, &length);
+    if (protocol) extras.alpn = std::string_view(reinterpret_cast<const char*>(protocol), length);
+    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) extras.authority = sni;
+    extras.tls = true;
+    extras.clientCertVerified = SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK;
+    extras.tlsVersion = SSL_get_version(ssl);
+    extras.tlsCipher = SSL_get_cipher_name(ssl);
+  } else if (s.tls->peeked) {
+    extras.authority = s.tls->hello.serverName();
   }
 }
 

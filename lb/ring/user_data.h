@@ -132,6 +132,8 @@ enum class Op : uint8_t {
   WatchClient,    // poll while connecting: the client reset before its member answered
   LegSend0,       // send of the client TLS leg's output (ciphertext to the client)
   LegSend1,       // send of the member TLS leg's output (ciphertext to the member)
+  ProxyHeaderSend,     // send of the PROXY header to a just-connected member
+  ProxyHeaderTimeout,  // linked timeout of ProxyHeaderSend
   Count,
 };
 static_assert(static_cast<unsigned>(Op::Count) <= ring::kMaxOp + 1u, "Op must fit the codec's op field");

@@ -191,8 +191,7 @@ class MemoryServer {
 
 // Moves bytes between probe and server as the prober's ring would, until the
 // probe is done; a probe that waits on a silent open connection is "stalled".
-TlsProbe::Verdict runProbe(TlsProbe& probe, MemoryServer& server) {
-  TlsProbe::Next next = probe.begin();
+TlsProbe::Verdict runProbeFrom(TlsProbe& probe, MemoryServer& server, TlsProbe::Next next) {
   std::string toProbe;
   for (int round = 0; round < 100000 && next != TlsProbe::Next::Done; ++round) {
     if (next == TlsProbe::Next::Send) {
@@ -215,6 +214,10 @@ TlsProbe::Verdict runProbe(TlsProbe& probe, MemoryServer& server) {
     next = probe.onReceived(n);
   }
   return probe.verdict();
+}
+
+TlsProbe::Verdict runProbe(TlsProbe& probe, MemoryServer& server) {
+  return runProbeFrom(probe, server, probe.begin());
 }
 
 class TlsProbeTest : public ::testing::Test {
@@ -372,6 +375,24 @@ TEST_F(TlsProbeTest, HttpsReadsTheStatusLineFedOneByteAtATime) {
   EXPECT_TRUE(verdict.passed) << verdict.reason;
   EXPECT_EQ(verdict.status, 503);
   EXPECT_EQ(verdict.reason, "status 503");
+  EXPECT_EQ(server.request(), request);
+}
+
+// send_proxy members: the PROXY header goes before the ClientHello, in the
+// same first send, and the handshake behind it is an ordinary one.
+TEST_F(TlsProbeTest, PreludeLeadsTheFirstOutputThenTheHandshakeRuns) {
+  Ctx ctx = clientContext(&ca);
+  MemoryServer server(member, {.after = After::AnswerHttp});
+  const std::string prelude = "PROXY UNKNOWN\r\n";
+  TlsProbe probe(ctx.get(), "api.internal", request, prelude);
+  ASSERT_EQ(probe.begin(), TlsProbe::Next::Send);
+  std::span<const char> out = probe.output();
+  ASSERT_GT(out.size(), prelude.size() + 5);
+  EXPECT_EQ(std::string_view(out.data(), prelude.size()), prelude);
+  EXPECT_EQ(out[prelude.size()], 0x16);  // a handshake record: the ClientHello
+  server.receive(out.subspan(prelude.size()));
+  TlsProbe::Verdict verdict = runProbeFrom(probe, server, probe.onSent(out.size()));
+  EXPECT_EQ(verdict.status, 200) << verdict.reason;
   EXPECT_EQ(server.request(), request);
 }
 
