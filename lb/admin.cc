@@ -36,6 +36,7 @@ std::string_view toString(AdminDrop reason) {
   switch (reason) {
     case AdminDrop::HeadTimeout: return "head_timeout";
     case AdminDrop::Deadline: return "deadline";
+    case AdminDrop::Evicted: return "evicted";
     case AdminDrop::Count: break;
   }
   return "?";
@@ -108,7 +109,7 @@ bool sameSecret(std::string_view given, std::string_view secret) {
 
 Admin::Admin(ring::Submitter* submitter, int listenFd, const config::Admin& settings, ReportSources sources)
     : submitter_(submitter), listenFd_(listenFd), settings_(settings), sources_(sources),
-      connections_(kAdminMaxConnections) {}
+      connections_(2 * kAdminMaxConnections) {}
 
 void Admin::setSources(const ReportSources& sources, const config::Admin& settings) {
   sources_ = sources;
@@ -192,13 +193,16 @@ void Admin::onAccept(int fd, uint32_t flags) {
   }
   std::array<uint8_t, 16> source = sourceKey(peer);
   size_t held = 0;
+  size_t open = 0;
   size_t free = kNoConnection;
   for (size_t slot = 0; slot < connections_.size(); ++slot) {
     const Connection& c = connections_[slot];
     if (c.open && c.source == source) ++held;
+    if (c.open) ++open;
     if (!c.open && c.inflight == 0 && free == kNoConnection) free = slot;
   }
   if (held >= kAdminMaxPerSource) return refuse(fd, AdminRefusal::SourceShare, formatAddress(peer), held);
+  if (open >= kAdminMaxConnections && !evict()) return refuse(fd, AdminRefusal::Full, formatAddress(peer), held);
   if (free == kNoConnection) return refuse(fd, AdminRefusal::Full, formatAddress(peer), held);
   Connection& c = connections_[free];
   c.open = true;
@@ -234,13 +238,43 @@ void Admin::drop(size_t slot, AdminDrop reason) {
   ++dropped_[static_cast<size_t>(reason)];
   uint64_t heldBack = 0;
   if (dropLog_.allow(nanoseconds(std::chrono::steady_clock::now()), &heldBack)) {
-    std::string why = reason == AdminDrop::HeadTimeout
-                          ? fmt::format("no request head within {}s", kAdminHeadDeadline.count())
-                          : fmt::format("no whole request within {}s", kAdminRequestDeadline.count());
+    std::string why =
+        reason == AdminDrop::HeadTimeout ? fmt::format("no request head within {}s", kAdminHeadDeadline.count())
+        : reason == AdminDrop::Deadline
+            ? fmt::format("no whole request within {}s", kAdminRequestDeadline.count())
+            : fmt::format("evicted to make room: all {} connections were in use and its request head was not in",
+                          kAdminMaxConnections);
     log::warn("admin: closed the connection from {}: {}{}", connections_[slot].peer, why,
               heldBack ? fmt::format(" ({} more closed since the last line)", heldBack) : std::string());
   }
   close(slot);
+}
+
+// Every slot is taken and a newcomer within its share arrives: close the
+// oldest connection whose request head is not in yet, of the source that
+// holds the most slots (ties: the oldest overall). So sources that fill the
+// endpoint with slow clients evict each other before anyone else. A connection
+// whose head is in (being answered) is never evicted. Returns false when every
+// connection's head is in. Runs only when full: 64 x 64 comparisons at most.
+bool Admin::evict() {
+  size_t victim = kNoConnection;
+  size_t victimHeld = 0;
+  for (size_t slot = 0; slot < connections_.size(); ++slot) {
+    const Connection& c = connections_[slot];
+    if (!c.open || c.headDone || c.lingering) continue;
+    size_t held = 0;
+    for (const Connection& other : connections_)
+      if (other.open && other.source == c.source) ++held;
+    // headDeadline is the accept time plus a constant: the earliest is the oldest.
+    if (victim == kNoConnection || held > victimHeld ||
+        (held == victimHeld && c.headDeadline < connections_[victim].headDeadline)) {
+      victim = slot;
+      victimHeld = held;
+    }
+  }
+  if (victim == kNoConnection) return false;
+  drop(victim, AdminDrop::Evicted);
+  return true;
 }
 
 void Admin::submitRecv(size_t slot) {
@@ -433,7 +467,8 @@ std::string Admin::renderOwnMetrics() const {
                    toString(static_cast<AdminRefusal>(r)), refused_[r]);
   out +=
       "# HELP ringlb_admin_dropped_total Admin connections closed unanswered: no request head within the "
-      "head deadline (head_timeout) or no whole request within the request deadline (deadline).\n"
+      "head deadline (head_timeout), no whole request within the request deadline (deadline), or the "
+      "request head not in when every slot was taken and a new connection needed one (evicted).\n"
       "# TYPE ringlb_admin_dropped_total counter\n";
   for (size_t d = 0; d < dropped_.size(); ++d)
     fmt::format_to(std::back_inserter(out), "ringlb_admin_dropped_total{{reason=\"{}\"}} {}\n",

@@ -4,16 +4,20 @@
 // (pool and member percent-decoded). One request per connection.
 //
 // Slow or hostile clients cannot starve it: of kAdminMaxConnections slots one
-// source address (IPv6: its /64) holds at most kAdminMaxPerSource; past that, or
-// when every slot is taken, a new connection is closed at once (counted and
-// logged). A request head must arrive within kAdminHeadDeadline of the accept,
+// source address (IPv6: its /64) holds at most kAdminMaxPerSource; past that a
+// new connection is closed at once (counted and logged). When every slot is
+// taken, a newcomer within its share evicts a connection whose request head is
+// not in yet (see evict()); only when none is left is it closed at once. A request head must arrive within kAdminHeadDeadline of the accept,
 // the whole request within kAdminRequestDeadline. Requests a browser could be
 // made to send (an Origin header, a Host that is not this endpoint's) are
 // refused with 403. Nothing here blocks a worker: it reads counters and
 // flips member atomics.
 //
 // Invariant: a connection slot is reused only once none of its operations
-// is in flight; completions carry the slot's generation.
+// is in flight; completions carry the slot's generation. There are twice
+// kAdminMaxConnections slots, at most kAdminMaxConnections open: the others
+// hold closed connections until their cancelled operation completes, so an
+// evicted connection's place is free at once.
 
 #include <liburing.h>
 
@@ -40,7 +44,7 @@ inline constexpr auto kAdminRequestDeadline = std::chrono::seconds(5);
 // Why a connection was closed before it was answered, or a request refused
 // for its rate: counted for /metrics.
 enum class AdminRefusal : uint8_t { Full, SourceShare, ReloadRate, Count };
-enum class AdminDrop : uint8_t { HeadTimeout, Deadline, Count };
+enum class AdminDrop : uint8_t { HeadTimeout, Deadline, Evicted, Count };
 
 class Admin {
  public:
@@ -100,6 +104,7 @@ class Admin {
   void onAccept(int fd, uint32_t flags);
   void refuse(int fd, AdminRefusal reason, const std::string& peer, size_t held);
   void drop(size_t slot, AdminDrop reason);
+  bool evict();
   void submitRecv(size_t slot);
   void submitSend(size_t slot);
   void onRecv(size_t slot, int result);

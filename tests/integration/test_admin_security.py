@@ -1,7 +1,7 @@
 """The admin endpoint's defences (issue 11, item 7): token_file, a token
 required off loopback, require_token_for_reads, Origin and Host refusals
 (CSRF, DNS rebinding), the reload rate limit, slots that slow clients from
-one source cannot all hold, and percent-decoded member names."""
+one source cannot all hold (and, from many, are evicted for a newcomer), and percent-decoded member names."""
 
 import os
 import re
@@ -225,6 +225,46 @@ class AdminSecurityTest(harness.RinglbTest):
         m = mh.scrape(self.admin)
         self.assertEqual(m.value("ringlb_admin_dropped_total", reason="head_timeout"), 2 * 8)
         self.assertEqual(m.value("ringlb_admin_dropped_total", reason="deadline"), 0)
+
+    def test_many_sources_filling_every_slot_cannot_starve_scrapers(self):
+        lb = self.start()
+        # The oldest connection, of the source that will hold the most slots,
+        # has sent its whole head (its body is still to come): it is being
+        # answered, and is never evicted. The scrape after it is a barrier:
+        # its head is read only after this one's.
+        held = []
+        self.addCleanup(lambda: [s.close() for s in held])
+        answered = half_open(self.admin, "127.0.0.2",
+                             f"GET /status HTTP/1.1\r\nHost: 127.0.0.1:{self.admin}\r\n"
+                             "Content-Length: 4\r\n\r\n".encode())
+        held.append(answered)
+        mh.scrape(self.admin)
+        # Twelve attacker addresses, each within its share (6 or 7 of 8),
+        # hold more half-sent requests than the endpoint has slots.
+        sources = [f"127.0.0.{i}" for i in range(2, 14)]
+        for _ in range(6):
+            for source in sources:
+                held.append(half_open(self.admin, source))
+        self.assertGreater(len(held), 64)
+        # A scraper on 127.0.0.1 takes the slot of one of them at once,
+        # without waiting for a head deadline to free one.
+        start = time.monotonic()
+        with mh.connect_from(self.admin, "127.0.0.1", timeout=harness.WAIT) as s:
+            s.sendall(f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{self.admin}\r\n\r\n".encode())
+            raw, _ = harness.recv_all(s)
+        elapsed = time.monotonic() - start
+        self.assertTrue(raw, "the scrape was closed without an answer")
+        r = mh.parse_response(raw)
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(elapsed, 1.5 * harness.SCALE, "the scrape waited for a slot")
+        m = mh.parse_metrics(r.body.decode())
+        self.assertGreater(m.value("ringlb_admin_dropped_total", reason="evicted"), 0)
+        line = mh.wait_log(lb, "evicted to make room")
+        self.assertRegex(line, r"admin: closed the connection from 127\.0\.0\.(\d+):\d+: evicted")
+        # The connection being answered kept its slot and gets its answer.
+        answered.sendall(b"body")
+        r = mh.parse_response(harness.recv_all(answered)[0])
+        self.assertEqual(r.status, 200, r)
 
     def test_percent_encoded_member_names(self):
         odd = 'm 1"q/x%'
