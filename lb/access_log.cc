@@ -246,6 +246,7 @@ void AccessLog::record(const AccessRecord& r) {
   appendStringField(buffer_, "listener", r.listener);
   appendStringField(buffer_, "client", r.client);
   if (!r.proxyClient.empty()) appendStringField(buffer_, "proxy_client", r.proxyClient);
+  if (!r.proxyPeer.empty()) appendStringField(buffer_, "proxy_peer", r.proxyPeer);
   appendStringField(buffer_, "member", r.member);
   appendStringField(buffer_, "member_address", r.memberAddress);
   fmt::format_to(std::back_inserter(buffer_), ",\"bytes_in\":{},\"bytes_out\":{}", r.bytesIn,

@@ -101,6 +101,7 @@ struct AccessRecord {
   std::string_view listener;
   std::string_view client;         // "ip:port": the PROXY header's source when there is one
   std::string_view proxyClient;    // accept_proxy: the header's source (empty: left out)
+  std::string_view proxyPeer;      // accept_proxy: the connection's own peer, the front balancer (empty: left out)
   std::string_view member;         // empty: none was connected
   std::string_view memberAddress;  // empty: none was connected
   uint64_t bytesIn = 0;            // client -> member

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "config/config.h"
+#include "lb/edge/address_rules.h"
+#include "lb/edge/source_limits.h"
 #include "lb/pool.h"
 #include "lb/tls/context.h"
 #include "lb/tls/server_names.h"
@@ -31,6 +33,16 @@ struct Listener {
   // [[listener.route]]: SNI -> index in routePools (empty: no routes).
   tls::ServerNameTable routes;
   std::vector<Pool*> routePools;  // owned by the same Runtime
+  // accept_proxy: the senders that must send a PROXY header (others are
+  // closed). allow/deny. Built per generation, read-only.
+  edge::AddressSet proxyFrom;
+  edge::AccessRules access;
+  // Per-source limits, null when neither limit is set. Shared by every
+  // worker; a reload keeping the listener (same name) with the same limits
+  // and table size keeps the same table, so counts carry over. Sessions hold
+  // the table they were admitted to, so it outlives a reload that drops it.
+  std::shared_ptr<edge::SourceLimits> sourceLimits;
+  int sourceTableSize = 0;  // the [global] source_table_size sourceLimits was made with
 };
 
 // A bound, listening socket for `address`, or -errno. With `reusePort`

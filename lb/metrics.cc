@@ -86,6 +86,40 @@ void listenerMetrics(std::string& out, const ReportSources& s) {
   }
 }
 
+// accept_proxy, allow/deny and per-source limits (worker_edge.cc): clients
+// closed before any member was picked, by reason; the per-source tables'
+// sizes; the sessions open in the whole process ([global] max_connections).
+void edgeMetrics(std::string& out, const ReportSources& s) {
+  family(out, "ringlb_listener_refused_total", "counter",
+         "Clients closed before any member was picked: allow/deny (denied), per-source limits "
+         "(source_limit, source_rate, source_table_full), accept_proxy (proxy_header_invalid, "
+         "proxy_header_timeout, proxy_not_allowed: a sender outside proxy_from).");
+  for (const auto& l : s.runtime->listeners) {
+    const EdgeListenerCounters& c = l->state->counters.edge;
+    const std::pair<std::string_view, const std::atomic<uint64_t>*> reasons[] = {
+        {"denied", &c.denied},
+        {"source_limit", &c.sourceLimit},
+        {"source_rate", &c.sourceRate},
+        {"source_table_full", &c.sourceTableFull},
+        {"proxy_header_invalid", &c.proxyHeaderInvalid},
+        {"proxy_header_timeout", &c.proxyHeaderTimeout},
+        {"proxy_not_allowed", &c.proxyNotAllowed},
+    };
+    for (const auto& [reason, counter] : reasons)
+      fmt::format_to(Out(out), "ringlb_listener_refused_total{{listener=\"{}\",reason=\"{}\"}} {}\n",
+                     label(l->config.name), reason, load(*counter));
+  }
+  family(out, "ringlb_listener_sources_tracked", "gauge",
+         "Source addresses in the listener's per-source limit table (at most [global] source_table_size).");
+  for (const auto& l : s.runtime->listeners)
+    if (l->sourceLimits)
+      fmt::format_to(Out(out), "ringlb_listener_sources_tracked{{listener=\"{}\"}} {}\n", label(l->config.name),
+                     l->sourceLimits->trackedSources());
+  family(out, "ringlb_connections_active", "gauge",
+         "Sessions open across every listener ([global] max_connections counts these).");
+  fmt::format_to(Out(out), "ringlb_connections_active {}\n", s.runtime->sessionsOpen->value.load());
+}
+
 // What this host ran out of, by where it was needed (lb/stats.h), and the
 // health probes that could not run for the same reasons. None of it is
 // counted against a member.
@@ -300,6 +334,7 @@ std::string_view memberState(const Member& member) {
 std::string renderMetrics(const ReportSources& sources) {
   std::string out;
   listenerMetrics(out, sources);
+  edgeMetrics(out, sources);
   memberMetrics(out, sources);
   healthMetrics(out, sources);
   poolMetrics(out, sources);

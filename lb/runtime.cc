@@ -37,6 +37,26 @@ void buildRoutes(const Runtime& runtime, const config::Listener& spec, Listener*
   }
 }
 
+// allow/deny and proxy_from as lookup structures; the per-source table,
+// kept from `old` when its settings did not change.
+void buildEdge(const config::Global& global, const config::Listener& spec, const Listener* old,
+               Listener* listener) {
+  if (spec.acceptProxy != config::AcceptProxy::Off) listener->proxyFrom = edge::AddressSet(spec.proxyFrom);
+  listener->access = edge::AccessRules(spec.allow, spec.deny);
+  edge::SourceLimitSettings settings{spec.maxConnectionsPerSource, spec.connectionRatePerSource,
+                                     global.sourceTableSize};
+  if (settings.maxConnections <= 0 && settings.ratePerSecond <= 0) return;
+  if (old && old->sourceLimits && old->config.maxConnectionsPerSource == spec.maxConnectionsPerSource &&
+      old->config.connectionRatePerSource == spec.connectionRatePerSource &&
+      old->sourceTableSize == global.sourceTableSize) {
+    listener->sourceLimits = old->sourceLimits;
+    listener->sourceTableSize = old->sourceTableSize;
+    return;
+  }
+  listener->sourceLimits = std::make_shared<edge::SourceLimits>(settings);
+  listener->sourceTableSize = global.sourceTableSize;
+}
+
 }  // namespace
 
 std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const Runtime* previous,
@@ -49,6 +69,7 @@ std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const 
   runtime->generation = previous ? previous->generation + 1 : 1;
   runtime->global = config.global;
   runtime->ticketKeys = tickets ? std::move(tickets) : previous ? previous->ticketKeys : nullptr;
+  if (previous) runtime->sessionsOpen = previous->sessionsOpen;
   for (const config::Pool& spec : config.pools) {
     const Pool* old = nullptr;
     if (previous)
@@ -67,8 +88,9 @@ std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const 
       listener->tls = tls::buildServerSettings(spec, runtime->ticketKeys, report);
     }
     buildRoutes(*runtime, spec, listener.get());
-    if (const Listener* old = previous ? previous->findListener(spec.name) : nullptr)
-      listener->state = old->state;
+    const Listener* old = previous ? previous->findListener(spec.name) : nullptr;
+    if (old) listener->state = old->state;
+    buildEdge(config.global, spec, old, listener.get());
     runtime->listeners.push_back(std::move(listener));
   }
   if (report->errors.size() != errorsBefore) return nullptr;

@@ -23,6 +23,9 @@ struct Runtime {
   config::Global global;
   std::vector<std::shared_ptr<Pool>> pools;
   std::vector<std::shared_ptr<Listener>> listeners;
+  // Sessions open across every listener and worker, for [global]
+  // max_connections; one counter handed from generation to generation.
+  std::shared_ptr<SharedCounter> sessionsOpen = std::make_shared<SharedCounter>();
   // The process's session-ticket keys, handed from generation to generation.
   std::shared_ptr<tls::TicketKeys> ticketKeys;
 

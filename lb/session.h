@@ -2,9 +2,14 @@
 // One proxied connection, as a worker keeps it in its slab.
 //
 // Life:
-//   Free -> [Prereading | Handshaking] -> Connecting
+//   Free -> [ReadingProxyHeader] -> [Prereading | Handshaking] -> Connecting
 //        -> (Connecting on another member)* -> [MemberHandshaking] -> Proxying
 //        -> Closing -> Free.
+//  - ReadingProxyHeader (accept_proxy, the peer is in proxy_from): the
+//    PROXY header is peeked (MSG_PEEK, never consumed before it is whole)
+//    until parseHeader says Done or Invalid, or proxy_timeout passes. Done
+//    consumes exactly the header's bytes: what follows stays in the socket
+//    and reaches the next state like any client's first bytes.
 //  - Connecting covers the whole TCP setup of a member connection: the
 //    connect and then, for a member with send_proxy, the PROXY header
 //    (lb/worker_send_proxy.cc), sent before any other byte reaches the
@@ -19,7 +24,9 @@
 //  - MemberHandshaking ([pool.NAME.tls]): after the TCP connect, the TLS
 //    handshake with the member, bounded by connect_timeout; a failure counts
 //    like a refused connect (next member).
-// Any state may go to Closing.
+// Any state may go to Closing. Access control and per-source limits are
+// applied before the first of these states that sees the client's bytes
+// (after the header when there is one), never after a member was picked.
 // Invariants (checked: lb/check.h):
 //  - `inflight` counts this session's SQEs whose final CQE has not arrived.
 //    A slot returns to Free only in Closing with inflight == 0, so no
@@ -38,10 +45,12 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "lb/access_log.h"
+#include "lb/edge/source_limits.h"
 #include "lb/flow_state.h"
 #include "lb/ring/pipe_pool.h"
 #include "lb/ring/user_data.h"
@@ -58,6 +67,7 @@ struct WorkerGeneration;
 
 enum class SessionState : uint8_t {
   Free,
+  ReadingProxyHeader,
   Prereading,
   Handshaking,
   Connecting,
@@ -143,7 +153,22 @@ struct Session {
   uint64_t acceptedNs = 0;
   uint64_t connectedNs = 0;   // 0 until connected
   uint64_t lastActiveNs = 0;  // last byte moved either way
+  // The effective client: the PROXY header's source when the header carried
+  // addresses (`proxied`), else the connection's peer. Everything that asks
+  // "who is the client" (access log, hashing, allow/deny, per-source limits,
+  // the PROXY header sent on to a member) uses this one.
   sockaddr_storage client{};
+  // The connection's own peer (with accept_proxy: the front balancer).
+  // Read whenever anything needs an address; family AF_UNSPEC otherwise.
+  sockaddr_storage peer{};
+  // proxied: the header's destination (what the client connected to at the
+  // front balancer); the PROXY header sent on carries it as destination.
+  sockaddr_storage proxyDestination{};
+  bool proxied = false;
+  uint32_t proxyPeeked = 0;  // ReadingProxyHeader: bytes the last peek saw
+  // Per-source limits: the table this session was admitted to (release()
+  // once when it ends, with `client`); null when not counted.
+  std::shared_ptr<edge::SourceLimits> sourceLimits;
   // The address the client connected to, for PROXY headers: filled (once,
   // by getsockname on a wildcard listener) only when a header needs it.
   sockaddr_storage local{};

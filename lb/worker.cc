@@ -100,6 +100,8 @@ void Worker::computeTick() {
       minIdleNs_ = std::min(minIdleNs_, toNs(listener->tls->handshakeTimeout()));
     else if (!listener->routePools.empty())
       minIdleNs_ = std::min(minIdleNs_, toNs(listener->config.prereadTimeout));
+    if (listener->config.acceptProxy != config::AcceptProxy::Off)
+      minIdleNs_ = std::min(minIdleNs_, toNs(listener->config.proxyTimeout));
   }
   uint64_t tick = std::clamp(minIdleNs_ / 4, kTickMinNs, kTickMaxNs);
   tick_.tv_sec = static_cast<int64_t>(tick / 1'000'000'000u);
@@ -419,6 +421,10 @@ void Worker::onTick() {
     }
     if (s.state == SessionState::Connecting && s.connectPending && s.clientWatch == ClientWatch::Off) {
       watchClient(s);
+      continue;
+    }
+    if (s.state == SessionState::ReadingProxyHeader) {
+      checkProxyDeadline(s);
       continue;
     }
     if (s.state == SessionState::Prereading || s.state == SessionState::Handshaking ||

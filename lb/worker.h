@@ -196,6 +196,16 @@ class Worker {
   void logTls(const Session& s, AccessRecord& record, std::string& alpn) const;
   void proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const;
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
+
+  // worker_edge.cc: accept_proxy, allow/deny, per-source limits.
+  void startClient(Session& s);
+  bool admitClient(Session& s);
+  void beginClient(Session& s);
+  void armProxyPeek(Session& s);
+  void onProxyPeeked(Session& s, int result, uint32_t cqeFlags);
+  void proxyHeaderDone(Session& s, const edge::ParsedHeader& header);
+  void checkProxyDeadline(Session& s);
+  void releaseSource(Session& s);
   void localError(LocalError kind, int error, const char* what);
 
   static constexpr uint32_t kChunkShift = 10;

@@ -38,6 +38,17 @@ double msBetween(uint64_t fromNs, uint64_t toNs) {
 
 using health::isLocalResourceError;
 
+bool refusedAtEdge(EndReason reason) {
+  switch (reason) {
+    case EndReason::ProxyHeaderInvalid:
+    case EndReason::ProxyHeaderTimeout:
+    case EndReason::Denied:
+    case EndReason::SourceLimit:
+    case EndReason::SourceRate: return true;
+    default: return false;
+  }
+}
+
 // The user_data operation of a flow's wait, and back.
 Op flowOp(int flow, FlowWait wait) {
   switch (wait) {
@@ -94,20 +105,30 @@ Session* Worker::allocSession() {
   return &s;
 }
 
+// Counted against the listener's and the process's max_connections first;
+// the rest (the PROXY header, allow/deny, per-source limits) is
+// worker_edge.cc's.
 void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   const Listener& listener = *current_->runtime->listeners[listenerIndex];
   ListenerState& state = *listener.state;
+  SharedCounter& processOpen = *current_->runtime->sessionsOpen;
   bump(state.counters.accepted);
   int64_t open = state.active.value.fetch_add(1, std::memory_order_relaxed);
-  if (open >= listener.config.maxConnections) {
+  int64_t openInProcess = processOpen.value.fetch_add(1, std::memory_order_relaxed);
+  int processLimit = current_->runtime->global.maxConnections;  // 0: no limit
+  auto uncount = [&] {
     state.active.value.fetch_sub(1, std::memory_order_relaxed);
+    processOpen.value.fetch_sub(1, std::memory_order_relaxed);
+  };
+  if (open >= listener.config.maxConnections || (processLimit > 0 && openInProcess >= processLimit)) {
+    uncount();
     bump(state.counters.rejectedByLimit);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
   }
   Session* s = allocSession();
   if (!s) {
-    state.active.value.fetch_sub(1, std::memory_order_relaxed);
+    uncount();
     localError(LocalError::Slot, ENOMEM, "no session slot for a client (closed)");
     bump(state.counters.rejectedByLocalError);
     closeRejected(listenerIndex, clientFd, EndReason::LocalError);
@@ -121,23 +142,7 @@ void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   ++current_->sessions;
   s->acceptedNs = nowNs_;
   s->lastActiveNs = nowNs_;
-  // The client's address costs a syscall; only the access log and
-  // consistent hashing need it. TCP_NODELAY comes from the listening socket.
-  if (accessLog_.enabled() || listener.pool->config().balance == config::Balance::ConsistentHash ||
-      !listener.routePools.empty()) {
-    socklen_t length = sizeof s->client;
-    (void)getpeername(clientFd, reinterpret_cast<sockaddr*>(&s->client), &length);
-  }
-  if (listener.tls || !listener.routePools.empty()) {
-    s->tls = acquireTls();
-    if (!s->tls) {
-      localError(LocalError::Slot, ENOMEM, "no TLS state for a client (closed)");
-      return endSession(*s, EndReason::LocalError);
-    }
-    if (listener.tls) return startHandshake(*s);
-    return startPreread(*s);
-  }
-  startConnect(*s);
+  startClient(*s);
 }
 
 void Worker::closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason) {
@@ -318,6 +323,7 @@ void Worker::onFlowCompletion(Session& s, int flow, FlowWait done, int result, u
     case FlowWait::Send: return onSent(s, flow, result);
     case FlowWait::Pause:
       f.starved = false;
+      if (s.state == SessionState::ReadingProxyHeader) return armProxyPeek(s);
       if (s.state == SessionState::Prereading) return armPrereadReceive(s);
       if (s.state == SessionState::Handshaking && !s.tls->failing) return armRead(s, 0);
       if (s.state == SessionState::MemberHandshaking) return memberHandshakeStep(s);
@@ -615,6 +621,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   if (reason == EndReason::LocalError) bump(listenerOf(s).state->counters.rejectedByLocalError);
   logSession(s);
   countSession(s);
+  releaseSource(s);
   // Pending operations hold their own file references, so closing now is
   // safe: the sockets really close once those operations are cancelled.
   closeLater(s.clientFd);
@@ -622,6 +629,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   s.clientFd = s.memberFd = -1;
   releaseMember(s);
   listenerOf(s).state->active.value.fetch_sub(1, std::memory_order_relaxed);
+  s.runtime->runtime->sessionsOpen->value.fetch_sub(1, std::memory_order_relaxed);
   maybeFree(s);
 }
 
@@ -676,7 +684,9 @@ void Worker::localError(LocalError kind, int error, const char* what) {
 
 void Worker::countSession(const Session& s) {
   const Pool& pool = poolOf(s);
-  pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
+  // Clients refused at the edge never were the pool's sessions.
+  if (!refusedAtEdge(s.endReason))
+    pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
   ListenerCounters& listener = listenerOf(s).state->counters;
   bump(listener.bytesIn, s.flows[0].bytes);
   bump(listener.bytesOut, s.flows[1].bytes);
@@ -688,9 +698,14 @@ void Worker::countSession(const Session& s) {
 void Worker::logSession(const Session& s) {
   if (!accessLog_.enabled()) return;
   std::string client = formatAddress(s.client);
+  std::string peer = s.proxied ? formatAddress(s.peer) : std::string();
   AccessRecord record;
   record.listener = listenerOf(s).config.name;
   record.client = client;
+  if (s.proxied) {
+    record.proxyClient = client;
+    record.proxyPeer = peer;
+  }
   const Member* member = s.connectedNs ? s.member : nullptr;
   if (member) {
     record.member = member->name;

@@ -334,6 +334,7 @@ void Worker::onStageReceived(Session& s, int flow, int result, uint32_t cqeFlags
   auto id = static_cast<uint16_t>(cqeFlags >> IORING_CQE_BUFFER_SHIFT);
   bool data = result > 0 && hasBuffer;
   if (s.state == SessionState::Prereading) return onPrereadReceived(s, result, cqeFlags);
+  if (s.state == SessionState::ReadingProxyHeader) return onProxyPeeked(s, result, cqeFlags);
   bool wanted = s.state != SessionState::Closing && !(flow == 1 && s.tls && s.tls->memberFailed) &&
                 !(s.state == SessionState::Handshaking && s.tls->failing);
   if (!data || !wanted) {

@@ -36,6 +36,7 @@ END_REASONS = {
     "client_closed", "member_closed", "connect_refused", "connect_timeout",
     "no_member", "idle_timeout", "limit", "shutdown", "reset", "member_down",
     "member_removed", "local_error",
+    "proxy_header_invalid", "proxy_header_timeout", "denied", "source_limit", "source_rate",
 }
 ACCESS_LOG_FIELDS = {
     "time", "listener", "client", "member", "member_address", "bytes_in",
