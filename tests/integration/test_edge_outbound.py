@@ -421,7 +421,7 @@ class HeaderContents(EdgeOutboundTest):
     def test_the_address_from_an_incoming_header_is_sent_on(self):
         m = self.backend(header_member, "m")
         port = harness.free_port()
-        self.start([listener("l", port, "p", accept_proxy="v1", proxy_from=["127.0.0.0/8"])],
+        self.start([listener("l", port, "p", accept_proxy="any", proxy_from=["127.0.0.0/8"])],
                    {"p": {"send_proxy": "v2", "members": [member("m", m.address)]}})
         with self.connect(port) as s:
             s.sendall(b"PROXY TCP4 198.51.100.7 203.0.113.9 4444 443\r\nhello\n")
