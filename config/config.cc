@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <iterator>
 
+#include "config/file_error.h"
+
 namespace config {
 namespace {
 
@@ -118,12 +120,12 @@ std::string tooLarge() {
 // grows meanwhile is refused too.
 std::string readWholeFile(const std::string& path, std::string& out) {
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) return fmt::format("cannot read: {}", std::strerror(errno));
+  if (::stat(path.c_str(), &info) != 0) return fmt::format("cannot read: {}", fileErrorText(errno));
   if (!S_ISREG(info.st_mode)) return notRegular(info.st_mode);
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return fmt::format("cannot read: {}", std::strerror(errno));
+  if (fd < 0) return fmt::format("cannot read: {}", fileErrorText(errno));
   FdCloser closer{fd};
-  if (::fstat(fd, &info) != 0) return fmt::format("cannot read: {}", std::strerror(errno));
+  if (::fstat(fd, &info) != 0) return fmt::format("cannot read: {}", fileErrorText(errno));
   if (!S_ISREG(info.st_mode)) return notRegular(info.st_mode);
   if (static_cast<uint64_t>(info.st_size) > kMaxFileBytes) return tooLarge();
   out.clear();
@@ -133,7 +135,7 @@ std::string readWholeFile(const std::string& path, std::string& out) {
     size_t wanted = std::min(sizeof buffer, kMaxFileBytes + 1 - out.size());
     ssize_t count = ::read(fd, buffer, wanted);
     if (count < 0 && errno == EINTR) continue;
-    if (count < 0) return fmt::format("cannot read: {}", std::strerror(errno));
+    if (count < 0) return fmt::format("cannot read: {}", fileErrorText(errno));
     if (count == 0) return {};
     out.append(buffer, static_cast<size_t>(count));
     if (out.size() > kMaxFileBytes) return tooLarge();

@@ -33,6 +33,9 @@ constexpr std::string_view kRefusesReload = " (needs a restart: a reload that ch
 // show where two long values differ.
 std::string shown(std::string_view text) { return printable(text, std::string_view::npos); }
 std::string quoted(std::string_view text) { return fmt::format("\"{}\"", shown(text)); }
+std::string quotedOr(std::string_view text, std::string_view empty) {
+  return text.empty() ? std::string(empty) : quoted(text);
+}
 
 std::string duration(Duration value) {
   int64_t ms = value.count();
@@ -61,9 +64,8 @@ const Field<Global> kGlobalFields[] = {
     {"access_log", [](const Global& g) { return quoted(g.accessLog); }, kAtRestart},
     {"shutdown_timeout", [](const Global& g) { return duration(g.shutdownTimeout); }},
     {"removed_member_timeout", [](const Global& g) { return durationOr(g.removedMemberTimeout, "off"); }},
-    {"user", [](const Global& g) { return g.user.empty() ? std::string("(unset)") : quoted(g.user); }, kRefusesReload},
-    {"group", [](const Global& g) { return g.group.empty() ? std::string("(unset)") : quoted(g.group); },
-     kRefusesReload},
+    {"user", [](const Global& g) { return quotedOr(g.user, "(unset)"); }, kRefusesReload},
+    {"group", [](const Global& g) { return quotedOr(g.group, "(unset)"); }, kRefusesReload},
     {"max_connections", [](const Global& g) { return numberOr(g.maxConnections, "auto"); }},
     {"source_table_size", [](const Global& g) { return fmt::format("{}", g.sourceTableSize); }},
 };
@@ -78,14 +80,16 @@ std::string filePathOr(const std::optional<FilePath>& file, std::string_view abs
   return file ? filePath(*file) : std::string(absent);
 }
 
-// name and bind are the listener's identity and socket: see listenerLines().
-// tls and route are tables of their own: see listenerTlsLines() and routeLines().
+// Address blocks as written, in file order.
 std::string blocks(const std::vector<Cidr>& cidrs, std::string_view none) {
   if (cidrs.empty()) return std::string(none);
   std::vector<std::string> texts;
   for (const Cidr& c : cidrs) texts.push_back(shown(c.text));
   return fmt::format("[{}]", fmt::join(texts, ", "));
 }
+
+// name and bind are the listener's identity and socket: see listenerLines().
+// tls and route are tables of their own: see listenerTlsLines() and routeLines().
 
 const Field<Listener> kListenerFields[] = {
     {"pool", [](const Listener& l) { return shown(l.pool); }},
@@ -98,8 +102,10 @@ const Field<Listener> kListenerFields[] = {
     {"proxy_max_header_bytes", [](const Listener& l) { return fmt::format("{}", l.proxyMaxHeaderBytes); }},
     {"allow", [](const Listener& l) { return blocks(l.allow, "(everyone)"); }},
     {"deny", [](const Listener& l) { return blocks(l.deny, "(none)"); }},
-    {"max_connections_per_source", [](const Listener& l) { return numberOr(l.maxConnectionsPerSource, "no limit"); }},
-    {"connection_rate_per_source", [](const Listener& l) { return numberOr(l.connectionRatePerSource, "no limit"); }},
+    {"max_connections_per_source",
+     [](const Listener& l) { return numberOr(l.maxConnectionsPerSource, "no limit"); }},
+    {"connection_rate_per_source",
+     [](const Listener& l) { return numberOr(l.connectionRatePerSource, "no limit"); }},
 };
 
 // Files are compared by path: a reload reads every file again anyway.
@@ -316,11 +322,10 @@ std::vector<Error> reloadRefusals(const Config& before, const Config& after) {
   std::vector<Error> errors;
   for (const Account& a : accounts) {
     if (a.was == a.is) continue;
-    auto show = [](const std::string& value) { return value.empty() ? std::string("unset") : quoted(value); };
     errors.push_back(Error{after.sourceName, a.at.line, a.at.column,
                            fmt::format(R"([global] "{}" cannot change on a reload ({} -> {}): restart ringlb )"
                                        R"(to apply it)",
-                                       a.key, show(a.was), show(a.is))});
+                                       a.key, quotedOr(a.was, "unset"), quotedOr(a.is, "unset"))});
   }
   return errors;
 }

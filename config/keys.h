@@ -9,9 +9,9 @@ namespace config::keys {
 
 inline constexpr std::string_view kGlobal[] = {"workers",          "log_level",
                                                "access_log",       "shutdown_timeout",
-                                               "removed_member_timeout", "user",
-                                               "group",            "max_connections",
-                                               "source_table_size"};
+                                               "removed_member_timeout",
+                                               "user",             "group",
+                                               "max_connections",  "source_table_size"};
 inline constexpr std::string_view kAdmin[] = {"listen", "token"};
 inline constexpr std::string_view kListener[] = {"name",         "bind",          "pool",
                                                  "max_connections", "idle_timeout", "preread_timeout",

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "config/file_error.h"
 #include "lb/log.h"
 #include "lb/nonblocking_output.h"
 
@@ -89,7 +90,7 @@ std::shared_ptr<AccessLogOutput> openFile(const std::string& path, std::string* 
     if (e == ELOOP && ::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
       *error = fmt::format("access log {} is a symbolic link: give the path of the file itself", path);
     else
-      *error = fmt::format("cannot open access log {}: {}", path, errorText(e));
+      *error = fmt::format("cannot open access log {}: {}", path, config::fileErrorText(e));
     return nullptr;
   }
   struct stat st{};

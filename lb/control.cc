@@ -11,6 +11,7 @@
 
 #include "config/diff.h"
 #include "health/http_status.h"
+#include "lb/descriptor_budget.h"
 #include "lb/edge/proxy_header.h"
 #include "lb/log.h"
 #include "lb/systemd_notify.h"
@@ -260,9 +261,19 @@ bool Control::reload(std::string* errorsOut) {
       errors += config::formatError(error) + "\n";
   std::shared_ptr<const Runtime> next;
   std::vector<std::map<std::string, int>> fds;
+  std::optional<SessionLimit> sessions;
   if (loaded.config && errors.empty()) {
+    std::string whyNot;
+    sessions = planSessions(*loaded.config, static_cast<int>(workers_.size()), currentOpenFileLimit(), &whyNot);
+    if (!sessions) errors += whyNot + "\n";
+  }
+  if (loaded.config && sessions) {
+    // The new generation runs with the max_connections in effect; config_
+    // keeps the file's own value (0: derived again at the next reload).
+    config::Config effective = *loaded.config;
+    effective.global.maxConnections = sessions->maxConnections;
     tls::BuildReport report;
-    next = buildRuntime(*loaded.config, runtime_.get(), runtime_->ticketKeys, &report);
+    next = buildRuntime(effective, runtime_.get(), runtime_->ticketKeys, &report);
     for (const config::Error& warning : tls::toConfigErrors(report.warnings, loaded.config->sourceName))
       log::warn("reload: {}", config::formatError(warning));
     for (const config::Error& error : tls::toConfigErrors(report.errors, loaded.config->sourceName))
@@ -295,6 +306,9 @@ bool Control::reload(std::string* errorsOut) {
     else
       log::info("reload: member {} of pool {} removed; its sessions {}", retired.member, retired.pool, fate);
   }
+  if (next->global.maxConnections != runtime_->global.maxConnections)
+    log::info("reload: max_connections {} ({}), was {}; {} sessions open", next->global.maxConnections,
+              sessions->how, runtime_->global.maxConnections, next->globalSessions->open());
   if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
   runtime_ = std::move(next);

@@ -117,7 +117,7 @@ void edgeMetrics(std::string& out, const ReportSources& s) {
                      l->sourceLimits->trackedSources());
   family(out, "ringlb_connections_active", "gauge",
          "Sessions open across every listener ([global] max_connections counts these).");
-  fmt::format_to(Out(out), "ringlb_connections_active {}\n", s.runtime->sessionsOpen->value.load());
+  fmt::format_to(Out(out), "ringlb_connections_active {}\n", s.runtime->globalSessions->open());
 }
 
 // What this host ran out of, by where it was needed (lb/stats.h), and the

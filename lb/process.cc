@@ -1,7 +1,6 @@
 #include "lb/process.h"
 
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -15,9 +14,11 @@
 
 #include "lb/access_log.h"
 #include "lb/control.h"
+#include "lb/descriptor_budget.h"
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
+#include "lb/privileges.h"
 #include "lb/runtime.h"
 #include "lb/systemd_notify.h"
 #include "lb/tls/ktls.h"
@@ -59,37 +60,29 @@ bool bindAll(const Runtime& runtime, int workers, std::vector<std::vector<int>>*
   return true;
 }
 
-// A session can hold six descriptors: its two sockets and, while both
-// directions move bulk data, a pipe (two ends) for each. The limit must
-// hold that for every session max_connections allows, plus what the
-// process keeps besides (workers' listening sockets, rings and spare pipes,
-// one socket per health probe, stdio, the control thread's ring, signalfd
-// and admin endpoint). The soft limit is raised towards the hard one as far
-// as needed; if that is not enough, say so: past the limit clients wait or
-// are refused (local_error) and bulk transfers copy instead of splicing.
-constexpr uint64_t kDescriptorsPerSession = 6;
-constexpr uint64_t kProcessDescriptors = 64;
-
-void checkDescriptorBudget(const config::Config& config, int workers) {
-  uint64_t sessions = 0;
-  for (const auto& listener : config.listeners) sessions += static_cast<uint64_t>(listener.maxConnections);
-  uint64_t reserve = kProcessDescriptors +
-                     static_cast<uint64_t>(workers) * Worker::descriptorsPerWorker(config.listeners.size());
-  for (const auto& pool : config.pools)
-    if (pool.health) reserve += pool.members.size();
-  uint64_t needed = sessions * kDescriptorsPerSession + reserve;
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-  if (limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max) {
-    rlimit raised{std::min<rlim_t>(limit.rlim_max, needed), limit.rlim_max};
-    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+// Raises the open-file limit, puts [global] max_connections in effect in
+// `config` (configured or derived) and logs the figures; false when the
+// config's limits cannot be met.
+bool planDescriptors(config::Config* config, int workers) {
+  OpenFileLimit files = raiseOpenFileLimit();
+  if (files.raiseError != 0)
+    log::warn("open files: cannot raise the soft limit {} to the hard limit {}: {}", files.before, files.hard,
+              std::strerror(files.raiseError));
+  std::string whyNot;
+  auto limit = planSessions(*config, workers, files.soft, &whyNot);
+  std::string raised =
+      files.soft != files.before ? fmt::format(" (raised from {})", files.before) : std::string();
+  if (!limit) {
+    log::error("cannot start: open files: soft {}{}, hard {}; {}", files.soft, raised, files.hard, whyNot);
+    return false;
   }
-  if (limit.rlim_cur >= needed) return;
-  log::warn("open-file limit {} is below the {} descriptors max_connections allows: {} sessions at "
-            "{} per session (2 sockets, 2 pipes) + {} for the process; past it new clients wait or "
-            "are refused (local_error) and bulk transfers copy instead of splicing; raise the limit "
-            "(LimitNOFILE=) or lower max_connections",
-            limit.rlim_cur, needed, sessions, kDescriptorsPerSession, reserve);
+  if (limit->maxConnections > 0)
+    log::info("open files: soft {}{}, hard {}; max_connections {} ({})", files.soft, raised, files.hard,
+              limit->maxConnections, limit->how);
+  else
+    log::warn("open files: soft {}{}, hard {}; max_connections {}", files.soft, raised, files.hard, limit->how);
+  config->global.maxConnections = limit->maxConnections;
+  return true;
 }
 
 sigset_t controlSignals() {
@@ -107,13 +100,23 @@ sigset_t controlSignals() {
 int runProcess(const std::string& configPath, const config::Config& config) {
   log::setLevel(config.global.logLevel);
   std::string error;
+  auto identity = resolveIdentity(config, &error);
+  if (!identity) {
+    log::error("cannot start: {}", error);
+    return 1;
+  }
+  int count = workerCount(config);
+  // The generation runs with the max_connections in effect; `config` stays
+  // as written (reloads compare against it).
+  config::Config effective = config;
+  if (!planDescriptors(&effective, count)) return 1;
   auto sink = AccessLogSink::open(config.global.accessLog, &error);
   if (!sink) {
     log::error("{}", error);
     return 1;
   }
   tls::BuildReport report;
-  std::shared_ptr<const Runtime> runtime = buildRuntime(config, nullptr, nullptr, &report);
+  std::shared_ptr<const Runtime> runtime = buildRuntime(effective, nullptr, nullptr, &report);
   for (const config::Error& warning : tls::toConfigErrors(report.warnings, config.sourceName))
     log::warn("{}", config::formatError(warning));
   if (!runtime) {
@@ -122,8 +125,6 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     return 1;
   }
   if (runtime->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
-  int count = workerCount(config);
-  checkDescriptorBudget(config, count);
   std::vector<std::vector<int>> fds;
   if (!bindAll(*runtime, count, &fds)) return 1;
   int adminFd = -1;
@@ -148,6 +149,19 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     log::error("cannot start: signalfd: {}", std::strerror(errno));
     closeAll(fds);
     if (adminFd >= 0) ::close(adminFd);
+    return 1;
+  }
+  // stderr reopened non-blocking (through /proc/self/fd) while still able
+  // to: after the switch a pipe made by root could not be opened again.
+  log::neverWait();
+  // Every socket is bound and every file open, and no thread or ring exists
+  // yet: the workers, the control thread and io_uring's io-wq threads are
+  // all created with the new credentials.
+  if (!becomeIdentity(*identity, &error)) {
+    log::error("cannot start: {}", error);
+    closeAll(fds);
+    if (adminFd >= 0) ::close(adminFd);
+    ::close(signalFd);
     return 1;
   }
 
@@ -191,7 +205,6 @@ int runProcess(const std::string& configPath, const config::Config& config) {
       log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
                 listener->config.bind.text, config::printable(listener->pool->name()),
                 listener->pool->members().size(), config::toString(listener->pool->config().balance));
-    log::neverWait();  // before "ready": what it opens is there once ready is seen
     log::info("ready: {} listeners, {} workers", runtime->listeners.size(), count);
     notifySystemd("READY=1\nSTATUS=serving");
     control.run();

@@ -68,8 +68,8 @@ std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const 
   auto runtime = std::make_shared<Runtime>();
   runtime->generation = previous ? previous->generation + 1 : 1;
   runtime->global = config.global;
+  runtime->globalSessions = previous ? previous->globalSessions : std::make_shared<GlobalSessions>();
   runtime->ticketKeys = tickets ? std::move(tickets) : previous ? previous->ticketKeys : nullptr;
-  if (previous) runtime->sessionsOpen = previous->sessionsOpen;
   for (const config::Pool& spec : config.pools) {
     const Pool* old = nullptr;
     if (previous)

@@ -9,6 +9,8 @@
 // lost their checks) is written by commitRuntime, once the reload is
 // accepted; a refused one is dropped without a trace.
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -18,14 +20,38 @@
 
 namespace lb {
 
+// Sessions open in the whole process, against [global] max_connections:
+// every worker and every generation count in the same one (a reload hands
+// it on), so the sessions of a previous generation still take their place.
+class GlobalSessions {
+ public:
+  // Counts one more session, unless `max` are open already (false then;
+  // max <= 0: no limit). Each true is matched by one remove().
+  bool tryAdd(int max) {
+    int64_t open = open_.fetch_add(1, std::memory_order_relaxed);
+    if (max > 0 && open >= max) {
+      open_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void remove() { open_.fetch_sub(1, std::memory_order_relaxed); }
+  int64_t open() const { return open_.load(std::memory_order_relaxed); }
+
+ private:
+  alignas(64) std::atomic<int64_t> open_{0};
+};
+
 struct Runtime {
   uint64_t generation = 0;
+  // global.maxConnections is the limit in effect for this generation: the
+  // process puts there the configured value or the one derived from the
+  // open-file limit (lb/descriptor_budget.h) before building, at start and
+  // on every reload. 0 only where no process runs it (--check, tests).
   config::Global global;
+  std::shared_ptr<GlobalSessions> globalSessions;  // never null
   std::vector<std::shared_ptr<Pool>> pools;
   std::vector<std::shared_ptr<Listener>> listeners;
-  // Sessions open across every listener and worker, for [global]
-  // max_connections; one counter handed from generation to generation.
-  std::shared_ptr<SharedCounter> sessionsOpen = std::make_shared<SharedCounter>();
   // The process's session-ticket keys, handed from generation to generation.
   std::shared_ptr<tls::TicketKeys> ticketKeys;
 

@@ -161,16 +161,14 @@ struct Session {
   // The connection's own peer (with accept_proxy: the front balancer).
   // Read whenever anything needs an address; family AF_UNSPEC otherwise.
   sockaddr_storage peer{};
-  // proxied: the header's destination (what the client connected to at the
-  // front balancer); the PROXY header sent on carries it as destination.
-  sockaddr_storage proxyDestination{};
-  bool proxied = false;
+  bool proxied = false;  // client and local come from a front balancer's PROXY header
   uint32_t proxyPeeked = 0;  // ReadingProxyHeader: bytes the last peek saw
   // Per-source limits: the table this session was admitted to (release()
   // once when it ends, with `client`); null when not counted.
   std::shared_ptr<edge::SourceLimits> sourceLimits;
-  // The address the client connected to, for PROXY headers: filled (once,
-  // by getsockname on a wildcard listener) only when a header needs it.
+  // The address the client connected to, for PROXY headers: the received
+  // header's destination when `proxied`, else filled (once, by getsockname
+  // on a wildcard listener) only when a header needs it.
   sockaddr_storage local{};
   ProxyHeaderSend proxyHeader;
   std::array<Flow, 2> flows;

@@ -44,18 +44,10 @@ void setReceiveLowWater(int fd, int bytes) {
   (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes);
 }
 
-// send_proxy on the pool or any member: the header sent on needs the client.
-bool sendsProxy(const config::Pool& pool) {
-  if (pool.sendProxy != config::ProxyVersion::Off) return true;
-  return std::any_of(pool.members.begin(), pool.members.end(), [](const config::Member& m) {
-    return m.sendProxy && *m.sendProxy != config::ProxyVersion::Off;
-  });
-}
-
 bool needsAddress(const Listener& listener, bool accessLog) {
   return accessLog || listener.pool->config().balance == config::Balance::ConsistentHash ||
          !listener.routePools.empty() || listener.config.acceptProxy != config::AcceptProxy::Off ||
-         listener.access.active() || listener.sourceLimits || sendsProxy(listener.pool->config());
+         listener.access.active() || listener.sourceLimits;
 }
 
 }  // namespace
@@ -64,7 +56,8 @@ bool needsAddress(const Listener& listener, bool accessLog) {
 // proxy_from), or straight to admission.
 void Worker::startClient(Session& s) {
   const Listener& listener = listenerOf(s);
-  // The peer's address costs a syscall; only read when something uses it.
+  // The peer's address costs a syscall; only read when something uses it
+  // (send_proxy reads it later if it is still unknown: effectiveClient).
   // TCP_NODELAY comes from the listening socket.
   if (needsAddress(listener, accessLog_.enabled())) {
     socklen_t length = sizeof s.peer;
@@ -153,7 +146,7 @@ void Worker::proxyHeaderDone(Session& s, const edge::ParsedHeader& header) {
   }
   if (header.hasAddresses) {  // LOCAL / UNKNOWN: the connection's own addresses stand
     s.client = header.source;
-    s.proxyDestination = header.destination;
+    s.local = header.destination;
     s.proxied = true;
   }
   s.state = SessionState::Connecting;

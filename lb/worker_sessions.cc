@@ -111,21 +111,21 @@ Session* Worker::allocSession() {
 void Worker::openSession(uint32_t listenerIndex, int clientFd) {
   const Listener& listener = *current_->runtime->listeners[listenerIndex];
   ListenerState& state = *listener.state;
-  SharedCounter& processOpen = *current_->runtime->sessionsOpen;
+  GlobalSessions& processSessions = *current_->runtime->globalSessions;
   bump(state.counters.accepted);
   int64_t open = state.active.value.fetch_add(1, std::memory_order_relaxed);
-  int64_t openInProcess = processOpen.value.fetch_add(1, std::memory_order_relaxed);
-  int processLimit = current_->runtime->global.maxConnections;  // 0: no limit
-  auto uncount = [&] {
+  bool overListener = open >= listener.config.maxConnections;
+  // [global] max_connections: the limit in effect (configured or derived).
+  if (overListener || !processSessions.tryAdd(current_->runtime->global.maxConnections)) {
     state.active.value.fetch_sub(1, std::memory_order_relaxed);
-    processOpen.value.fetch_sub(1, std::memory_order_relaxed);
-  };
-  if (open >= listener.config.maxConnections || (processLimit > 0 && openInProcess >= processLimit)) {
-    uncount();
     bump(state.counters.rejectedByLimit);
     closeRejected(listenerIndex, clientFd, EndReason::Limit);
     return;
   }
+  auto uncount = [&] {
+    state.active.value.fetch_sub(1, std::memory_order_relaxed);
+    processSessions.remove();
+  };
   Session* s = allocSession();
   if (!s) {
     uncount();
@@ -629,7 +629,7 @@ void Worker::endSession(Session& s, EndReason reason) {
   s.clientFd = s.memberFd = -1;
   releaseMember(s);
   listenerOf(s).state->active.value.fetch_sub(1, std::memory_order_relaxed);
-  s.runtime->runtime->sessionsOpen->value.fetch_sub(1, std::memory_order_relaxed);
+  s.runtime->runtime->globalSessions->remove();
   maybeFree(s);
 }
 

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "config/file_error.h"
 #include "config/server_name.h"
 
 namespace lb::tls {
@@ -41,7 +42,7 @@ std::optional<PemFile> readPem(const config::FilePath& file, std::string_view wh
   std::string name = config::printable(file.path, 200);
   int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
-    addError(report, file, fmt::format("cannot read {} {}: {}", what, name, std::strerror(errno)));
+    addError(report, file, fmt::format("cannot read {} {}: {}", what, name, config::fileErrorText(errno)));
     return std::nullopt;
   }
   PemFile pem;

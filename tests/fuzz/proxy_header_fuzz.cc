@@ -10,11 +10,14 @@
 // size and parsing exactly the header's bytes gives the same header; v1 is
 // at most 107 bytes ending in its only CRLF, v2 at most the cap; NeedMore
 // never outlives the bounds; Off takes nothing; Any agrees with V1 and V2;
-// a larger cap never turns Done into something else. Then writeHeader:
+// a larger cap never turns Done into something else; a TCP4/TCP6 line gets
+// the verdict and addresses of a reference reading built on inet_pton.
+// Then writeHeader:
 // for addresses drawn from the input (and those a Done header gave), what
 // it writes parses back, whole, to the same addresses, and a buffer one
 // byte short gets nothing.
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -23,6 +26,8 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string_view>
+#include <utility>
 
 #include "lb/edge/proxy_header.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -125,6 +130,70 @@ void checkModes(std::span<const uint8_t> bytes, size_t smallCap) {
   if (large.status == ParseStatus::Invalid) FUZZ_CHECK(small.status == ParseStatus::Invalid);
 }
 
+// A reference reading of a TCP4/TCP6 line, written apart from the parser:
+// find the first CRLF within 107 bytes, split the line on spaces, and ask
+// inet_pton and a strict decimal reading. The parser must agree whenever the
+// reference can tell (a CRLF was found, or 107 bytes without one).
+bool decimalPort(std::string_view text) {
+  if (text.empty() || text.size() > 5 || (text.size() > 1 && text[0] == '0')) return false;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value <= 65535;
+}
+
+void checkV1AgainstReference(std::span<const uint8_t> bytes) {
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const bool tcp4 = text.starts_with("PROXY TCP4 "), tcp6 = text.starts_with("PROXY TCP6 ");
+  if (!tcp4 && !tcp6) return;
+  const ParsedHeader parsed = lb::edge::parseHeader(bytes, AcceptProxy::V1, kLargestCap);
+  const size_t crlf = text.substr(0, lb::edge::kMaxV1HeaderBytes).find("\r\n");
+  if (crlf == std::string_view::npos) {
+    if (text.size() >= lb::edge::kMaxV1HeaderBytes) FUZZ_CHECK(parsed.status == ParseStatus::Invalid);
+    return;
+  }
+  const std::string_view line = text.substr(0, crlf);
+  std::string_view fields[6];
+  size_t count = 0, at = 0;
+  bool valid = line.find_first_of("\r\n") == std::string_view::npos;
+  while (valid) {
+    const size_t space = line.find(' ', at);
+    if (count == 6) {
+      valid = false;
+      break;
+    }
+    fields[count++] = line.substr(at, space == std::string_view::npos ? std::string_view::npos : space - at);
+    if (space == std::string_view::npos) break;
+    at = space + 1;
+  }
+  valid = valid && count == 6 && decimalPort(fields[4]) && decimalPort(fields[5]);
+  uint8_t source[16], destination[16];
+  const int family = tcp4 ? AF_INET : AF_INET6;
+  for (auto [field, out] : {std::pair{2, source}, std::pair{3, destination}}) {
+    char buffer[128] = {};
+    if (!valid || fields[field].size() >= sizeof buffer) {
+      valid = false;
+      break;
+    }
+    std::memcpy(buffer, fields[field].data(), fields[field].size());
+    valid = inet_pton(family, buffer, out) == 1;
+  }
+  if (!valid) {
+    FUZZ_CHECK(parsed.status == ParseStatus::Invalid);
+    return;
+  }
+  FUZZ_CHECK(parsed.status == ParseStatus::Done && parsed.headerBytes == crlf + 2 && parsed.hasAddresses);
+  const size_t length = tcp4 ? 4 : 16;
+  const auto addressOf = [&](const sockaddr_storage& storage) -> const void* {
+    if (tcp4) return &reinterpret_cast<const sockaddr_in&>(storage).sin_addr;
+    return &reinterpret_cast<const sockaddr_in6&>(storage).sin6_addr;
+  };
+  FUZZ_CHECK(parsed.source.ss_family == family && std::memcmp(addressOf(parsed.source), source, length) == 0);
+  FUZZ_CHECK(std::memcmp(addressOf(parsed.destination), destination, length) == 0);
+}
+
 // What a parsed address should be once written and read back: the same,
 // or mapped into IPv6 when the other end is IPv6.
 bool sameEndpoint(const sockaddr_storage& got, const sockaddr_storage& sent, bool mapped) {
@@ -180,6 +249,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t selector = data[0];
   const std::span<const uint8_t> bytes(data + 1, size - 1);
   checkModes(bytes, lb::edge::kV2FixedBytes + selector);
+  checkV1AgainstReference(bytes);
 
   // Extras drawn from the input's tail; ALPN and SNI at most 255 bytes, as TLS has them.
   lb::edge::HeaderExtras extras;

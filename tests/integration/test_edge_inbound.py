@@ -4,8 +4,10 @@ headers: malformed, dribbled, never finished), allow/deny over IPv4, IPv6
 and IPv4-mapped sources, per-source limits across two workers, and a flood
 of one-shot sources against a small source table."""
 
+import hashlib
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -17,6 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import more_harness as mh  # noqa: E402
+import test_tls  # noqa: E402
 from harness import LOOPBACK, SCALE, WAIT, member, wait_until  # noqa: E402
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -109,7 +112,7 @@ backend ringlb
 """)
         proc = subprocess.Popen([HAPROXY, "-db", "-f", path], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.addCleanup(lambda: (proc.kill(), proc.wait()))
+        self.addCleanup(lambda: (proc.kill(), proc.wait(), proc.stderr.close()))
 
         def listening():
             try:
@@ -193,7 +196,8 @@ backend ringlb
             self.assertEqual(data.split(b"\n", 1)[1], b"hello\n", header)
             e = lb.wait_entries(1, where=lambda e, c=client: e.get("proxy_peer") == c)[0]
             self.assertIn(e["client"], ("192.0.2.7:5555", "192.0.2.8:5556"))
-            self.assertEqual(e["end"], "client_closed")
+            self.assertIsNotNone(e["member"])
+        self.assertEqual(self.refused("proxy_header_invalid"), 0)
 
     def test_header_never_completed_times_out(self):
         port = harness.free_port()
@@ -208,6 +212,31 @@ backend ringlb
         self.assertEqual(self.refused("proxy_header_timeout"), 1)
         self.assertEqual(self.accepted_by_members(), 0)
 
+    def test_a_close_inside_the_header_is_invalid_at_once(self):
+        port = harness.free_port()
+        lb = self.start_ringlb(self.config(port, {"accept_proxy": "v2", "proxy_from": ["127.0.0.1/32"],
+                                                  "proxy_timeout": "60s"}))
+        started = time.monotonic()
+        data, client = exchange(port, v2_header("192.0.2.1", 1)[:20])  # then FIN
+        self.assertEqual(data, b"")
+        self.assertEqual(self.entry(lb, client)["end"], "proxy_header_invalid")
+        self.assertLess(time.monotonic() - started, 30, "waited for proxy_timeout instead")
+
+    def test_the_header_sent_on_carries_the_received_addresses(self):
+        def proxy_line_handler(conn, backend):
+            header = harness.read_line(conn)
+            payload = harness.read_line(conn)
+            conn.sendall(header + payload)
+            conn.shutdown(socket.SHUT_WR)
+            harness.recv_all(conn)
+
+        self.members = [self.backend(proxy_line_handler, name="pp")]
+        port = harness.free_port()
+        self.start_ringlb(self.config(port, {"accept_proxy": "v2", "proxy_from": ["127.0.0.1/32"]},
+                                      pool={"send_proxy": "v1"}))
+        data, _ = exchange(port, v2_header("203.0.113.5", 4444, "198.51.100.1", 443) + b"hello\n")
+        self.assertEqual(data, b"PROXY TCP4 203.0.113.5 198.51.100.1 4444 443\r\nhello\n")
+
     def test_local_header_keeps_the_connection_addresses(self):
         port = harness.free_port()
         lb = self.start_ringlb(self.config(port, {"accept_proxy": "any", "proxy_from": ["127.0.0.1/32"]}))
@@ -216,6 +245,49 @@ backend ringlb
         self.assertEqual(data.split(b"\n", 1)[1], b"hello\n")
         e = self.entry(lb, client)
         self.assertNotIn("proxy_client", e)
+
+
+class ProxyBeforeTlsTest(test_tls.TlsTest):
+    """PROXY comes first on the wire; the bytes after it go into the TLS
+    handshake, or into the ClientHello preread, as a client's first bytes."""
+
+    def test_tls_handshake_after_the_header(self):
+        self.a = self.pki.issue("a.test", ["a.test"])
+        member_ = self.backend(test_tls.http_handler, name="plain-1")
+        port = harness.free_port()
+        lb = self.start_ringlb(test_tls.config(
+            port, {"web": {"members": [member_.address]}}, tls={"certificates": [self.a]},
+            listener={"accept_proxy": "v2"}).replace(
+            'accept_proxy = "v2"', 'accept_proxy = "v2"\nproxy_from = ["127.0.0.1/32"]'))
+        raw = socket.create_connection((LOOPBACK, port), timeout=WAIT)
+        raw.sendall(v2_header("203.0.113.9", 7777))
+        with test_tls.client_context(self.pki.ca).wrap_socket(raw, server_hostname="a.test") as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            self.assertIn(b"hello from plain-1", harness.recv_all(tls)[0])
+        e = lb.wait_entries(1)[0]
+        self.assertEqual((e["client"], e["proxy_client"], e["sni"]), ("203.0.113.9:7777",) * 2 + ("a.test",))
+        self.assertTrue(e["tls_version"])
+
+    def test_client_hello_preread_after_the_header_in_the_same_segment(self):
+        web = self.backend(test_tls.peek_handler, name="web-member")
+        api = self.backend(test_tls.peek_handler, name="api-member")
+        port = harness.free_port()
+        lb = self.start_ringlb(test_tls.config(
+            port, {"web": {"members": [web.address]}, "api": {"members": [api.address]}},
+            routes=[(["api.internal"], "api")],
+            listener={"accept_proxy": "v1"}).replace(
+            'accept_proxy = "v1"', 'accept_proxy = "v1"\nproxy_from = ["127.0.0.1/32"]'))
+        hello = test_tls.client_hello("api.internal")
+        api.state["expect"] = len(hello)
+        s = self.connect(port)
+        s.sendall(v1_header("198.51.100.20", 4321) + hello)
+        name, count, digest = harness.read_line(s).decode().split()
+        self.assertEqual(name, "api-member")
+        self.assertEqual((int(count), digest), (len(hello), hashlib.sha256(hello).hexdigest()),
+                         "the member gets the ClientHello, and not a byte of the header")
+        s.close()
+        e = lb.wait_entries(1)[0]
+        self.assertEqual((e["client"], e["route"]), ("198.51.100.20:4321", "sni"))
 
 
 class AccessControlTest(EdgeTest):
@@ -296,6 +368,53 @@ class SourceLimitTest(EdgeTest):
         again = mh.Session(port, "127.0.0.2")  # its share came back
         again.close()
         self.assertEqual(self.refused("source_limit"), 4)
+
+    def test_a_reload_keeping_the_limits_keeps_the_counts(self):
+        port = harness.free_port()
+        text = self.config(port, {"max_connections_per_source": 2}, workers=2)
+        lb = self.start_ringlb(text)
+        held = [mh.Session(port, "127.0.0.2") for _ in range(2)]
+        self.addCleanup(lambda: [h.close() for h in held])
+
+        def reload(new_text, count):
+            self.write_config(new_text)
+            lb.signal(signal.SIGHUP)
+            wait_until(lambda: lb.stderr_text().count("info reloaded") >= count, what="reloaded")
+
+        reload(text.replace('log_level = "info"', 'log_level = "info"\nremoved_member_timeout = "1h"'), 1)
+        data, client = exchange(port, b"hello\n", source="127.0.0.2")
+        self.assertEqual(data, b"", "the reload forgot the two sessions open")
+        self.assertEqual(self.entry(lb, client)["end"], "source_limit")
+        # New limits, a new table: the sessions admitted to the old one are
+        # not counted in it, and still end cleanly (released to the old one).
+        reload(text.replace("max_connections_per_source = 2", "max_connections_per_source = 1"), 2)
+        extra = mh.Session(port, "127.0.0.2")
+        extra.echo()
+        data, client = exchange(port, b"hello\n", source="127.0.0.2")
+        self.assertEqual(self.entry(lb, client)["end"], "source_limit")
+        extra.close()
+        for h in held:
+            h.echo()
+
+    def test_global_max_connections_counts_every_listener(self):
+        ports = [harness.free_port(), harness.free_port()]
+        pool = {"balance": "round_robin", "members": [member(b.name, b.address) for b in self.members]}
+        lb = self.start_ringlb(mh.build_config(
+            [("a", ports[0], "pool", {}), ("b", ports[1], "pool", {})], {"pool": pool}, workers=2,
+            global_={"max_connections": 2}, admin={"listen": f"127.0.0.1:{self.admin_port}"}))
+        held = [mh.Session(ports[0]), mh.Session(ports[1])]
+        self.addCleanup(lambda: [h.close() for h in held])
+        for port in ports:
+            data, client = exchange(port, b"hello\n")
+            self.assertEqual(data, b"")
+            self.assertEqual(self.entry(lb, client)["end"], "limit")
+        closed = held.pop()
+        closed.close()
+        self.entry(lb, closed.client)
+        data, _ = exchange(ports[0], b"hello\n")
+        self.assertIsNotNone(served_by(data))
+        wait_until(lambda: mh.scrape(self.admin_port).value("ringlb_connections_active") == 1,
+                   what="one session open in the process")
 
     def test_rate_per_source_across_two_workers(self):
         port = harness.free_port()

@@ -10,6 +10,7 @@ at a known point, not after thousands of connections."""
 
 import hashlib
 import os
+import re
 import resource
 import signal
 import socket
@@ -298,13 +299,16 @@ class LocalErrorsTest(harness.RinglbTest):
         self.assertFalse(reset)
         self.assertEqual(data, harness.reply_for(hashlib.sha256(b"request").hexdigest()))
 
-    def test_descriptor_budget_warning_at_start(self):
-        # 2 sockets + 2 pipes (4 descriptors) = 6 per session: 1000 sessions
-        # cannot fit in 256.
+    def test_descriptor_figures_at_start(self):
+        # 2 sockets + 2 pipes (4 descriptors) = 6 per session: the global
+        # max_connections is what 256 leaves after the process's own.
         backend = self.backend(harness.echo_handler, name=MEMBER)
         lb = self.start(self.config(backend.address, listener={"max_connections": 1000}), nofile=256)
-        line = more_harness.wait_log(lb, "open-file limit 256 is below")
-        self.assertIn("1000 sessions at 6 per session", line)
+        line = more_harness.wait_log(lb, "open files: soft 256, hard 256; max_connections")
+        m = re.search(r"max_connections (\d+) \(derived: \(256 open files - (\d+) for the process\) / 6 per "
+                      r"session", line)
+        self.assertTrue(m, line)
+        self.assertEqual(int(m.group(1)), (256 - int(m.group(2))) // 6, line)
 
 
 if __name__ == "__main__":

@@ -61,9 +61,9 @@ TEST(RuntimeEdge, ChangedLimitsMakeANewTableTheOldOneLivesWhileHeld) {
 TEST(RuntimeEdge, OneSessionCountAcrossGenerations) {
   auto first = buildRuntime(configWith(0, 0), nullptr, nullptr, nullptr);
   auto second = buildRuntime(configWith(0, 0), first.get(), nullptr, nullptr);
-  EXPECT_EQ(first->sessionsOpen, second->sessionsOpen);
+  EXPECT_EQ(first->globalSessions, second->globalSessions);
   auto fresh = buildRuntime(configWith(0, 0), nullptr, nullptr, nullptr);
-  EXPECT_NE(fresh->sessionsOpen, first->sessionsOpen);
+  EXPECT_NE(fresh->globalSessions, first->globalSessions);
 }
 
 }  // namespace
