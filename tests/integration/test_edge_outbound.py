@@ -418,6 +418,20 @@ class HeaderContents(EdgeOutboundTest):
                 self.assertEqual(header["destination"], f"{LOOPBACK}:{port}")
         self.assertBackendsClean(m1, m2)
 
+    def test_ipv6_clients_in_v1_and_v2(self):
+        m = self.backend(header_member, "m")
+        p1, p2 = harness.free_port(), harness.free_port()
+        self.start([{"name": "a", "bind": f"[::1]:{p1}", "pool": "one"},
+                    {"name": "b", "bind": f"[::1]:{p2}", "pool": "two"}],
+                   {"one": {"send_proxy": "v1", "members": [member("m1", m.address)]},
+                    "two": {"send_proxy": "v2", "members": [member("m2", m.address)]}})
+        for port, command in ((p1, "TCP6"), (p2, "PROXY")):
+            with socket.create_connection(("::1", port), timeout=WAIT) as s:
+                header = json.loads(harness.read_line(s))
+                self.assertEqual(header["command"], command)
+                self.assertEqual(header["source"], f"[::1]:{s.getsockname()[1]}")
+                self.assertEqual(header["destination"], f"[::1]:{port}")
+
     def test_the_address_from_an_incoming_header_is_sent_on(self):
         m = self.backend(header_member, "m")
         port = harness.free_port()
