@@ -34,7 +34,9 @@ bool isWildcard(const sockaddr_storage& address) {
 
 }  // namespace
 
-// The client as members are told of it.
+// The client as members are told of it: the effective client (an incoming
+// PROXY header's source when there was one). Read at accept when anything
+// else needs it (worker_edge.cc), else here, once.
 const sockaddr_storage& Worker::effectiveClient(Session& s) {
   if (s.client.ss_family == AF_UNSPEC) {
     socklen_t length = sizeof s.client;
@@ -43,8 +45,9 @@ const sockaddr_storage& Worker::effectiveClient(Session& s) {
   return s.client;
 }
 
-// The address the client connected to: the listener's own when it binds
-// one, else the accepted socket's (asked once per session).
+// The address the client connected to: an incoming PROXY header's
+// destination (worker_edge.cc sets `local` from it), else the listener's own
+// when it binds one, else the accepted socket's (asked once per session).
 const sockaddr_storage& Worker::clientDestination(Session& s) {
   if (s.local.ss_family != AF_UNSPEC) return s.local;
   const config::Address& bind = listenerOf(s).config.bind;

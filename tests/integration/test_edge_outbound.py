@@ -418,6 +418,36 @@ class HeaderContents(EdgeOutboundTest):
                 self.assertEqual(header["destination"], f"{LOOPBACK}:{port}")
         self.assertBackendsClean(m1, m2)
 
+    def test_ipv6_clients_in_v1_and_v2(self):
+        m = self.backend(header_member, "m")
+        p1, p2 = harness.free_port(), harness.free_port()
+        self.start([{"name": "a", "bind": f"[::1]:{p1}", "pool": "one"},
+                    {"name": "b", "bind": f"[::1]:{p2}", "pool": "two"}],
+                   {"one": {"send_proxy": "v1", "members": [member("m1", m.address)]},
+                    "two": {"send_proxy": "v2", "members": [member("m2", m.address)]}})
+        for port, command in ((p1, "TCP6"), (p2, "PROXY")):
+            with socket.create_connection(("::1", port), timeout=WAIT) as s:
+                header = json.loads(harness.read_line(s))
+                self.assertEqual(header["command"], command)
+                self.assertEqual(header["source"], f"[::1]:{s.getsockname()[1]}")
+                self.assertEqual(header["destination"], f"[::1]:{port}")
+
+    def test_the_address_from_an_incoming_header_is_sent_on(self):
+        m = self.backend(header_member, "m")
+        port = harness.free_port()
+        self.start([listener("l", port, "p", accept_proxy="any", proxy_from=["127.0.0.0/8"])],
+                   {"p": {"send_proxy": "v2", "members": [member("m", m.address)]}})
+        with self.connect(port) as s:
+            s.sendall(b"PROXY TCP4 198.51.100.7 203.0.113.9 4444 443\r\nhello\n")
+            header = json.loads(harness.read_line(s))
+            self.assertEqual(harness.read_line(s), b"hello\n")
+        self.assertEqual((header["source"], header["destination"]), ("198.51.100.7:4444", "203.0.113.9:443"))
+        with self.connect(port) as s:  # LOCAL: the connection's own addresses
+            s.sendall(V2_SIGNATURE + bytes([0x20, 0x00, 0x00, 0x00]))
+            header = json.loads(harness.read_line(s))
+            self.assertEqual((header["source"], header["destination"]),
+                             (harness.client_name(s), f"{LOOPBACK}:{port}"))
+
     def test_a_wildcard_listener_sends_the_address_the_client_connected_to(self):
         m = self.backend(header_member, "m")
         port = harness.free_port()
