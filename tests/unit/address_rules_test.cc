@@ -9,8 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/edge_test_addresses.h"
+
 namespace lb::edge {
 namespace {
+
+using edgetest::v4;
+using edgetest::v6;
 
 using Bytes = std::array<uint8_t, 16>;
 
@@ -31,24 +36,6 @@ config::Cidr v6Block(const char* address, int prefix) {
   cidr.prefix = prefix;
   cidr.text = std::string(address) + "/" + std::to_string(prefix);
   return cidr;
-}
-
-sockaddr_storage v4(const char* address) {
-  sockaddr_storage storage{};
-  auto& in = reinterpret_cast<sockaddr_in&>(storage);
-  in.sin_family = AF_INET;
-  in.sin_port = htons(4000);
-  EXPECT_EQ(inet_pton(AF_INET, address, &in.sin_addr), 1) << address;
-  return storage;
-}
-
-sockaddr_storage v6(const char* address) {
-  sockaddr_storage storage{};
-  auto& in6 = reinterpret_cast<sockaddr_in6&>(storage);
-  in6.sin6_family = AF_INET6;
-  in6.sin6_port = htons(4000);
-  EXPECT_EQ(inet_pton(AF_INET6, address, &in6.sin6_addr), 1) << address;
-  return storage;
 }
 
 sockaddr_storage unixClient() {

@@ -10,8 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/edge_test_addresses.h"
+
 namespace lb::edge {
 namespace {
+
+using edgetest::v4;
+using edgetest::v6;
 
 using Clock = SourceLimits::Clock;
 using std::chrono::milliseconds;
@@ -19,29 +24,11 @@ using std::chrono::seconds;
 
 constexpr uint64_t kSeed = 0x5eed;
 
-sockaddr_storage v4(const char* address) {
-  sockaddr_storage storage{};
-  auto& in = reinterpret_cast<sockaddr_in&>(storage);
-  in.sin_family = AF_INET;
-  in.sin_port = htons(40000);
-  EXPECT_EQ(inet_pton(AF_INET, address, &in.sin_addr), 1) << address;
-  return storage;
-}
-
 sockaddr_storage v4(uint32_t address) {
   sockaddr_storage storage{};
   auto& in = reinterpret_cast<sockaddr_in&>(storage);
   in.sin_family = AF_INET;
   in.sin_addr.s_addr = htonl(address);
-  return storage;
-}
-
-sockaddr_storage v6(const char* address) {
-  sockaddr_storage storage{};
-  auto& in6 = reinterpret_cast<sockaddr_in6&>(storage);
-  in6.sin6_family = AF_INET6;
-  in6.sin6_port = htons(40000);
-  EXPECT_EQ(inet_pton(AF_INET6, address, &in6.sin6_addr), 1) << address;
   return storage;
 }
 
