@@ -41,6 +41,7 @@ enum class HealthKind { Tcp, Http, Tls, Https };  // tls: a verified handshake; 
 enum class OnDown { Keep, Close };  // established sessions when their member goes down
 enum class ProxyVersion { Off, V1, V2 };        // send_proxy: the PROXY header written to members
 enum class AcceptProxy { Off, V1, V2, Any };    // accept_proxy: the header required from proxy_from
+enum class DiscoverType { A, AAAA, SRV };       // [[pool.NAME.discover]] type
 
 std::string_view toString(Balance);
 std::string_view toString(LogLevel);
@@ -75,6 +76,17 @@ struct Global {
   // Sources tracked by each listener's per-source limits (idle entries are
   // evicted first; when full of active sources a new source is refused).
   int sourceTableSize = 65536;
+  // [global.dns]: how discovery asks (DESIGN "Config, part 2").
+  struct Dns {
+    // servers: "ip:port" or "ip" (port 53); empty: those of /etc/resolv.conf.
+    std::vector<Address> servers;
+    Duration timeout = std::chrono::seconds(2);  // timeout: one attempt at one server
+    int attempts = 2;                            // attempts: tries per server before giving up
+    // min_interval: the floor between two resolutions of one name, whatever
+    // a record's TTL says (protects the DNS server from TTL 0 answers).
+    Duration minInterval = std::chrono::seconds(1);
+    Position position;  // of the [global.dns] table; zero when absent
+  } dns;
 };
 
 
@@ -178,6 +190,22 @@ struct Member {
   // health_port given); absent: probe `address`.
   std::optional<Address> healthAddress;
   std::optional<ProxyVersion> sendProxy;  // send_proxy on the member: overrides the pool's
+  // Set only on members discovery made (never by the loader): the DNS name
+  // of the [[pool.NAME.discover]] that found it. Such a member is named
+  // "DNSNAME/ADDRESS:PORT".
+  std::string discoveredBy;
+};
+
+// [[pool.NAME.discover]]: members from DNS, re-resolved.
+struct Discover {
+  std::string name;  // lower case, no trailing dot
+  DiscoverType type = DiscoverType::A;
+  uint16_t port = 0;  // A and AAAA: required; SRV: each record's own port (port is an error)
+  Duration interval = std::chrono::seconds(5);  // at most this long between resolutions
+  // remove_grace: how long NXDOMAIN or an empty answer must last before the
+  // members it found are removed; zero (unset): one interval.
+  Duration removeGrace{0};
+  Position position;  // of this [[pool.NAME.discover]] table
 };
 
 struct Health {
@@ -203,7 +231,8 @@ struct Pool {
   WhenAllDown whenAllDown = WhenAllDown::Reject;
   uint32_t tableSize = 65537;     // consistent_hash: prime, >= 100 x members
   double hashBalanceFactor = 0;   // consistent_hash bounded loads: 0 off, else >= 1
-  std::vector<Member> members;  // in file order
+  std::vector<Member> members;  // in file order (may be empty when discover is not)
+  std::vector<Discover> discover;  // in file order
   std::optional<Health> health;
   std::optional<PoolTls> tls;
   ProxyVersion sendProxy = ProxyVersion::Off;

@@ -31,6 +31,8 @@ enum class Owner : uint8_t {
   ControlTick,     // the control thread's periodic timer
   Admin,           // step, connection slot, connection generation
   Prober,          // step, target, prober id, probe generation
+  Discovery,       // the DNS resolver's socket polls (lb/discovery/resolver.h)
+  Upgrade,         // SIGUSR2: the new process's readiness pipe, read by the old
   Count,
 };
 

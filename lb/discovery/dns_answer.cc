@@ -1,0 +1,1 @@
+#include "lb/discovery/dns_answer.h"

@@ -1,0 +1,1 @@
+#include "lb/discovery/resolver.h"
