@@ -48,6 +48,8 @@ struct EntryStatus {
 };
 
 struct Lookup {
+  // The entry's id (not its position): kept by reconfigure(), never reused,
+  // so a result that comes back after a reload finds its entry or nothing.
   size_t entry = 0;
   std::string name;
   config::DiscoverType type = config::DiscoverType::A;
@@ -66,7 +68,8 @@ class Discovery {
   // Lookups due at `now`; each is marked in flight until its onResult().
   std::vector<Lookup> due(TimePoint now);
   // True when the entry's member set changed (the caller then rebuilds the
-  // generation with withDiscovered()).
+  // generation with withDiscovered()). A result for an entry a reload
+  // removed is dropped (false).
   bool onResult(size_t entry, const LookupResult& result, TimePoint now,
                 std::chrono::system_clock::time_point wallNow);
   // Also a change: a grace period that ended (members removed); true if any.
@@ -78,12 +81,17 @@ class Discovery {
   std::vector<EntryStatus> status() const;
   // `file` with each pool's discovered members appended after its static
   // ones (sorted by name). A discovered member whose name equals a static
-  // member's is dropped (the static one wins).
+  // member's is dropped (the static one wins). consistent_hash: when the
+  // members need more than the file's table_size (100 slots each), the
+  // table doubles until they fit, then takes the next prime: a function of
+  // the member count, the same on every host for the same answers. Logs
+  // nothing (the caller says what changed).
   config::Config withDiscovered(const config::Config& file) const;
 
  private:
   struct Entry;
   std::vector<Entry> entries_;
+  size_t nextId_ = 0;
   config::Duration minInterval_{};
 };
 
