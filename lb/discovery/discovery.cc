@@ -12,15 +12,6 @@
 namespace lb::discovery {
 namespace {
 
-std::string_view typeName(config::DiscoverType type) {
-  switch (type) {
-    case config::DiscoverType::A: return "A";
-    case config::DiscoverType::AAAA: return "AAAA";
-    case config::DiscoverType::SRV: return "SRV";
-  }
-  return "?";
-}
-
 bool removes(LookupStatus status) {
   return status == LookupStatus::NoSuchName || status == LookupStatus::NoData;
 }
@@ -109,6 +100,10 @@ struct Discovery::Entry {
 Discovery::Discovery(const config::Config& config, TimePoint now) { reconfigure(config, now); }
 
 Discovery::~Discovery() = default;
+Discovery::Discovery(const Discovery&) = default;
+Discovery& Discovery::operator=(const Discovery&) = default;
+Discovery::Discovery(Discovery&&) noexcept = default;
+Discovery& Discovery::operator=(Discovery&&) noexcept = default;
 
 void Discovery::reconfigure(const config::Config& config, TimePoint now) {
   minInterval_ = config.global.dns.minInterval;
@@ -176,6 +171,7 @@ bool Discovery::onResult(size_t id, const LookupResult& result, TimePoint now,
   if (status == LookupStatus::Ok) {
     std::vector<config::Member> members = membersOf(entry.spec, result.records);
     shown.records = result.records.size();
+    shown.lastSuccessAt = wallNow;
     if (entry.removeAt) log::info("{}: answered again; its members stay", entry.label());
     entry.removeAt.reset();
     if (!sameMembers(members, entry.members)) {
@@ -244,6 +240,15 @@ config::Config Discovery::withDiscovered(const config::Config& file) const {
       pool.tableSize = tableSizeFor(pool.tableSize, pool.members.size());
   }
   return config;
+}
+
+std::string_view typeName(config::DiscoverType type) {
+  switch (type) {
+    case config::DiscoverType::A: return "A";
+    case config::DiscoverType::AAAA: return "AAAA";
+    case config::DiscoverType::SRV: return "SRV";
+  }
+  return "?";
 }
 
 std::string memberName(std::string_view dnsName, const sockaddr_storage& address) {

@@ -41,6 +41,7 @@ struct EntryStatus {
   LookupStatus lastStatus = LookupStatus::Ok;
   std::string lastDetail;
   std::chrono::system_clock::time_point lastAt{};  // wall time of the last finished lookup
+  std::chrono::system_clock::time_point lastSuccessAt{};  // of the last Ok answer (epoch: none yet)
   size_t records = 0;              // in the last good answer
   size_t members = 0;              // in the set now in use
   uint64_t lookups[7] = {};        // finished lookups, indexed by LookupStatus
@@ -61,6 +62,11 @@ class Discovery {
   // The entries of every pool's discover list, in file order.
   Discovery(const config::Config& config, TimePoint now);
   ~Discovery();
+  // A copy is what a reload reconfigures: kept only if the reload is accepted.
+  Discovery(const Discovery&);
+  Discovery& operator=(const Discovery&);
+  Discovery(Discovery&&) noexcept;
+  Discovery& operator=(Discovery&&) noexcept;
   // A reload: entries with the same pool, name, type and port keep their
   // members and state; others start Pending.
   void reconfigure(const config::Config& config, TimePoint now);
@@ -94,6 +100,9 @@ class Discovery {
   size_t nextId_ = 0;
   config::Duration minInterval_{};
 };
+
+// "A", "AAAA" or "SRV".
+std::string_view typeName(config::DiscoverType type);
 
 // "DNSNAME/ADDRESS:PORT" ("api.internal/10.0.0.5:9001", "x/[::1]:80").
 std::string memberName(std::string_view dnsName, const sockaddr_storage& address);
