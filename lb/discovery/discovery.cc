@@ -86,6 +86,7 @@ struct Discovery::Entry {
   bool inFlight = false;
   // Set while NXDOMAIN/NoData lasts with members still in use: when they go.
   std::optional<TimePoint> removeAt;
+  LookupStatus removeReason = LookupStatus::NoSuchName;  // what started the grace
   EntryStatus status;
 
   config::Duration grace() const {
@@ -182,6 +183,7 @@ bool Discovery::onResult(size_t id, const LookupResult& result, TimePoint now,
   } else if (removes(status)) {
     if (!entry.members.empty() && !entry.removeAt) {
       entry.removeAt = now + entry.grace();
+      entry.removeReason = status;
       log::warn("{}: {}; its {} members are removed in {}ms unless a good answer comes first", entry.label(),
                 toString(status), entry.members.size(), entry.grace().count());
     } else if (statusChanged) {
@@ -201,8 +203,8 @@ bool Discovery::onTick(TimePoint now) {
   bool changed = false;
   for (Entry& entry : entries_) {
     if (!entry.removeAt || now < *entry.removeAt) continue;
-    log::warn("{}: still {} after {}ms; its {} members are removed", entry.label(),
-              toString(entry.status.lastStatus), entry.grace().count(), entry.members.size());
+    log::warn("{}: no good answer for {}ms since {}; its {} members are removed", entry.label(),
+              entry.grace().count(), toString(entry.removeReason), entry.members.size());
     entry.removeAt.reset();
     entry.members.clear();
     entry.status.members = 0;

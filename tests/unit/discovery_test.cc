@@ -3,6 +3,7 @@
 #include "lb/discovery/discovery.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
