@@ -2,16 +2,14 @@
 
 #include <ares.h>
 #include <arpa/inet.h>
-#include <poll.h>
 
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <list>
-#include <unordered_map>
 
 #include "lb/discovery/dns_answer.h"
-#include "lb/log.h"
+#include "lb/discovery/socket_polls.h"
 #include "lb/ring/user_data.h"
 
 namespace lb::discovery {
@@ -19,7 +17,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr uint8_t kOpPoll = 1;          // the op of every Owner::Discovery poll
 constexpr size_t kMaxSrvTargets = 64;   // targets whose addresses one SRV lookup looks up
 
 int typeCode(config::DiscoverType type) {
@@ -120,25 +117,14 @@ struct Resolver::Impl {
     int target = -1;  // -1: the lookup's own question; else the target index
     bool v6 = false;
   };
-  // A socket c-ares asked us to watch. At most one poll per socket is in
-  // flight; `armedGeneration` names it in user_data (slot = fd), so the
-  // completion of a poll on a socket c-ares has since closed, or closed and
-  // opened again with the same fd, never matches and is dropped.
-  struct Watch {
-    bool readable = false;
-    bool writable = false;
-    bool armed = false;
-    uint32_t armedGeneration = 0;
-    unsigned armedMask = 0;
-  };
 
   ring::Submitter* submitter = nullptr;
   ares_channel channel = nullptr;
   bool started = false;
   bool destroying = false;
   SteadyClock::duration budget{};  // timeout x attempts x servers: a lookup's deadline
-  uint32_t nextGeneration = 1;
-  std::unordered_map<int, Watch> watches;
+  SocketPolls polls{[this](int fd, unsigned mask, uint64_t userData) { addPoll(fd, mask, userData); },
+                    [this](uint64_t userData) { removePoll(userData); }};
   std::list<std::shared_ptr<Lookup>> active;  // not finished yet
   std::deque<std::pair<Callback, LookupResult>> ready;  // finished, callback not run yet
 
@@ -148,7 +134,7 @@ struct Resolver::Impl {
   }
 
   static void onSocketState(void* data, ares_socket_t fd, int readable, int writable) {
-    static_cast<Impl*>(data)->setWatch(fd, readable != 0, writable != 0);
+    static_cast<Impl*>(data)->polls.set(fd, readable != 0, writable != 0);
   }
 
   static void onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
@@ -163,68 +149,23 @@ struct Resolver::Impl {
     }
   }
 
-  void setWatch(int fd, bool readable, bool writable) {
-    if (!readable && !writable) {
-      auto it = watches.find(fd);
-      if (it == watches.end()) return;
-      if (it->second.armed) cancelPoll(fd, it->second.armedGeneration);
-      watches.erase(it);
-      return;
-    }
-    Watch& watch = watches[fd];
-    watch.readable = readable;
-    watch.writable = writable;
-    if (watch.armed && watch.armedMask != maskOf(watch)) {
-      cancelPoll(fd, watch.armedGeneration);
-      watch.armed = false;
-    }
-    if (!watch.armed) arm(fd, watch);
-  }
-
-  static unsigned maskOf(const Watch& watch) {
-    return (watch.readable ? POLLIN : 0u) | (watch.writable ? POLLOUT : 0u);
-  }
-
-  void arm(int fd, Watch& watch) {
-    if (fd < 0 || static_cast<uint32_t>(fd) > ring::kMaxSlot) {
-      log::error("dns: socket {} does not fit a ring slot; its lookups will time out", fd);
-      return;
-    }
-    watch.armed = true;
-    watch.armedGeneration = nextGeneration++;
-    watch.armedMask = maskOf(watch);
+  void addPoll(int fd, unsigned mask, uint64_t userData) {
     io_uring_sqe* sqe = submitter->getSqe();
-    io_uring_prep_poll_add(sqe, fd, watch.armedMask);
-    io_uring_sqe_set_data64(
-        sqe, ring::pack(ring::Tag{ring::Owner::Discovery, kOpPoll, static_cast<uint32_t>(fd), watch.armedGeneration}));
+    io_uring_prep_poll_add(sqe, fd, mask);
+    io_uring_sqe_set_data64(sqe, userData);
   }
 
-  // The poll holds a reference to the socket: it must be removed, or the
-  // socket would stay open in the kernel after c-ares closes its fd.
-  void cancelPoll(int fd, uint32_t generation) {
+  void removePoll(uint64_t userData) {
     io_uring_sqe* sqe = submitter->getSqe();
-    io_uring_prep_poll_remove(
-        sqe, ring::pack(ring::Tag{ring::Owner::Discovery, kOpPoll, static_cast<uint32_t>(fd), generation}));
+    io_uring_prep_poll_remove(sqe, userData);
     io_uring_sqe_set_data64(sqe, ring::encodeOwner(ring::Owner::None));
   }
 
   void onPollCompletion(uint64_t userData, int result) {
-    ring::Tag tag = ring::unpack(userData);
-    if (tag.owner != ring::Owner::Discovery || tag.op != kOpPoll) return;
-    int fd = static_cast<int>(tag.slot);
-    auto it = watches.find(fd);
-    if (it == watches.end() || !it->second.armed || it->second.armedGeneration != tag.generation) return;  // stale
-    it->second.armed = false;
-    // An error (POLLERR, POLLHUP, or a failed poll) is for c-ares to find
-    // when it reads or writes: hand it the fd as ready in both directions it wanted.
-    bool error = result < 0 || (result & (POLLERR | POLLHUP | POLLNVAL));
-    bool readReady = it->second.readable && (error || (result & POLLIN));
-    bool writeReady = it->second.writable && (error || (result & POLLOUT));
-    ares_process_fd(channel, readReady ? fd : ARES_SOCKET_BAD, writeReady ? fd : ARES_SOCKET_BAD);
-    // c-ares may have closed the socket (the watch is gone), or closed it
-    // and opened another with the same fd (that watch is already armed).
-    it = watches.find(fd);
-    if (it != watches.end() && !it->second.armed) arm(fd, it->second);
+    std::optional<SocketPolls::Ready> ready = polls.onCompletion(userData, result);
+    if (!ready) return;  // stale
+    ares_process_fd(channel, ready->read ? ready->fd : ARES_SOCKET_BAD, ready->write ? ready->fd : ARES_SOCKET_BAD);
+    polls.rearm(ready->fd);
   }
 
   void finish(const std::shared_ptr<Lookup>& lookup, LookupResult result) {
