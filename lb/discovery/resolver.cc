@@ -45,6 +45,15 @@ LookupStatus statusOf(int aresStatus) {
   }
 }
 
+// c-ares 1.18 passes a SERVFAIL, REFUSED or NOTIMP answer over to the next
+// server (and the next attempt); when every one has failed so, it reports
+// ECONNREFUSED, as for unreachable servers: both are Timeout here.
+std::string detailOf(int aresStatus) {
+  std::string detail = ares_strerror(aresStatus);
+  if (aresStatus == ARES_ECONNREFUSED) detail += " (unreachable, or every answer was SERVFAIL or REFUSED)";
+  return detail;
+}
+
 bool sameEndpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
   if (a.ss_family != b.ss_family) return false;
   if (a.ss_family == AF_INET) {
@@ -199,7 +208,7 @@ struct Resolver::Impl {
 
   // The answer to a lookup's own question: its records, or (SRV) phase 2.
   void onMainAnswer(const std::shared_ptr<Lookup>& lookup, int status, std::span<const uint8_t> message) {
-    if (status != ARES_SUCCESS) return finish(lookup, failure(statusOf(status), ares_strerror(status)));
+    if (status != ARES_SUCCESS) return finish(lookup, failure(statusOf(status), detailOf(status)));
     std::string why;
     std::optional<DnsAnswer> answer = parseDnsAnswer(message, lookup->name, lookup->type, &why);
     if (!answer) return finish(lookup, failure(LookupStatus::Malformed, why));
@@ -251,7 +260,7 @@ struct Resolver::Impl {
     LookupResult& result = v6 ? target.v6 : target.v4;
     config::DiscoverType type = v6 ? config::DiscoverType::AAAA : config::DiscoverType::A;
     if (status != ARES_SUCCESS) {
-      result = failure(statusOf(status), ares_strerror(status));
+      result = failure(statusOf(status), detailOf(status));
     } else {
       std::string why;
       std::optional<DnsAnswer> answer = parseDnsAnswer(message, target.name, type, &why);

@@ -115,7 +115,8 @@ class ResolverTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def resolve(self, *names, type_="A", port=80, server=None, timeout_ms=2000, attempts=2, extra=()):
-        args = [RESOLVE_MAIN, "--server", server or self.server, "--type", type_, "--port", str(port),
+        servers = [] if "--server" in extra else ["--server", server or self.server]
+        args = [RESOLVE_MAIN, *servers, "--type", type_, "--port", str(port),
                 "--timeout-ms", str(timeout_ms), "--attempts", str(attempts), *extra, *names]
         proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=harness.WAIT + timeout_ms * attempts / 1000)
@@ -212,6 +213,15 @@ class ResolverTest(unittest.TestCase):
         self.assertGreaterEqual(result["elapsed_ms"], 800 - 50)
         self.assertLess(result["elapsed_ms"], 800 + 2000 * harness.SCALE, result)
         self.assertLess(took, harness.WAIT)
+
+    def test_a_dead_first_server_is_passed_over(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+            dead.bind((harness.LOOPBACK, 0))
+            result = self.resolve_one("multi.test", timeout_ms=400, attempts=2,
+                                      extra=("--server", f"127.0.0.1:{dead.getsockname()[1]}", "--server", self.server))
+        self.assertEqual(result["status"], "ok", result)
+        self.assertEqual(len(result["records"]), 3)
+        self.assertGreaterEqual(result["elapsed_ms"], 400 - 50)  # the first server had its attempt
 
     def test_destroying_the_resolver_with_lookups_in_flight(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
