@@ -327,13 +327,8 @@ void Control::switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map
   std::string fate = next->global.removedMemberTimeout.count() > 0
                          ? fmt::format("close after {}ms", next->global.removedMemberTimeout.count())
                          : std::string("finish on their own");
-  for (const RetiredMember& retired : commitRuntime(*runtime_, *next, monotonicNs())) {
-    if (!retired.movedTo.empty())
-      log::info("{}: member {} of pool {} moved from {} to {}; its sessions to {} {}", why, retired.member,
-                retired.pool, retired.address, retired.movedTo, retired.address, fate);
-    else
-      log::info("{}: member {} of pool {} removed; its sessions {}", why, retired.member, retired.pool, fate);
-  }
+  std::vector<RetiredMember> retired = commitRuntime(*runtime_, *next, monotonicNs());
+  std::vector<std::string> added;
   for (const auto& pool : next->pools) {
     const Pool* before = nullptr;
     for (const auto& running : runtime_->pools)
@@ -341,11 +336,21 @@ void Control::switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map
     if (!before) continue;  // a new pool: the reload's summary says so
     for (const auto& member : pool->members())
       if (!before->findMember(member->name))
-        log::info("{}: member {} of pool {} added at {}", why, member->name, pool->name(), member->address.text);
+        added.push_back(fmt::format("{}: member {} of pool {} added at {}", why, member->name, pool->name(),
+                                    member->address.text));
   }
   if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
   runtime_ = std::move(next);
+  // Said once the workers have been handed the generation.
+  for (const RetiredMember& member : retired) {
+    if (!member.movedTo.empty())
+      log::info("{}: member {} of pool {} moved from {} to {}; its sessions to {} {}", why, member.member,
+                member.pool, member.address, member.movedTo, member.address, fate);
+    else
+      log::info("{}: member {} of pool {} removed; its sessions {}", why, member.member, member.pool, fate);
+  }
+  for (const std::string& line : added) log::info("{}", line);
   startProber(health::Clock::now());
   if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this, &discovery_}, config_.admin);
 }

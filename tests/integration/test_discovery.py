@@ -291,8 +291,8 @@ class DiscoveryTest(harness.RinglbTest):
         dns.set_hosts(self.web_hosts(11, 13))  # 13 added, 12 removed
         removed = f"discovery: member {self.name_of(12)} of pool web removed"
         wait_until(lambda: removed in lb.stderr_text(), SLOW, "the removal of m12")
-        self.assertIn(f"discovery: member {self.name_of(13)} of pool web added at 127.0.0.13:{self.member_port}",
-                      lb.stderr_text())
+        added = f"discovery: member {self.name_of(13)} of pool web added at 127.0.0.13:{self.member_port}"
+        wait_until(lambda: added in lb.stderr_text(), what="the log line of m13's addition")
         mark = traffic.count()
         before = more_harness.sessions(self.backends[12])
         wait_until(lambda: traffic.count() >= mark + 30, SLOW, "30 sessions after the change")
