@@ -59,6 +59,8 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool) {
                    m->counters.connections.load(), m->backup ? " <span class=\"muted\">(backup)</span>" : "",
                    html(probe));
   }
+  // A pool whose members all come from DNS has none until it answers.
+  if (pool.members().empty()) out += "<tr><td colspan=\"7\" class=\"muted\">no members</td></tr>\n";
   out += "</table>\n";
 }
 
