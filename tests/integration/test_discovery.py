@@ -199,12 +199,13 @@ class DiscoveryTest(harness.RinglbTest):
         return b
 
     def dns(self, hosts, srv=()):
-        d = Dnsmasq(self.tmp.name, [(f"127.0.0.{n}", name) for n, name in hosts], srv)
+        d = Dnsmasq(self.tmp.name, hosts, srv)
         self.addCleanup(d.kill)
         return d
 
     def web_hosts(self, *ns):
-        return [(n, WEB) for n in ns]
+        """Hosts-file lines giving web.disc.test the addresses 127.0.0.N."""
+        return [(f"127.0.0.{n}", WEB) for n in ns]
 
     def config(self, dns, discover, members=(), pool=None, dns_extra=None, admin_port=None, listener_port=None):
         self.port = listener_port or harness.free_port()
@@ -239,6 +240,15 @@ class DiscoveryTest(harness.RinglbTest):
                 return entry
         raise AssertionError(f"no discovery {name} in /status")
 
+    def metric(self, name, **labels):
+        """The one sample of `name` for pool web's web.disc.test with `labels`
+        (Metrics.value() cannot take a label called name)."""
+        metrics = parse_metrics(get(self.admin_port, "/metrics").body.decode())
+        labels.update(pool="web", name=WEB)
+        found = [v for ls, v in metrics.samples(name) if all(ls.get(k) == v for k, v in labels.items())]
+        self.assertEqual(len(found), 1, f"{name}{labels}: {found}")
+        return found[0]
+
     def name_of(self, n, port=None, dns_name=WEB):
         return f"{dns_name}/127.0.0.{n}:{port or self.member_port}"
 
@@ -271,10 +281,9 @@ class DiscoveryTest(harness.RinglbTest):
         page = get(self.admin_port, "/")
         self.assertEqual(page.status, 200)
         self.assertIn(f'data-discovery="{WEB}" data-result="ok"', page.body.decode())
-        metrics = parse_metrics(get(self.admin_port, "/metrics").body.decode())
-        self.assertEqual(metrics.value("ringlb_discovery_members", pool="web", name=WEB), 3)
-        self.assertGreaterEqual(metrics.value("ringlb_discovery_lookups_total", pool="web", name=WEB, result="ok"), 1)
-        last = metrics.value("ringlb_discovery_last_success_seconds", pool="web", name=WEB)
+        self.assertEqual(self.metric("ringlb_discovery_members"), 3)
+        self.assertGreaterEqual(self.metric("ringlb_discovery_lookups_total", result="ok"), 1)
+        last = self.metric("ringlb_discovery_last_success_seconds")
         self.assertLess(abs(last - time.time()), 120)
 
     def test_records_added_and_removed_while_traffic_flows(self):
@@ -318,10 +327,8 @@ class DiscoveryTest(harness.RinglbTest):
                    "a failed lookup in /status")
         failed = self.discovery_status()["last_result"]
 
-        def failures():
-            metrics = parse_metrics(get(self.admin_port, "/metrics").body.decode())
-            return metrics.value("ringlb_discovery_lookups_total", pool="web", name=WEB, result=failed)
-        wait_until(lambda: failures() >= 3, SLOW, "three failed lookups")
+        wait_until(lambda: self.metric("ringlb_discovery_lookups_total", result=failed) >= 3, SLOW,
+                   "three failed lookups")
         self.assertEqual(self.answers(), {"m11", "m12"})
         self.assertEqual(self.discovery_status()["members"], 2)
         # Logged once per change of status, not once per failed lookup.
@@ -333,7 +340,7 @@ class DiscoveryTest(harness.RinglbTest):
             self.member(n, ports[n])
         srv = [(f"t13.{ZONE}", ports[13], 10, 5), (f"t14.{ZONE}", ports[14], 10, 0),
                (f"t15.{ZONE}", ports[15], 20, 1000)]
-        dns = self.dns([(13, f"t13.{ZONE}"), (14, f"t14.{ZONE}"), (15, f"t15.{ZONE}")], srv)
+        dns = self.dns([(f"127.0.0.{n}", f"t{n}.{ZONE}") for n in (13, 14, 15)], srv)
         self.start_ringlb(self.config(dns, [{"name": SRV, "type": "SRV", "interval": "1s"}]))
         members = self.pool_members()
         self.assertEqual(set(members), {f"{SRV}/127.0.0.{n}:{ports[n]}" for n in (13, 14, 15)})
