@@ -142,19 +142,28 @@ struct Resolver::Impl {
     if (channel) ares_destroy(channel);  // EDESTRUCTION callbacks free the Query objects
   }
 
-  static void onSocketState(void* data, ares_socket_t fd, int readable, int writable) {
-    static_cast<Impl*>(data)->polls.set(fd, readable != 0, writable != 0);
+  // c-ares's callbacks are called from C: no exception may leave them. The
+  // only one possible is running out of memory; the lookup then ends at
+  // its deadline.
+  static void onSocketState(void* data, ares_socket_t fd, int readable, int writable) noexcept {
+    try {
+      static_cast<Impl*>(data)->polls.set(fd, readable != 0, writable != 0);
+    } catch (...) {
+    }
   }
 
-  static void onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
+  static void onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) noexcept {
     std::unique_ptr<Query> query(static_cast<Query*>(arg));
     if (status == ARES_EDESTRUCTION || query->impl->destroying || query->lookup->finished) return;
     std::span<const uint8_t> message;
     if (abuf && alen > 0) message = {abuf, static_cast<size_t>(alen)};
-    if (query->target < 0) {
-      query->impl->onMainAnswer(query->lookup, status, message);
-    } else {
-      query->impl->onTargetAnswer(query->lookup, static_cast<size_t>(query->target), query->v6, status, message);
+    try {
+      if (query->target < 0) {
+        query->impl->onMainAnswer(query->lookup, status, message);
+      } else {
+        query->impl->onTargetAnswer(query->lookup, static_cast<size_t>(query->target), query->v6, status, message);
+      }
+    } catch (...) {
     }
   }
 
