@@ -76,13 +76,16 @@ class Reader {
   // Reads a (possibly compressed) name at the cursor into `out` (lower
   // case, labels joined by '.', no trailing dot; the root is ""). The
   // cursor ends after the name's bytes where it started (after the first
-  // pointer, if any). Each pointer must point strictly before the label
-  // it replaces, so pointers can only walk backwards and a name can never
-  // loop; at most kMaxPointers of them are followed.
+  // pointer, if any). Each pointer must point strictly before where the
+  // name started, or before the previous pointer's target: pointers only
+  // ever walk backwards, so a name can never loop (a compressor points at
+  // names written earlier, so real messages pass); at most kMaxPointers
+  // of them are followed, and never into the header.
   void name(std::string* out) {
     out->clear();
     size_t position = offset_;
-    size_t resume = 0;  // where the cursor goes once the name ends; 0: not jumped yet
+    size_t limit = offset_;  // the next pointer's target must be below this
+    size_t resume = 0;       // where the cursor goes once the name ends; 0: not jumped yet
     size_t wireBytes = 1;
     unsigned pointers = 0;
     for (;;) {
@@ -92,10 +95,10 @@ class Reader {
         if (position + 1 >= message_.size()) return fail("a name's pointer is cut off");
         size_t target = static_cast<size_t>(length & 0x3F) << 8 | message_[position + 1];
         if (++pointers > kMaxPointers) return fail("a name follows more than 16 compression pointers");
-        if (target >= position || target < kHeaderBytes)
+        if (target >= limit || target < kHeaderBytes)
           return fail("a compression pointer does not point backwards into the message");
         if (resume == 0) resume = position + 2;
-        position = target;
+        position = limit = target;
         continue;
       }
       if (length > kMaxLabelBytes) return fail("a label is longer than 63 bytes (or of an unknown kind)");

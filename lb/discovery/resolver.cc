@@ -9,6 +9,7 @@
 #include <list>
 
 #include "lb/discovery/dns_answer.h"
+#include "lb/discovery/lookup_result.h"
 #include "lb/discovery/socket_polls.h"
 #include "lb/ring/user_data.h"
 
@@ -17,7 +18,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr size_t kMaxSrvTargets = 64;   // targets whose addresses one SRV lookup looks up
 
 int typeCode(config::DiscoverType type) {
   switch (type) {
@@ -54,32 +54,6 @@ std::string detailOf(int aresStatus) {
   return detail;
 }
 
-bool sameEndpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
-  if (a.ss_family != b.ss_family) return false;
-  if (a.ss_family == AF_INET) {
-    auto& x = reinterpret_cast<const sockaddr_in&>(a);
-    auto& y = reinterpret_cast<const sockaddr_in&>(b);
-    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
-  }
-  auto& x = reinterpret_cast<const sockaddr_in6&>(a);
-  auto& y = reinterpret_cast<const sockaddr_in6&>(b);
-  return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, 16) == 0;
-}
-
-sockaddr_storage withPort(sockaddr_storage address, uint16_t port) {
-  if (address.ss_family == AF_INET) reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
-  if (address.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6&>(address).sin6_port = htons(port);
-  return address;
-}
-
-// Appends unless an equal endpoint is already there (the first one stays).
-void addRecord(std::vector<Record>* records, const Record& record) {
-  for (const Record& existing : *records) {
-    if (sameEndpoint(existing.address, record.address)) return;
-  }
-  records->push_back(record);
-}
-
 }  // namespace
 
 std::string_view toString(LookupStatus status) {
@@ -106,13 +80,12 @@ struct Resolver::Impl {
     Callback done;
     SteadyClock::time_point deadline;
     bool finished = false;  // result handed over (or queued); later c-ares answers are dropped
-    // SRV only.
+    // SRV only: the answer, then its targets' addresses (from the
+    // additional section, or looked up: IPv4 and IPv6 apart, then joined).
     DnsAnswer srv;
     struct Target {
-      std::string name;
-      std::vector<AddressRecord> fromAdditional;
-      LookupResult v4, v6;  // address lookups' results (status Ok with no records until answered)
-      std::vector<AddressRecord> v4Addresses, v6Addresses;  // owned by the target's canonical name
+      TargetAddresses fromAdditional;  // status Ok and no address: looked up
+      TargetAddresses v4, v6;
     };
     std::vector<Target> targets;
     unsigned outstanding = 0;  // target queries not answered yet
@@ -142,19 +115,28 @@ struct Resolver::Impl {
     if (channel) ares_destroy(channel);  // EDESTRUCTION callbacks free the Query objects
   }
 
-  static void onSocketState(void* data, ares_socket_t fd, int readable, int writable) {
-    static_cast<Impl*>(data)->polls.set(fd, readable != 0, writable != 0);
+  // c-ares's callbacks are called from C: no exception may leave them. The
+  // only one possible is running out of memory; the lookup then ends at
+  // its deadline.
+  static void onSocketState(void* data, ares_socket_t fd, int readable, int writable) noexcept {
+    try {
+      static_cast<Impl*>(data)->polls.set(fd, readable != 0, writable != 0);
+    } catch (...) {
+    }
   }
 
-  static void onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) {
+  static void onAnswer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen) noexcept {
     std::unique_ptr<Query> query(static_cast<Query*>(arg));
     if (status == ARES_EDESTRUCTION || query->impl->destroying || query->lookup->finished) return;
     std::span<const uint8_t> message;
     if (abuf && alen > 0) message = {abuf, static_cast<size_t>(alen)};
-    if (query->target < 0) {
-      query->impl->onMainAnswer(query->lookup, status, message);
-    } else {
-      query->impl->onTargetAnswer(query->lookup, static_cast<size_t>(query->target), query->v6, status, message);
+    try {
+      if (query->target < 0) {
+        query->impl->onMainAnswer(query->lookup, status, message);
+      } else {
+        query->impl->onTargetAnswer(query->lookup, static_cast<size_t>(query->target), query->v6, status, message);
+      }
+    } catch (...) {
     }
   }
 
@@ -199,117 +181,77 @@ struct Resolver::Impl {
     ares_query(channel, name.c_str(), 1 /* C_IN */, type, &Impl::onAnswer, query);
   }
 
-  static LookupResult failure(LookupStatus status, std::string detail) {
-    LookupResult result;
-    result.status = status;
-    result.detail = std::move(detail);
-    return result;
-  }
-
   // The answer to a lookup's own question: its records, or (SRV) phase 2.
   void onMainAnswer(const std::shared_ptr<Lookup>& lookup, int status, std::span<const uint8_t> message) {
-    if (status != ARES_SUCCESS) return finish(lookup, failure(statusOf(status), detailOf(status)));
+    if (status != ARES_SUCCESS) return finish(lookup, failedLookup(statusOf(status), detailOf(status)));
     std::string why;
     std::optional<DnsAnswer> answer = parseDnsAnswer(message, lookup->name, lookup->type, &why);
-    if (!answer) return finish(lookup, failure(LookupStatus::Malformed, why));
-    if (lookup->type != config::DiscoverType::SRV) {
-      if (answer->addresses.empty())
-        return finish(lookup, failure(LookupStatus::NoData, "no records of the type (after CNAMEs)"));
-      LookupResult result;
-      for (const AddressRecord& record : answer->addresses)
-        addRecord(&result.records, Record{withPort(record.address, lookup->port), 0, 0});
-      result.ttl = std::chrono::seconds(answer->ttl);
-      return finish(lookup, std::move(result));
-    }
-    if (answer->services.empty()) return finish(lookup, failure(LookupStatus::NoData, "no SRV records (after CNAMEs)"));
+    if (!answer) return finish(lookup, failedLookup(LookupStatus::Malformed, why));
+    if (lookup->type != config::DiscoverType::SRV) return finish(lookup, addressResult(*answer, lookup->port));
+    if (answer->services.empty())
+      return finish(lookup, failedLookup(LookupStatus::NoData, "no SRV records (after CNAMEs)"));
     lookup->srv = std::move(*answer);
     startTargets(lookup);
   }
 
   void startTargets(const std::shared_ptr<Lookup>& lookup) {
-    for (const SrvRecord& srv : lookup->srv.services) {
-      if (srv.target.empty()) continue;  // "." : no service here (RFC 2782)
-      bool known = std::any_of(lookup->targets.begin(), lookup->targets.end(),
-                               [&](const Lookup::Target& t) { return t.name == srv.target; });
-      if (known) continue;
-      if (lookup->targets.size() == kMaxSrvTargets) break;
+    for (const std::string& name : srvTargets(lookup->srv)) {
       Lookup::Target target;
-      target.name = srv.target;
-      for (const AddressRecord& record : lookup->srv.additional) {
-        if (record.owner == srv.target) target.fromAdditional.push_back(record);
-      }
+      target.fromAdditional.name = target.v4.name = target.v6.name = name;
+      target.fromAdditional.addresses = additionalAddresses(lookup->srv, name);
       lookup->targets.push_back(std::move(target));
     }
     lookup->deadline = SteadyClock::now() + budget;  // phase 2 gets a budget of its own
     std::vector<size_t> toAsk;
     for (size_t i = 0; i < lookup->targets.size(); ++i) {
-      if (lookup->targets[i].fromAdditional.empty()) toAsk.push_back(i);
+      if (lookup->targets[i].fromAdditional.addresses.empty()) toAsk.push_back(i);
     }
     lookup->outstanding = static_cast<unsigned>(toAsk.size() * 2);
     for (size_t i : toAsk) {
       // Each ask may answer at once (a bad name): outstanding counts them all first.
-      ask(lookup, lookup->targets[i].name, typeCode(config::DiscoverType::A), static_cast<int>(i), false);
-      ask(lookup, lookup->targets[i].name, typeCode(config::DiscoverType::AAAA), static_cast<int>(i), true);
+      ask(lookup, lookup->targets[i].v4.name, typeCode(config::DiscoverType::A), static_cast<int>(i), false);
+      ask(lookup, lookup->targets[i].v6.name, typeCode(config::DiscoverType::AAAA), static_cast<int>(i), true);
     }
     if (toAsk.empty()) assembleSrv(lookup);
   }
 
   void onTargetAnswer(const std::shared_ptr<Lookup>& lookup, size_t index, bool v6, int status,
                       std::span<const uint8_t> message) {
-    Lookup::Target& target = lookup->targets[index];
-    LookupResult& result = v6 ? target.v6 : target.v4;
-    config::DiscoverType type = v6 ? config::DiscoverType::AAAA : config::DiscoverType::A;
+    TargetAddresses& target = v6 ? lookup->targets[index].v6 : lookup->targets[index].v4;
     if (status != ARES_SUCCESS) {
-      result = failure(statusOf(status), detailOf(status));
+      target.status = statusOf(status);
+      target.detail = detailOf(status);
     } else {
       std::string why;
+      config::DiscoverType type = v6 ? config::DiscoverType::AAAA : config::DiscoverType::A;
       std::optional<DnsAnswer> answer = parseDnsAnswer(message, target.name, type, &why);
       if (!answer) {
-        result = failure(LookupStatus::Malformed, why);
+        target.status = LookupStatus::Malformed;
+        target.detail = why;
       } else {
-        (v6 ? target.v6Addresses : target.v4Addresses) = std::move(answer->addresses);
+        target.addresses = std::move(answer->addresses);
       }
     }
     if (--lookup->outstanding == 0) assembleSrv(lookup);
   }
 
-  // One Record per (SRV record, target address), in answer order. A target
-  // whose lookup failed (timeout, server failure, ...) fails the whole
-  // lookup, so discovery keeps its last good set rather than lose that
-  // target's members; a target with no address (NXDOMAIN, no data) is
-  // skipped.
   void assembleSrv(const std::shared_ptr<Lookup>& lookup) {
-    for (const Lookup::Target& target : lookup->targets) {
-      for (const LookupResult* part : {&target.v4, &target.v6}) {
-        if (part->status == LookupStatus::Ok || part->status == LookupStatus::NoData ||
-            part->status == LookupStatus::NoSuchName)
-          continue;
-        return finish(lookup, failure(part->status, "SRV target " + target.name + ": " + part->detail));
+    std::vector<TargetAddresses> targets;
+    for (Lookup::Target& target : lookup->targets) {
+      if (!target.fromAdditional.addresses.empty()) {
+        targets.push_back(std::move(target.fromAdditional));
+        continue;
       }
-    }
-    LookupResult result;
-    uint32_t ttl = lookup->srv.ttl;
-    for (const SrvRecord& srv : lookup->srv.services) {
-      auto target = std::find_if(lookup->targets.begin(), lookup->targets.end(),
-                                 [&](const Lookup::Target& t) { return t.name == srv.target; });
-      if (target == lookup->targets.end()) continue;  // "." or beyond the 64 looked up
-      auto add = [&](const std::vector<AddressRecord>& addresses) {
-        for (const AddressRecord& address : addresses) {
-          addRecord(&result.records, Record{withPort(address.address, srv.port), srv.priority, srv.weight});
-          ttl = std::min(ttl, address.ttl);
-        }
-      };
-      if (!target->fromAdditional.empty()) {
-        add(target->fromAdditional);
-      } else {
-        add(target->v4Addresses);
-        add(target->v6Addresses);
+      // IPv4 first; a failed lookup of either fails the target.
+      TargetAddresses joined = std::move(target.v4);
+      if (!lookupFailed(joined.status) && lookupFailed(target.v6.status)) {
+        joined.status = target.v6.status;
+        joined.detail = target.v6.detail;
       }
+      joined.addresses.insert(joined.addresses.end(), target.v6.addresses.begin(), target.v6.addresses.end());
+      targets.push_back(std::move(joined));
     }
-    if (result.records.empty())
-      return finish(lookup, failure(LookupStatus::NoData, "no SRV target has an address"));
-    result.ttl = std::chrono::seconds(ttl);
-    finish(lookup, std::move(result));
+    finish(lookup, srvResult(lookup->srv, targets));
   }
 
   void expire(SteadyClock::time_point now) {
@@ -317,7 +259,7 @@ struct Resolver::Impl {
     for (const auto& lookup : active) {
       if (now >= lookup->deadline) late.push_back(lookup);
     }
-    for (const auto& lookup : late) finish(lookup, failure(LookupStatus::Timeout, "no answer in time"));
+    for (const auto& lookup : late) finish(lookup, failedLookup(LookupStatus::Timeout, "no answer in time"));
   }
 };
 
@@ -389,7 +331,7 @@ void Resolver::lookup(const std::string& name, config::DiscoverType type, uint16
   lookup->deadline = SteadyClock::now() + impl_->budget;
   impl_->active.push_back(lookup);
   if (!impl_->started) {
-    return impl_->finish(lookup, Impl::failure(LookupStatus::LocalError, "DNS is not set up"));
+    return impl_->finish(lookup, failedLookup(LookupStatus::LocalError, "DNS is not set up"));
   }
   impl_->ask(lookup, name, typeCode(type), -1, false);
 }

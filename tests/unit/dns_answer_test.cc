@@ -278,6 +278,16 @@ TEST(DnsAnswer, PointerLoopsAndForwardPointersAreMalformed) {
   header.header(1).question("t.test", kA).u16(0xC004).rr(kA, 1, 4).u32(1);
   EXPECT_FALSE(parse(header, "t.test", DiscoverType::A));
 
+  // A label, then a pointer back to that label: backwards from the pointer,
+  // but a loop. Refused at once, not after running into the pointer bound.
+  Message selfLabel;
+  selfLabel.header(1).question("t.test", kA);
+  size_t start = selfLabel.size();
+  selfLabel.u8(1).u8('a').u16(static_cast<uint16_t>(0xC000 | start)).rr(kA, 1, 4).u32(1);
+  std::string why;
+  EXPECT_FALSE(parseDnsAnswer(selfLabel.bytes, "t.test", DiscoverType::A, &why));
+  EXPECT_NE(why.find("backwards"), std::string::npos) << why;
+
   Message question;  // the question name itself is a loop
   question.header(0).u16(0xC00C).u16(kA).u16(1);
   EXPECT_FALSE(parse(question, "t.test", DiscoverType::A));
