@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -136,6 +137,19 @@ io_uring_sqe* Admin::sqe() { return submitter_->getSqe(); }
 
 void Admin::start() { armAccept(); }
 
+void Admin::stopAccepting() {
+  if (!accepting_) return;
+  accepting_ = false;
+  if (acceptPaused_) {
+    acceptPaused_ = false;
+    if (listenFd_ >= 0) ::close(std::exchange(listenFd_, -1));
+    return;
+  }
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, userData(Step::Accept, kNoConnection), 0);
+  io_uring_sqe_set_data64(s, 0);
+}
+
 void Admin::armAccept() {
   io_uring_sqe* s = sqe();
   io_uring_prep_multishot_accept(s, listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -179,10 +193,13 @@ void Admin::onLinger(size_t slot, int result) {
 // next tick, not at once, so an exhausted process does not spin.
 void Admin::onAccept(int fd, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) {
-    if (fd < 0)
+    if (!accepting_) {
+      if (listenFd_ >= 0) ::close(std::exchange(listenFd_, -1));
+    } else if (fd < 0) {
       acceptPaused_ = true;
-    else
+    } else {
       armAccept();
+    }
   }
   if (fd < 0) return;
   sockaddr_storage peer{};
