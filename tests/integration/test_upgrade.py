@@ -93,6 +93,43 @@ def all_stopped(pid):
     return True
 
 
+def worker_threads(pid):
+    """Thread ids of ringlb's workers: every thread but the main (control)
+    one and io_uring's own."""
+    found = []
+    for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            name = f.read().strip()
+        if tid != pid and not name.startswith("iou-"):
+            found.append(tid)
+    return found
+
+
+class ThreadHold:
+    """One thread of another process held still (PTRACE_SEIZE, then
+    PTRACE_INTERRUPT), while the rest of its process runs."""
+
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+    WALL = 0x40000000
+
+    def __init__(self, tid):
+        self.tid = tid
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.libc.ptrace.restype = ctypes.c_long
+        for request in (self.PTRACE_SEIZE, self.PTRACE_INTERRUPT):
+            if self.libc.ptrace(request, tid, None, None) != 0:
+                raise OSError(ctypes.get_errno(), f"ptrace({request}, {tid})")
+        os.waitpid(tid, self.WALL)  # the thread has stopped
+        self.held = True
+
+    def release(self):
+        if self.held:
+            self.held = False
+            if self.libc.ptrace(self.PTRACE_DETACH, self.tid, None, None) != 0:
+                raise OSError(ctypes.get_errno(), f"ptrace(PTRACE_DETACH, {self.tid})")
+
+
 def status_field(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -512,9 +549,61 @@ class UpgradeTest(harness.RinglbTest):
             t.join(120 * harness.SCALE)
         self.assertEqual(failures, [])
 
-    def test_accepts_completing_after_the_stop_are_served(self):
-        """Many connections at once across several upgrades: an accept the
-        kernel completed after the old process's stop is served, never closed."""
+    def test_an_accept_completing_after_the_stop_is_served(self):
+        """The old process's worker learns of the stop in the same batch of
+        completions as accepts that come after it: its thread is held (ptrace)
+        while the stop reaches its ring and then connections arrive, with the
+        new process stopped (SIGSTOP) so that only the held worker's accept
+        takes them. Those connections were taken off the queue already: they
+        are served, not closed."""
+        backend = self.backend(harness.echo_handler, name="m1")
+        lb = self.start(self.config([backend], workers=1))
+        hold = ThreadHold(worker_threads(lb.pid)[0])
+        self.addCleanup(hold.release)
+        lb.signal(signal.SIGUSR2)
+        new = Successor(self.started_pid(lb))
+        self.addCleanup(self.finish_successor, new, lb)
+        mh.wait_log(lb, f"upgrade: process {new.pid} took over")  # the stop is on the worker's ring
+        os.kill(new.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: new.running() and os.kill(new.pid, signal.SIGCONT))
+        wait_until(lambda: all_stopped(new.pid), what="every thread of the new process stopped")
+        clients = []
+        for i in range(10):
+            s = self.connect(self.port)
+            s.sendall(f"late {i}\n".encode())
+            s.shutdown(socket.SHUT_WR)
+            clients.append(s)
+        hold.release()
+        for i, s in enumerate(clients):
+            data, reset = harness.recv_all(s)
+            self.assertEqual((data, reset), (f"late {i}\n".encode(), False), f"connection {i}")
+        os.kill(new.pid, signal.SIGCONT)
+        self.wait_old_gone(lb)
+        self.assertGreaterEqual(len([e for e in lb.access_log() if e["bytes_in"] > 0]), 10)
+
+    def test_an_accept_completing_after_sigterm_is_served(self):
+        """The same for a plain stop: connections a worker's accept took off
+        the queue in the batch that also brought the stop are served."""
+        backend = self.backend(harness.echo_handler, name="m1")
+        lb = self.start(self.config([backend], workers=1))
+        hold = ThreadHold(worker_threads(lb.pid)[0])
+        self.addCleanup(hold.release)
+        lb.signal(signal.SIGTERM)
+        mh.wait_log(lb, "Terminated: no longer accepting")  # the stop is on the worker's ring
+        clients = []
+        for i in range(10):
+            s = self.connect(self.port)
+            s.sendall(f"late {i}\n".encode())
+            s.shutdown(socket.SHUT_WR)
+            clients.append(s)
+        hold.release()
+        for i, s in enumerate(clients):
+            data, reset = harness.recv_all(s)
+            self.assertEqual((data, reset), (f"late {i}\n".encode(), False), f"connection {i}")
+        self.assertEqual(lb.wait_exit(), 0)
+        self.assertTrue(harness.connect_refused(self.port))
+
+    def test_four_upgrades_in_a_row_under_load(self):
         backend = self.backend(harness.echo_handler, name="m1")
         lb = self.start(self.config([backend], workers=2))
         recorder = traffic.Recorder()
