@@ -392,7 +392,8 @@ class UpgradeTest(harness.RinglbTest):
     def test_a_new_process_that_fails_leaves_the_old_one_serving(self):
         backend = self.backend(harness.echo_handler, name="m1")
         lb = self.start(self.config([backend]))
-        good = open(lb.config_path).read()
+        with open(lb.config_path) as f:
+            good = f.read()
         with open(lb.config_path, "w") as f:
             f.write(good.replace("[[listener]]", "[[listener]]\nbogus_key = 1", 1))
         lb.signal(signal.SIGUSR2)
