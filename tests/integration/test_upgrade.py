@@ -523,6 +523,33 @@ class UpgradeTest(harness.RinglbTest):
         self.assertLessEqual(now, socket_inodes(four.pid))
         self.serve_many(300)
 
+    def test_listeners_a_reload_added_are_handed_on_and_removed_ones_not(self):
+        backend = self.backend(harness.echo_handler, name="m1")
+        lb = self.start(self.config([backend]))
+        second, third = harness.free_port(), harness.free_port()
+
+        def with_listener(name, port):
+            return self.config([backend]) + f'\n[[listener]]\nname = "{name}"\nbind = "127.0.0.1:{port}"\npool = "pool"\n'
+        with open(lb.config_path, "w") as f:
+            f.write(with_listener("second", second))
+        lb.signal(signal.SIGHUP)
+        mh.wait_log(lb, "reloaded ")
+        with open(lb.config_path, "w") as f:
+            f.write(with_listener("third", third))
+        lb.signal(signal.SIGHUP)
+        mh.wait_log(lb, "reloaded ", count=2)
+        kept = listening_inodes(third)
+        self.assertEqual(len(kept), 2)
+        wait_until(lambda: not listening_inodes(second), what="the removed listener's sockets closed")
+        new = self.upgrade(lb)
+        self.wait_old_gone(lb)
+        self.assertIn(f"listener third: took over 2 sockets on 127.0.0.1:{third}", lb.stderr_text())
+        self.assertIn("hands on 5 listening sockets", lb.stderr_text())  # 2 + 2 and the admin socket
+        self.assertEqual(listening_inodes(third), kept)
+        self.assertFalse(listening_inodes(second))
+        self.assertTrue(new.running())
+        self.ask()
+
     def serve_many(self, count):
         def one(i):
             line = f"n {i}\n".encode()
