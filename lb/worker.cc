@@ -25,6 +25,11 @@ constexpr unsigned kRingBuffers = 512;
 constexpr unsigned kRingBufferBytes = 16 * 1024;
 constexpr uint64_t kTickMinNs = 10'000'000;    // 10 ms
 constexpr uint64_t kTickMaxNs = 250'000'000;   // 250 ms
+// An accept that completes with -EAGAIN rather than waiting (Linux 6.10;
+// older kernels refuse it with -EINVAL). liburing 2.3 does not name it.
+constexpr uint16_t kAcceptDontWait = 1u << 1;
+// A stopping slot's drain takes at most what a full backlog holds.
+constexpr uint32_t kDrainLimit = 4096;
 
 uint64_t monotonicNs() {
   timespec now{};
@@ -195,6 +200,8 @@ void Worker::handle(const io_uring_cqe& cqe) {
     case Op::AcceptRetry:
       if (listenerSlots_[data.slot].open)
         armAccept(data.slot);
+      else if (listenerSlots_[data.slot].servesLate)
+        drainAccept(data.slot);
       else
         listenerSlotIdle(data.slot);
       return;
@@ -248,7 +255,29 @@ void Worker::onAccept(uint32_t slot, int result, uint32_t flags) {
     else
       ::close(result);
   }
-  if (!more && !listenerSlot.open) listenerSlotIdle(slot);
+  if (more || listenerSlot.open) return;
+  bool drainOn = listenerSlot.draining ? result >= 0 : true;
+  if (listenerSlot.servesLate && drainOn && listenerSlot.drained < kDrainLimit)
+    drainAccept(slot);
+  else
+    listenerSlotIdle(slot);
+}
+
+// A stopping slot's accept has ended and the socket is off this ring's
+// wait: whatever is still queued is taken here (no waiting), and served.
+// A connection whose wake-up went to the cancelled accept would otherwise
+// wait in the queue until the next one arrives: the kernel wakes one
+// accepter per connection, and after an upgrade the new process's accept
+// is waiting on the same socket but was not woken.
+void Worker::drainAccept(uint32_t slot) {
+  ListenerSlot& listenerSlot = listenerSlots_[slot];
+  listenerSlot.draining = true;
+  listenerSlot.armed = true;
+  ++listenerSlot.drained;
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_accept(sqe, listenerSlot.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  sqe->ioprio |= kAcceptDontWait;
+  prepare(sqe, Op::Accept, slot, 0);
 }
 
 // Out of descriptors or memory, an accept fails at every retry: the clients
@@ -279,7 +308,7 @@ void Worker::closeListenerSlot(uint32_t slot, bool stopping) {
   if (!listenerSlot.open) return;
   listenerSlot.open = false;
   listenerSlot.servesLate = stopping;
-  if (!listenerSlot.armed) return listenerSlotIdle(slot);
+  if (!listenerSlot.armed) return stopping ? drainAccept(slot) : listenerSlotIdle(slot);
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_cancel64(sqe, encode(UserData{Op::Accept, slot, 0}), 0);
   prepare(sqe, Op::Ignore, 0, 0);
@@ -292,6 +321,7 @@ void Worker::closeListenerSlot(uint32_t slot, bool stopping) {
 void Worker::listenerSlotIdle(uint32_t slot) {
   ListenerSlot& listenerSlot = listenerSlots_[slot];
   listenerSlot.armed = false;
+  listenerSlot.draining = false;
   if (listenerSlot.fd >= 0) ::close(listenerSlot.fd);
   listenerSlot.fd = -1;
 }

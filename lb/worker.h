@@ -118,6 +118,7 @@ class Worker {
   void onAcceptError(uint32_t slot, int error);
   void closeListenerSlot(uint32_t slot, bool stopping);
   void listenerSlotIdle(uint32_t slot);
+  void drainAccept(uint32_t slot);
   std::unique_ptr<WorkerGeneration> makeGeneration(std::shared_ptr<const Runtime> runtime);
   void applyPending();
   void computeTick();
@@ -258,8 +259,11 @@ class Worker {
     bool open = false;      // accepting for the current runtime
     bool armed = false;     // an accept or its retry timer is in flight
     // Closed by a stop: a connection its cancelled accept still hands over
-    // was taken from the queue already and is served like any other.
+    // was taken from the queue already and is served like any other; and
+    // once the accept has ended, the queue is drained (drainAccept).
     bool servesLate = false;
+    bool draining = false;  // a drain accept is in flight (armed stays set)
+    uint32_t drained = 0;   // connections the drain took
   };
   std::vector<ListenerSlot> listenerSlots_;
   std::mutex pendingMutex_;

@@ -30,6 +30,7 @@ import traffic  # noqa: E402
 from harness import MiB, WAIT, member, wait_until  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
+SLOW = 30 * harness.SCALE  # a whole process start (exec, config, rings) on a loaded machine
 IS_ROOT = os.geteuid() == 0
 
 
@@ -234,7 +235,7 @@ class UpgradeTest(harness.RinglbTest):
         lb.signal(signal.SIGUSR2)
         new = Successor(self.started_pid(lb, count))
         self.addCleanup(self.finish_successor, new, lb)
-        mh.wait_log(lb, f"upgrade: process {new.pid} is ready")
+        mh.wait_log(lb, f"upgrade: process {new.pid} is ready", timeout=SLOW)
         return new
 
     def wait_old_gone(self, lb):
@@ -338,7 +339,7 @@ class UpgradeTest(harness.RinglbTest):
         wait_until(lambda: all_stopped(lb.pid), what="every thread of the old process stopped")
         waiting = []
         for i in range(20):
-            s = self.connect(self.port)
+            s = self.connect(self.port, timeout=SLOW)
             s.sendall(f"queued {i}\n".encode())
             s.shutdown(socket.SHUT_WR)
             waiting.append(s)
@@ -351,7 +352,7 @@ class UpgradeTest(harness.RinglbTest):
             self.assertEqual(data, f"queued {i}\n".encode())
         self.assertEqual(status_field(lb.pid, "State")[0], "T")
         lb.signal(signal.SIGCONT)
-        mh.wait_log(lb, f"upgrade: process {new.pid} is ready")
+        mh.wait_log(lb, f"upgrade: process {new.pid} is ready", timeout=SLOW)
         self.wait_old_gone(lb)
         self.ask()
         self.assertEqual(os.readlink(f"/proc/{new.pid}/exe"), os.path.realpath(harness.RINGLB))
@@ -384,7 +385,7 @@ class UpgradeTest(harness.RinglbTest):
         os.kill(new.pid, signal.SIGUSR2)
         newer = Successor(self.started_pid(lb, count + 1))
         self.addCleanup(self.finish_successor, newer, lb)
-        mh.wait_log(lb, f"upgrade: process {newer.pid} is ready")
+        mh.wait_log(lb, f"upgrade: process {newer.pid} is ready", timeout=SLOW)
         wait_until(lambda: not new.running(), 60 * harness.SCALE, "the previous process to exit")
         self.assertEqual(new.returncode, 0)
         return newer
@@ -398,7 +399,8 @@ class UpgradeTest(harness.RinglbTest):
             f.write(good.replace("[[listener]]", "[[listener]]\nbogus_key = 1", 1))
         lb.signal(signal.SIGUSR2)
         pid = self.started_pid(lb)
-        line = mh.wait_log(lb, f"upgrade failed: process {pid} exited with status 1 before it was ready")
+        line = mh.wait_log(lb, f"upgrade failed: process {pid} exited with status 1 before it was ready",
+                           timeout=SLOW)
         self.assertIn(f"this process (pid {lb.pid}) keeps serving", line)
         # The new process's own errors, in the shared log.
         self.assertRegex(lb.stderr_text(), r"ringlb\.toml:\d+:\d+: .*bogus_key")
@@ -419,7 +421,7 @@ class UpgradeTest(harness.RinglbTest):
             f.write(good + f'\n[[listener]]\nname = "second"\nbind = "127.0.0.1:{taken}"\npool = "pool"\n')
         lb.signal(signal.SIGUSR2)
         pid = self.started_pid(lb, 2)
-        mh.wait_log(lb, f"upgrade failed: process {pid} exited with status 1")
+        mh.wait_log(lb, f"upgrade failed: process {pid} exited with status 1", timeout=SLOW)
         self.assertIn(f"listener second: cannot listen on 127.0.0.1:{taken}", lb.stderr_text())
         self.ask()
         # Fixed on disk: the next SIGUSR2 upgrades.
@@ -447,7 +449,7 @@ class UpgradeTest(harness.RinglbTest):
         held.sendall(b"first\n")
         self.assertEqual(harness.recv_exact(held, 6), b"first\n")
         release()
-        mh.wait_log(lb, "took over: no longer accepting")
+        mh.wait_log(lb, "took over: no longer accepting", timeout=SLOW)
         lb.signal(signal.SIGUSR2)
         mh.wait_log(lb, f"SIGUSR2 ignored: this process (pid {lb.pid}) is stopping")
         self.assertEqual(len(mh.log_lines(lb, "upgrade: started ")), 1)
@@ -591,7 +593,7 @@ class UpgradeTest(harness.RinglbTest):
         lb.signal(signal.SIGUSR2)
         new = Successor(self.started_pid(lb))
         self.addCleanup(self.finish_successor, new, lb)
-        mh.wait_log(lb, f"upgrade: process {new.pid} took over")  # the stop is on the worker's ring
+        mh.wait_log(lb, f"upgrade: process {new.pid} took over", timeout=SLOW)  # the stop is on the worker's ring
         os.kill(new.pid, signal.SIGSTOP)
         self.addCleanup(lambda: new.running() and os.kill(new.pid, signal.SIGCONT))
         wait_until(lambda: all_stopped(new.pid), what="every thread of the new process stopped")
@@ -676,7 +678,7 @@ class UpgradeTest(harness.RinglbTest):
         count = len(mh.log_lines(lb, "upgrade: started "))
         os.kill(new.pid, signal.SIGUSR2)
         failed = self.started_pid(lb, count + 1)
-        mh.wait_log(lb, f"upgrade failed: process {failed} exited with status 1")
+        mh.wait_log(lb, f"upgrade failed: process {failed} exited with status 1", timeout=SLOW)
         self.assertIn("cannot switch to user daemon", lb.stderr_text())
         self.assertTrue(new.running())
         self.ask()
