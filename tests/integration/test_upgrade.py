@@ -110,7 +110,7 @@ class ThreadHold:
     """One thread of another process held still (PTRACE_SEIZE, then
     PTRACE_INTERRUPT), while the rest of its process runs."""
 
-    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+    PTRACE_GETREGS, PTRACE_DETACH, PTRACE_SYSCALL, PTRACE_SEIZE, PTRACE_INTERRUPT = 12, 17, 24, 0x4206, 0x4207
     WALL = 0x40000000
 
     def __init__(self, tid):
@@ -124,11 +124,42 @@ class ThreadHold:
         os.waitpid(tid, self.WALL)  # the thread has stopped
         self.held = True
 
+    def run_to_syscall(self, number, condition, limit=10000):
+        """Lets the thread run until it is about to make system call `number`
+        with condition() true; it is held there."""
+        regs = (ctypes.c_ulonglong * 27)()
+        for _ in range(limit):
+            if self.libc.ptrace(self.PTRACE_SYSCALL, self.tid, None, None) != 0:
+                raise OSError(ctypes.get_errno(), "ptrace(PTRACE_SYSCALL)")
+            os.waitpid(self.tid, self.WALL)
+            if self.libc.ptrace(self.PTRACE_GETREGS, self.tid, None, ctypes.byref(regs)) != 0:
+                continue  # not a syscall stop
+            entering = regs[10] == 2**64 - 38  # rax is -ENOSYS on entry (x86_64)
+            if entering and regs[15] == number and condition():
+                return
+        raise AssertionError(f"thread {self.tid} never reached system call {number}")
+
     def release(self):
         if self.held:
             self.held = False
             if self.libc.ptrace(self.PTRACE_DETACH, self.tid, None, None) != 0:
                 raise OSError(ctypes.get_errno(), f"ptrace(PTRACE_DETACH, {self.tid})")
+
+
+def worker_ring_fdinfo(pid):
+    """The fdinfo text of the (one) worker's io_uring: the ring with a
+    16384-entry completion queue (lb/worker.cc)."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if "io_uring" not in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        if "CqMask:\t0x3fff" in text:
+            return text
+    raise AssertionError(f"no worker ring in process {pid}")
 
 
 def status_field(pid, key):
@@ -610,6 +641,37 @@ class UpgradeTest(harness.RinglbTest):
         os.kill(new.pid, signal.SIGCONT)
         self.wait_old_gone(lb)
         self.assertGreaterEqual(len([e for e in lb.access_log() if e["bytes_in"] > 0]), 10)
+
+    @unittest.skipUnless(os.uname().machine == "x86_64", "reads x86_64 registers")
+    def test_a_connection_woken_for_the_cancelled_accept_is_served(self):
+        """The kernel wakes one accepter per connection. A connection that
+        arrives after the old worker has taken the stop but before its cancel
+        is submitted wakes the old accept (the first waiter), which the
+        cancel then ends without taking it; the new process's accept, also
+        waiting on the socket, is not woken. The old worker drains the queue
+        once its accept has ended, so the connection is served at once (held
+        here with ptrace at that very system call; the new process stopped)."""
+        backend = self.backend(harness.echo_handler, name="m1")
+        lb = self.start(self.config([backend], workers=1))
+        hold = ThreadHold(worker_threads(lb.pid)[0])
+        self.addCleanup(hold.release)
+        lb.signal(signal.SIGUSR2)
+        new = Successor(self.started_pid(lb))
+        self.addCleanup(self.finish_successor, new, lb)
+        mh.wait_log(lb, f"upgrade: process {new.pid} took over", timeout=SLOW)
+        os.kill(new.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: new.running() and os.kill(new.pid, signal.SIGCONT))
+        wait_until(lambda: all_stopped(new.pid), what="every thread of the new process stopped")
+        io_uring_enter = 426
+        hold.run_to_syscall(io_uring_enter, lambda: "ASYNC_CANCEL" in worker_ring_fdinfo(lb.pid))
+        client = self.connect(self.port, timeout=SLOW)
+        client.sendall(b"woken\n")
+        client.shutdown(socket.SHUT_WR)
+        hold.release()
+        data, reset = harness.recv_all(client)
+        self.assertEqual((data, reset), (b"woken\n", False))
+        os.kill(new.pid, signal.SIGCONT)
+        self.wait_old_gone(lb)
 
     def test_an_accept_completing_after_sigterm_is_served(self):
         """The same for a plain stop: connections a worker's accept took off
