@@ -140,6 +140,7 @@ class Admin {
   std::function<bool(std::string*)> reload_;
   bool acceptPaused_ = false;  // the accept stopped on an error; re-armed at the next tick
   bool accepting_ = true;      // false after stopAccepting()
+  size_t drained_ = 0;         // accepts after stopAccepting() (see onAccept)
 };
 
 }  // namespace lb
