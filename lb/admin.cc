@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -136,6 +137,19 @@ io_uring_sqe* Admin::sqe() { return submitter_->getSqe(); }
 
 void Admin::start() { armAccept(); }
 
+void Admin::stopAccepting() {
+  if (!accepting_) return;
+  accepting_ = false;
+  if (acceptPaused_) {
+    acceptPaused_ = false;
+    if (listenFd_ >= 0) ::close(std::exchange(listenFd_, -1));
+    return;
+  }
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, userData(Step::Accept, kNoConnection), 0);
+  io_uring_sqe_set_data64(s, 0);
+}
+
 void Admin::armAccept() {
   io_uring_sqe* s = sqe();
   io_uring_prep_multishot_accept(s, listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -177,12 +191,29 @@ void Admin::onLinger(size_t slot, int result) {
 
 // An accept that stopped on an error (out of fds, ...) is re-armed at the
 // next tick, not at once, so an exhausted process does not spin.
+//
+// After stopAccepting() the ended accept is followed by accepts that do not
+// wait (Linux 6.10+), until the queue is empty: a connection whose wake-up
+// went to the cancelled accept would otherwise wait for the next one to
+// arrive (the kernel wakes one accepter, not the new process's too).
 void Admin::onAccept(int fd, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) {
-    if (fd < 0)
+    if (!accepting_) {
+      bool drainOn = drained_ == 0 || fd >= 0;
+      if (drainOn && drained_ < kAdminMaxConnections && listenFd_ >= 0) {
+        ++drained_;
+        io_uring_sqe* s = sqe();
+        io_uring_prep_accept(s, listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
+        s->ioprio |= 1u << 1;  // IORING_ACCEPT_DONTWAIT (liburing 2.3 does not name it)
+        io_uring_sqe_set_data64(s, userData(Step::Accept, kNoConnection));
+      } else if (listenFd_ >= 0) {
+        ::close(std::exchange(listenFd_, -1));
+      }
+    } else if (fd < 0) {
       acceptPaused_ = true;
-    else
+    } else {
       armAccept();
+    }
   }
   if (fd < 0) return;
   sockaddr_storage peer{};

@@ -59,6 +59,11 @@ class Admin {
   Admin& operator=(const Admin&) = delete;
 
   void start();
+  // An upgrade: the new process accepts on this socket from now on. The
+  // accept is cancelled (a connection it still hands over is answered) and
+  // the socket closed once its last completion has come; connections
+  // already open are answered.
+  void stopAccepting();
   // POST /reload calls this; it returns false and fills the errors when the
   // new config was refused.
   void setReload(std::function<bool(std::string*)> reload) { reload_ = std::move(reload); }
@@ -134,6 +139,8 @@ class Admin {
   std::vector<Connection> connections_;
   std::function<bool(std::string*)> reload_;
   bool acceptPaused_ = false;  // the accept stopped on an error; re-armed at the next tick
+  bool accepting_ = true;      // false after stopAccepting()
+  size_t drained_ = 0;         // accepts after stopAccepting() (see onAccept)
 };
 
 }  // namespace lb

@@ -168,6 +168,7 @@ void Control::onCompletion(const io_uring_cqe& cqe, health::TimePoint now) {
   switch (ring::unpack(cqe.user_data).owner) {
     case ring::Owner::ControlSignal: return onSignal(cqe.res);
     case ring::Owner::ControlTick: return onTick(now);
+    case ring::Owner::Upgrade: return onUpgradeCompletion(cqe.user_data, cqe.res);
     case ring::Owner::Admin:
       if (admin_) admin_->onCompletion(cqe.user_data, cqe.res, cqe.flags);
       return;
@@ -223,15 +224,61 @@ void Control::onSignal(int result) {
     if (accessLog_) accessLog_->reopen();
     return;
   }
+  if (signal == SIGUSR2) return onUpgradeSignal();
   if (stopping_) {
     log::warn("second {}: exiting now", strsignal(signal));
     _exit(1);
   }
+  stop(strsignal(signal), 0);
+}
+
+// After an upgrade the unit lives on in the new process: systemd is told
+// its pid and never hears STOPPING=1 (with NotifyAccess=all it would take
+// it for the unit's). The admin socket goes on in the new process too.
+void Control::stop(std::string_view why, pid_t upgradedTo) {
   stopping_ = true;
-  notifySystemd("STOPPING=1");
-  log::info("{}: no longer accepting; waiting up to {}ms for sessions to end", strsignal(signal),
+  if (upgradedTo > 0) {
+    notifySystemd(fmt::format("MAINPID={}", upgradedTo));
+    if (admin_) admin_->stopAccepting();
+  } else {
+    notifySystemd("STOPPING=1");
+  }
+  log::info("{}: no longer accepting; waiting up to {}ms for sessions to end", why,
             runtime_->global.shutdownTimeout.count());
+  // Our own descriptors of the listening sockets go with the workers', so
+  // that without a new process holding them new connections are refused.
+  if (upgrader_) upgrader_->closeSockets();
   for (const auto& worker : workers_) worker->requestStop();
+}
+
+void Control::setUpgrade(upgrade::StartCommand command, const upgrade::HandedSockets& sockets) {
+  upgrader_ = std::make_unique<upgrade::Upgrader>(&submitter_, std::move(command));
+  for (const auto& listener : sockets.listeners) upgrader_->keepListener(listener.name, listener.bind, listener.fds);
+  upgrader_->keepAdmin(sockets.admin);
+}
+
+void Control::onUpgradeSignal() {
+  if (stopping_) {
+    log::info("SIGUSR2 ignored: this process (pid {}) is stopping", ::getpid());
+    return;
+  }
+  if (!upgrader_) return;
+  if (upgrader_->busy()) {
+    log::warn("SIGUSR2 refused: the upgrade to process {} is still in progress", upgrader_->child());
+    return;
+  }
+  upgrader_->start();
+}
+
+void Control::onUpgradeCompletion(uint64_t userData, int result) {
+  if (!upgrader_) return;
+  pid_t child = upgrader_->child();
+  if (upgrader_->onCompletion(userData, result) != upgrade::Upgrader::Event::Ready) return;
+  if (!stopping_) return stop(fmt::format("upgrade: process {} took over", child), child);
+  // Stopped (SIGTERM) while the new process started: it serves on.
+  log::info("upgrade: process {} serves on; this one was stopping already", child);
+  notifySystemd(fmt::format("MAINPID={}", child));
+  if (admin_) admin_->stopAccepting();
 }
 
 // Sockets for the listeners the new generation adds, one per worker, bound
@@ -340,6 +387,7 @@ void Control::switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map
                                     member->address.text));
   }
   if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
+  if (upgrader_) upgrader_->keepAfterSwitch(*next, fds);
   for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
   runtime_ = std::move(next);
   // Said once the workers have been handed the generation.

@@ -26,6 +26,7 @@
 #include "lb/ring/probe_ring_port.h"
 #include "lb/ring/submitter.h"
 #include "lb/runtime.h"
+#include "lb/upgrade.h"
 #include "lb/worker.h"
 
 namespace lb {
@@ -65,6 +66,9 @@ class Control final : public HealthView {
   bool reload(std::string* errors);
   // The access log, which SIGUSR1 reopens (logrotate).
   void setAccessLog(std::shared_ptr<AccessLogSink> sink) { accessLog_ = std::move(sink); }
+  // What SIGUSR2 starts, and the sockets it hands on (descriptors of its
+  // own are taken; reloads keep them up to date).
+  void setUpgrade(upgrade::StartCommand command, const upgrade::HandedSockets& sockets);
 
   const health::MemberHealth* healthOf(const Member& member) const override;
   const DurationHistogram* probeDurationsOf(const Member& member) const override;
@@ -73,6 +77,11 @@ class Control final : public HealthView {
   void onCompletion(const io_uring_cqe& cqe, health::TimePoint now);
   void armSignalRead();
   void onSignal(int result);
+  // Stop accepting and let sessions finish (SIGTERM, SIGINT, or a new
+  // process that took over: `upgradedTo`).
+  void stop(std::string_view why, pid_t upgradedTo);
+  void onUpgradeSignal();
+  void onUpgradeCompletion(uint64_t userData, int result);
   void armTick();
   void onTick(health::TimePoint now);
   void readPassiveFailures(health::TimePoint now);
@@ -137,6 +146,7 @@ class Control final : public HealthView {
 
   std::unique_ptr<Admin> admin_;
   std::shared_ptr<AccessLogSink> accessLog_;
+  std::unique_ptr<upgrade::Upgrader> upgrader_;  // null only in tests without setUpgrade
 };
 
 }  // namespace lb

@@ -14,14 +14,15 @@
 namespace lb {
 namespace {
 
-// The admin endpoint: its listening socket and up to 64 connections
-// (lb/admin.cc, kMaxConnections).
-constexpr uint64_t kAdminDescriptors = 1 + 64;
+// The admin endpoint: its listening socket (and the control thread's
+// descriptor of it, for an upgrade) and up to 64 connections (lb/admin.cc,
+// kMaxConnections).
+constexpr uint64_t kAdminDescriptors = 2 + 64;
 // stdio (3), stderr reopened non-blocking (1), the access log (1, and 1 more
-// while SIGUSR1 reopens it), the control thread's signalfd and ring (2), and
+// while SIGUSR1 reopens it), the control thread's signalfd and ring (2),
 // files a reload reads one at a time (config, certificates, keys, CA, token
-// file) with room to spare.
-constexpr uint64_t kFixedDescriptors = 16;
+// file) with room to spare, and an upgrade's readiness pipe and pidfd (2).
+constexpr uint64_t kFixedDescriptors = 18;
 
 // The most RLIMIT_NOFILE can be (a hard limit of RLIM_INFINITY cannot be
 // given to the soft one).
@@ -37,8 +38,9 @@ uint64_t kernelMaxOpenFiles() {
 DescriptorReserve processReserve(const config::Config& config, int workers) {
   size_t listeners = config.listeners.size();
   // A reload binds the sockets of new or moved listeners, one per worker,
-  // before the old ones are closed.
-  uint64_t perWorker = Worker::descriptorsPerWorker(listeners) + listeners;
+  // before the old ones are closed; the control thread holds a descriptor
+  // of every listening socket to hand on at an upgrade (lb/upgrade.h).
+  uint64_t perWorker = Worker::descriptorsPerWorker(listeners) + 2 * listeners;
   uint64_t probed = 0;
   for (const config::Pool& pool : config.pools)
     if (pool.health) probed += pool.members.size();

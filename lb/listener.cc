@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@
 #include <mutex>
 #include <set>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "lb/log.h"
 
@@ -156,6 +159,46 @@ int openListenSocket(const config::Address& address, bool reusePort) {
     }
   }
   return fd;
+}
+
+bool boundTo(const sockaddr_storage& bound, const config::Address& address) {
+  if (bound.ss_family != address.family()) return false;
+  if (bound.ss_family == AF_INET) {
+    const auto& mine = *reinterpret_cast<const sockaddr_in*>(&bound);
+    const auto& wanted = *reinterpret_cast<const sockaddr_in*>(address.sockaddrPtr());
+    return mine.sin_port == wanted.sin_port && mine.sin_addr.s_addr == wanted.sin_addr.s_addr;
+  }
+  if (bound.ss_family == AF_INET6) {
+    const auto& mine = *reinterpret_cast<const sockaddr_in6*>(&bound);
+    const auto& wanted = *reinterpret_cast<const sockaddr_in6*>(address.sockaddrPtr());
+    return mine.sin6_port == wanted.sin6_port &&
+           std::memcmp(&mine.sin6_addr, &wanted.sin6_addr, sizeof mine.sin6_addr) == 0 &&
+           mine.sin6_scope_id == wanted.sin6_scope_id;
+  }
+  return false;
+}
+
+std::string adoptListenSocket(int fd, const config::Address& address) {
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return fmt::format("descriptor {} is not open: {}", fd, std::strerror(errno));
+  if (!S_ISSOCK(info.st_mode)) return fmt::format("descriptor {} is not a socket", fd);
+  int type = 0;
+  int listening = 0;
+  socklen_t size = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0 || type != SOCK_STREAM)
+    return fmt::format("descriptor {} is not a stream socket", fd);
+  size = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening)
+    return fmt::format("descriptor {} is not a listening socket", fd);
+  sockaddr_storage bound{};
+  socklen_t length = sizeof bound;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0)
+    return fmt::format("descriptor {}: getsockname: {}", fd, std::strerror(errno));
+  if (!boundTo(bound, address)) return fmt::format("descriptor {} is not bound to {}", fd, address.text);
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+    return fmt::format("descriptor {}: cannot set close-on-exec: {}", fd, std::strerror(errno));
+  rememberOwn(fd);
+  return {};
 }
 
 }  // namespace lb

@@ -50,8 +50,18 @@ struct Listener {
 // this process's sockets may: -EADDRINUSE when another process (a second
 // ringlb of the same user would be let in) listens on the address, checked
 // through the kernel's socket diagnostics before binding and once listening.
-// Sockets inherited from an in-place upgrade (not built yet) are exempt: they
-// are not opened here.
+// Sockets inherited from an in-place upgrade are exempt: they are not opened
+// here but taken over with adoptListenSocket.
 int openListenSocket(const config::Address& address, bool reusePort = true);
+
+// Takes over a listening socket inherited from the process that started
+// this one (lb/upgrade.h): checks that `fd` is a listening TCP socket bound
+// to `address`, marks it close-on-exec and counts it as this process's own
+// (so openListenSocket does not take it for another process's). Empty, or
+// why it cannot be used.
+std::string adoptListenSocket(int fd, const config::Address& address);
+
+// Whether a socket bound to `bound` (getsockname) is bound to `address`.
+bool boundTo(const sockaddr_storage& bound, const config::Address& address);
 
 }  // namespace lb

@@ -9,6 +9,7 @@
 #include "lb/preview.h"
 #include "lb/process.h"
 #include "lb/runtime.h"
+#include "lb/upgrade.h"
 
 namespace {
 
@@ -50,6 +51,9 @@ bool checkFiles(const config::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: the binary SIGUSR2 will start is the one this
+  // process was started from, at the path it was started from.
+  lb::upgrade::StartCommand command = lb::upgrade::startCommand(argc, argv);
   if (argc == 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
     fmt::print("{}", kUsage);
     return 0;
@@ -77,5 +81,5 @@ int main(int argc, char** argv) {
   }
   auto config = load(argv[1]);
   if (!config) return 1;
-  return lb::runProcess(argv[1], *config);
+  return lb::runProcess(argv[1], *config, std::move(command));
 }

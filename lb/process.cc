@@ -9,6 +9,7 @@
 #include <cstring>
 #include <future>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "lb/runtime.h"
 #include "lb/systemd_notify.h"
 #include "lb/tls/ktls.h"
+#include "lb/upgrade.h"
 #include "lb/worker.h"
 
 namespace lb {
@@ -34,30 +36,57 @@ int workerCount(const config::Config& config) {
 }
 
 void closeAll(std::vector<std::vector<int>>& fds) {
-  for (auto& perWorker : fds)
-    for (int fd : perWorker)
+  for (auto& perListener : fds)
+    for (int fd : perListener)
       if (fd >= 0) ::close(fd);
 }
 
-// Every worker's socket for every listener, bound before any thread starts,
-// so a port in use, also by another process of the same user that
-// SO_REUSEPORT would let share it, stops the process before it serves anything.
-bool bindAll(const Runtime& runtime, int workers, std::vector<std::vector<int>>* fds) {
-  fds->assign(workers, {});
-  for (int w = 0; w < workers; ++w) {
-    for (const auto& listener : runtime.listeners) {
-      int fd = openListenSocket(listener->config.bind);
+// Every socket of every listener (one per worker at least), bound or taken
+// over before any thread starts, so a port in use, also by another process
+// of the same user that SO_REUSEPORT would let share it, stops the process
+// before it serves anything. Started by an upgrade, a listener whose
+// address the old process listens on takes over all of that process's
+// sockets for it (each has its own accept queue: one nobody accepted from
+// would strand its connections) and binds more only when there are more
+// workers now. `sockets`: per runtime listener.
+bool bindAll(const Runtime& runtime, int workers, upgrade::Inheritance* inherited,
+             std::vector<std::vector<int>>* sockets) {
+  sockets->assign(runtime.listeners.size(), {});
+  for (size_t i = 0; i < runtime.listeners.size(); ++i) {
+    const config::Listener& listener = runtime.listeners[i]->config;
+    std::vector<int>& fds = (*sockets)[i];
+    if (inherited) {
+      std::string formerName;
+      fds = inherited->takeListener(listener.bind, &formerName);
+      if (!fds.empty())
+        log::info("listener {}: took over {} sockets on {} from process {}{}", config::printable(listener.name),
+                  fds.size(), listener.bind.text, inherited->from(),
+                  formerName != listener.name ? fmt::format(" (its listener {})", config::printable(formerName))
+                                              : std::string());
+    }
+    while (fds.size() < static_cast<size_t>(workers)) {
+      int fd = openListenSocket(listener.bind);
       if (fd < 0) {
-        log::error("listener {}: cannot listen on {}: {}{}", config::printable(listener->config.name),
-                   listener->config.bind.text, std::strerror(-fd),
+        log::error("listener {}: cannot listen on {}: {}{}", config::printable(listener.name), listener.bind.text,
+                   std::strerror(-fd),
                    fd == -EADDRINUSE ? " (another process listens there; ringlb does not share a port)" : "");
-        closeAll(*fds);
+        closeAll(*sockets);
         return false;
       }
-      (*fds)[w].push_back(fd);
+      fds.push_back(fd);
     }
   }
   return true;
+}
+
+// Socket j of a listener goes to worker j % workers: each worker has one,
+// some several when an upgrade brought more sockets than workers.
+std::vector<std::vector<ListenFd>> assignSockets(const std::vector<std::vector<int>>& sockets, int workers) {
+  std::vector<std::vector<ListenFd>> assigned(static_cast<size_t>(workers));
+  for (size_t listener = 0; listener < sockets.size(); ++listener)
+    for (size_t j = 0; j < sockets[listener].size(); ++j)
+      assigned[j % assigned.size()].push_back(ListenFd{static_cast<uint32_t>(listener), sockets[listener][j]});
+  return assigned;
 }
 
 // Raises the open-file limit, puts [global] max_connections in effect in
@@ -92,14 +121,23 @@ sigset_t controlSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);  // reopen the access log
+  sigaddset(&set, SIGUSR2);  // in-place upgrade (lb/upgrade.h)
   return set;
 }
 
 }  // namespace
 
-int runProcess(const std::string& configPath, const config::Config& config) {
+int runProcess(const std::string& configPath, const config::Config& config, upgrade::StartCommand command) {
   log::setLevel(config.global.logLevel);
   std::string error;
+  std::optional<upgrade::Inheritance> inherited = upgrade::inheritedSockets(&error);
+  if (!error.empty()) {
+    log::error("cannot start: {}", error);
+    return 1;
+  }
+  if (inherited)
+    log::info("upgrade: process {} started by process {}, which hands on {} listening sockets", ::getpid(),
+              inherited->from(), inherited->count());
   auto identity = resolveIdentity(config, &error);
   if (!identity || !canBecome(*identity, &error)) {
     log::error("cannot start: {}", error);
@@ -126,15 +164,23 @@ int runProcess(const std::string& configPath, const config::Config& config) {
   }
   if (runtime->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   std::vector<std::vector<int>> fds;
-  if (!bindAll(*runtime, count, &fds)) return 1;
+  if (!bindAll(*runtime, count, inherited ? &*inherited : nullptr, &fds)) return 1;
   int adminFd = -1;
   if (config.admin.listen) {
-    adminFd = openListenSocket(*config.admin.listen, false);
+    if (inherited) adminFd = inherited->takeAdmin(*config.admin.listen);
+    if (adminFd < 0) adminFd = openListenSocket(*config.admin.listen, false);
     if (adminFd < 0) {
       log::error("admin: cannot listen on {}: {}", config.admin.listen->text, std::strerror(-adminFd));
       closeAll(fds);
       return 1;
     }
+  }
+
+  if (inherited) {
+    std::string closed = inherited->closeUnused();
+    if (!closed.empty())
+      log::info("upgrade: closed the sockets the config no longer listens on: {} (connections waiting there are "
+                "reset when process {} stops)", closed, inherited->from());
   }
 
   // Workers inherit a mask without the control signals; only the control
@@ -165,12 +211,13 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     return 1;
   }
 
+  std::vector<std::vector<ListenFd>> assigned = assignSockets(fds, count);
   std::vector<std::unique_ptr<Worker>> workers;
   for (int w = 0; w < count; ++w) {
     WorkerOptions options;
     options.index = w;
     options.runtime = runtime;
-    options.listenFds = std::move(fds[w]);
+    options.listenFds = std::move(assigned[w]);
     options.accessLog = sink;
     workers.push_back(std::make_unique<Worker>(std::move(options)));
   }
@@ -195,6 +242,14 @@ int runProcess(const std::string& configPath, const config::Config& config) {
   }
   Control control(configPath, config, runtime, workers, running);
   control.setAccessLog(sink);
+  {
+    // Descriptors of every socket (the workers own theirs), for SIGUSR2.
+    upgrade::HandedSockets handed;
+    for (size_t i = 0; i < runtime->listeners.size(); ++i)
+      handed.listeners.push_back({runtime->listeners[i]->config.name, runtime->listeners[i]->config.bind.text, fds[i]});
+    handed.admin = adminFd;
+    control.setUpgrade(std::move(command), handed);
+  }
   if (failed == 0) failed = control.start(signalFd, adminFd);
   adminFd = -1;  // the control thread owns it now
   if (failed < 0) {
@@ -203,13 +258,14 @@ int runProcess(const std::string& configPath, const config::Config& config) {
   } else {
     // With [[pool.NAME.discover]], ready once the first lookups have
     // answered (bounded): the pools then have their members.
-    control.onReady([count](const Runtime& current) {
+    control.onReady([count, &inherited](const Runtime& current) {
       for (const auto& listener : current.listeners)
         log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
                   listener->config.bind.text, config::printable(listener->pool->name()),
                   listener->pool->members().size(), config::toString(listener->pool->config().balance));
       log::info("ready: {} listeners, {} workers", current.listeners.size(), count);
       notifySystemd("READY=1\nSTATUS=serving");
+      if (inherited) inherited->announceReady();
     });
     control.run();
   }

@@ -25,6 +25,11 @@ constexpr unsigned kRingBuffers = 512;
 constexpr unsigned kRingBufferBytes = 16 * 1024;
 constexpr uint64_t kTickMinNs = 10'000'000;    // 10 ms
 constexpr uint64_t kTickMaxNs = 250'000'000;   // 250 ms
+// An accept that completes with -EAGAIN rather than waiting (Linux 6.10;
+// older kernels refuse it with -EINVAL). liburing 2.3 does not name it.
+constexpr uint16_t kAcceptDontWait = 1u << 1;
+// A stopping slot's drain takes at most what a full backlog holds.
+constexpr uint32_t kDrainLimit = 4096;
 
 uint64_t monotonicNs() {
   timespec now{};
@@ -43,8 +48,8 @@ Worker::Worker(WorkerOptions options)
       accessLog_(options_.accessLog) {
   offerKernelTx_ = tls::offerKernelTx();
   current_ = makeGeneration(options_.runtime);
-  for (uint32_t i = 0; i < options_.listenFds.size(); ++i)
-    listenerSlots_.push_back(ListenerSlot{options_.listenFds[i], i, true, false});
+  for (const ListenFd& socket : options_.listenFds)
+    listenerSlots_.push_back(ListenerSlot{socket.fd, socket.listener, true, false, false});
   options_.listenFds.clear();
   computeTick();
 }
@@ -195,8 +200,10 @@ void Worker::handle(const io_uring_cqe& cqe) {
     case Op::AcceptRetry:
       if (listenerSlots_[data.slot].open)
         armAccept(data.slot);
+      else if (listenerSlots_[data.slot].servesLate)
+        drainAccept(data.slot);
       else
-        listenerSlots_[data.slot].armed = false;
+        listenerSlotIdle(data.slot);
       return;
     case Op::Wake: return onWake();
     case Op::Tick: return onTick();
@@ -224,14 +231,17 @@ void Worker::armAccept(uint32_t slot) {
 // has stopped and must be armed again (after a pause if the cause was a lack
 // of fds or memory, so an exhausted process does not spin). A slot that is
 // no longer open (stop, or its listener left in a reload) is not re-armed.
+//
+// A connection that arrives after the slot closed was accepted before the
+// cancel took effect: the kernel has taken it off the queue, so no other
+// socket or process will ever serve it. After a stop (SIGTERM, or an
+// upgrade handing the sockets on) it is served; after a reload that removed
+// its listener there is no listener left to serve it for, and it is closed.
 void Worker::onAccept(uint32_t slot, int result, uint32_t flags) {
   ListenerSlot& listenerSlot = listenerSlots_[slot];
-  if (!(flags & IORING_CQE_F_MORE)) {
+  bool more = flags & IORING_CQE_F_MORE;
+  if (!more && listenerSlot.open) {
     listenerSlot.armed = false;
-    if (!listenerSlot.open) {
-      if (result >= 0) ::close(result);
-      return;
-    }
     if (result < 0) {
       if (result != -ECANCELED) onAcceptError(slot, -result);
       armAcceptRetry(slot);
@@ -239,12 +249,35 @@ void Worker::onAccept(uint32_t slot, int result, uint32_t flags) {
     }
     armAccept(slot);
   }
-  if (result < 0) return;
-  if (!listenerSlot.open) {
-    ::close(result);  // accepted in the instant before the slot was closed
-    return;
+  if (result >= 0) {
+    if (listenerSlot.open || listenerSlot.servesLate)
+      openSession(listenerSlot.listener, result);
+    else
+      ::close(result);
   }
-  openSession(listenerSlot.listener, result);
+  if (more || listenerSlot.open) return;
+  bool drainOn = listenerSlot.draining ? result >= 0 : true;
+  if (listenerSlot.servesLate && drainOn && listenerSlot.drained < kDrainLimit)
+    drainAccept(slot);
+  else
+    listenerSlotIdle(slot);
+}
+
+// A stopping slot's accept has ended and the socket is off this ring's
+// wait: whatever is still queued is taken here (no waiting), and served.
+// A connection whose wake-up went to the cancelled accept would otherwise
+// wait in the queue until the next one arrives: the kernel wakes one
+// accepter per connection, and after an upgrade the new process's accept
+// is waiting on the same socket but was not woken.
+void Worker::drainAccept(uint32_t slot) {
+  ListenerSlot& listenerSlot = listenerSlots_[slot];
+  listenerSlot.draining = true;
+  listenerSlot.armed = true;
+  ++listenerSlot.drained;
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_accept(sqe, listenerSlot.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  sqe->ioprio |= kAcceptDontWait;
+  prepare(sqe, Op::Accept, slot, 0);
 }
 
 // Out of descriptors or memory, an accept fails at every retry: the clients
@@ -266,22 +299,30 @@ void Worker::armAcceptRetry(uint32_t slot) {
   listenerSlots_[slot].armed = true;  // the retry will arm it
 }
 
-// Stops accepting on a slot: cancels its accept (or retry timer) and closes
-// the socket. `armed` stays set until the cancelled request's last
-// completion arrives, so the slot is not reused (nor the loop left) early.
-void Worker::closeListenerSlot(uint32_t slot) {
+// Stops accepting on a slot: cancels its accept (or retry timer); the
+// socket is closed once the cancelled request's last completion has come
+// (listenerSlotIdle). `armed` stays set until then, so the slot is not
+// reused (nor the loop left) early. `stopping`: see onAccept.
+void Worker::closeListenerSlot(uint32_t slot, bool stopping) {
   ListenerSlot& listenerSlot = listenerSlots_[slot];
   if (!listenerSlot.open) return;
   listenerSlot.open = false;
-  if (listenerSlot.armed) {
-    io_uring_sqe* sqe = getSqe();
-    io_uring_prep_cancel64(sqe, encode(UserData{Op::Accept, slot, 0}), 0);
-    prepare(sqe, Op::Ignore, 0, 0);
-    sqe = getSqe();
-    io_uring_prep_cancel64(sqe, encode(UserData{Op::AcceptRetry, slot, 0}), 0);
-    prepare(sqe, Op::Ignore, 0, 0);
-  }
-  ::close(listenerSlot.fd);  // the pending accept holds its own reference until cancelled
+  listenerSlot.servesLate = stopping;
+  if (!listenerSlot.armed) return stopping ? drainAccept(slot) : listenerSlotIdle(slot);
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_cancel64(sqe, encode(UserData{Op::Accept, slot, 0}), 0);
+  prepare(sqe, Op::Ignore, 0, 0);
+  sqe = getSqe();
+  io_uring_prep_cancel64(sqe, encode(UserData{Op::AcceptRetry, slot, 0}), 0);
+  prepare(sqe, Op::Ignore, 0, 0);
+}
+
+// A closed slot's last completion has come: nothing refers to its socket.
+void Worker::listenerSlotIdle(uint32_t slot) {
+  ListenerSlot& listenerSlot = listenerSlots_[slot];
+  listenerSlot.armed = false;
+  listenerSlot.draining = false;
+  if (listenerSlot.fd >= 0) ::close(listenerSlot.fd);
   listenerSlot.fd = -1;
 }
 
@@ -335,15 +376,17 @@ void Worker::applyPending() {
     if (!listenerSlot.open) continue;
     const Listener& was = *old.listeners[listenerSlot.listener];
     bool kept = false;
+    // Several slots may serve one listener (after an upgrade to fewer
+    // workers): each keeps its socket.
     for (uint32_t i = 0; i < runtime->listeners.size() && !kept; ++i) {
-      if (!served[i] && !fds.count(runtime->listeners[i]->config.name) &&
+      if (!fds.count(runtime->listeners[i]->config.name) &&
           runtime->listeners[i]->config.name == was.config.name &&
           keepsSocket(old, runtime->listeners[i]->config)) {
         listenerSlot.listener = i;
         served[i] = kept = true;
       }
     }
-    if (!kept) closeListenerSlot(slot);
+    if (!kept) closeListenerSlot(slot, false);
   }
   for (uint32_t i = 0; i < runtime->listeners.size(); ++i) {
     auto it = fds.find(runtime->listeners[i]->config.name);
@@ -351,7 +394,7 @@ void Worker::applyPending() {
     uint32_t slot = 0;
     while (slot < listenerSlots_.size() && (listenerSlots_[slot].open || listenerSlots_[slot].armed)) ++slot;
     if (slot == listenerSlots_.size()) listenerSlots_.emplace_back();
-    listenerSlots_[slot] = ListenerSlot{it->second, i, true, false};
+    listenerSlots_[slot] = ListenerSlot{it->second, i, true, false, false};
     fds.erase(it);
     armAccept(slot);
   }
@@ -376,12 +419,13 @@ void Worker::requestStop() {
 }
 
 // Stop accepting: cancel every accept and close the listening sockets, so
-// new connections are refused once all workers have done the same. Sessions
-// keep flowing until they end or the deadline passes.
+// new connections are refused once all workers (and, after an upgrade, the
+// new process) have closed theirs. Sessions keep flowing until they end or
+// the deadline passes.
 void Worker::beginStop() {
   stopping_ = true;
   deadlineNs_ = nowNs_ + toNs(current_->runtime->global.shutdownTimeout);
-  for (uint32_t slot = 0; slot < listenerSlots_.size(); ++slot) closeListenerSlot(slot);
+  for (uint32_t slot = 0; slot < listenerSlots_.size(); ++slot) closeListenerSlot(slot, true);
 }
 
 // on_down = "close": sessions on a member that health checks took down end

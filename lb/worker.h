@@ -33,10 +33,19 @@
 
 namespace lb {
 
+// A listening socket and the runtime listener it accepts for.
+struct ListenFd {
+  uint32_t listener = 0;
+  int fd = -1;
+};
+
 struct WorkerOptions {
   int index = 0;
   std::shared_ptr<const Runtime> runtime;
-  std::vector<int> listenFds;  // one per runtime listener; the worker owns them
+  // At least one per runtime listener (more after an upgrade to fewer
+  // workers: every socket of the old process's groups is accepted from);
+  // the worker owns them.
+  std::vector<ListenFd> listenFds;
   std::shared_ptr<AccessLogSink> accessLog;
 };
 
@@ -107,7 +116,9 @@ class Worker {
   void onAccept(uint32_t slot, int result, uint32_t flags);
   void armAcceptRetry(uint32_t slot);
   void onAcceptError(uint32_t slot, int error);
-  void closeListenerSlot(uint32_t slot);
+  void closeListenerSlot(uint32_t slot, bool stopping);
+  void listenerSlotIdle(uint32_t slot);
+  void drainAccept(uint32_t slot);
   std::unique_ptr<WorkerGeneration> makeGeneration(std::shared_ptr<const Runtime> runtime);
   void applyPending();
   void computeTick();
@@ -239,11 +250,20 @@ class Worker {
 
   // Listening sockets. A slot is stable for as long as an accept on it may
   // complete: accept user_data carries the slot index.
+  // A slot that stops accepting (open = false) keeps its socket until its
+  // accept's last completion (armed = false), so no accept is in flight on
+  // a closed descriptor.
   struct ListenerSlot {
     int fd = -1;
     uint32_t listener = 0;  // index in the current runtime's listeners
     bool open = false;      // accepting for the current runtime
     bool armed = false;     // an accept or its retry timer is in flight
+    // Closed by a stop: a connection its cancelled accept still hands over
+    // was taken from the queue already and is served like any other; and
+    // once the accept has ended, the queue is drained (drainAccept).
+    bool servesLate = false;
+    bool draining = false;  // a drain accept is in flight (armed stays set)
+    uint32_t drained = 0;   // connections the drain took
   };
   std::vector<ListenerSlot> listenerSlots_;
   std::mutex pendingMutex_;

@@ -26,14 +26,16 @@ config::Config load(const std::string& extra = "") {
 TEST(DescriptorBudget, ReserveCountsWorkersProbesAndAdmin) {
   config::Config config = load();
   uint64_t bare = processReserve(config, 2).total;
-  // Each worker: its listening sockets (and as many again bound by a
-  // reload), ring, eventfd and spare pipes.
-  EXPECT_EQ(processReserve(config, 3).total - bare, Worker::descriptorsPerWorker(1) + 1);
+  // Each worker: its listening sockets (as many again bound by a reload,
+  // and the control thread's descriptors of them for an upgrade), ring,
+  // eventfd and spare pipes.
+  EXPECT_EQ(processReserve(config, 3).total - bare, Worker::descriptorsPerWorker(1) + 2);
   config.pools[0].health = config::Health{};
   uint64_t probed = processReserve(config, 2).total;
   EXPECT_EQ(probed - bare, 4u);  // two members, each probed by two generations at once
   config.admin.listen = config::parseAddress("127.0.0.1:9900", nullptr);
-  EXPECT_EQ(processReserve(config, 2).total - probed, 65u);  // the admin socket and its 64 connections
+  // the admin socket, the control thread's descriptor of it and 64 connections
+  EXPECT_EQ(processReserve(config, 2).total - probed, 66u);
 }
 
 TEST(DescriptorBudget, DerivesTheDefaultFromTheLimit) {
