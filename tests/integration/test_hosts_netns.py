@@ -7,6 +7,11 @@ through either instance, and keep it on the other when one instance stops.
       |-- 10.77.1.0/24 --  ringlb a  -- 10.77.3.0/24 --|
       |-- 10.77.2.0/24 --  ringlb b  -- 10.77.4.0/24 --+-- members (m)  10.77.50.1-4:9000 on lo
 
+Both instances also hold a service address, 10.77.200.1, which the clients'
+namespace reaches by an ECMP route over both (hashing each connection's
+addresses and ports, as routers in front of several hosts do); the second
+test sends the clients there and withdraws a's next hop before stopping it.
+
 The instances differ in workers, member order and listener family ("[::]"
 on b when IPv6 is there). Namespaces get names unique to this run and are
 deleted even when the test fails. Needs root and iproute2; skipped with the
@@ -19,7 +24,6 @@ import selectors
 import shutil
 import subprocess
 import sys
-import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -34,6 +38,7 @@ MEMBER_PORT = 9000
 LISTEN_PORT = 8080
 ADDRESS_A = "10.77.1.2"
 ADDRESS_B = "10.77.2.2"
+SERVICE_ADDRESS = "10.77.200.1"  # on both instances; ECMP from the clients
 
 
 def run(*args):
@@ -51,6 +56,13 @@ def config(bind, workers, members):
     for name, address in members:
         lines += ["", "[[pool.app.member]]", f'name = "{name}"', f'address = "{address}:{MEMBER_PORT}"']
     return "\n".join(lines) + "\n"
+
+
+def source_of(client):
+    """The IPv4 source of an access log's client ("10.77.100.7:41000", or
+    "[::ffff:10.77.100.7]:41000" from a "[::]" listener)."""
+    address = client.rsplit(":", 1)[0].strip("[]")
+    return address.removeprefix("::ffff:")
 
 
 class Namespaces:
@@ -82,6 +94,8 @@ class Namespaces:
         self.ip("a", "route", "add", "10.77.50.0/24", "via", "10.77.3.2")
         self.ip("b", "route", "add", "10.77.100.0/24", "via", "10.77.2.1")
         self.ip("b", "route", "add", "10.77.50.0/24", "via", "10.77.4.2")
+        for role in "ab":
+            self.ip(role, "addr", "add", f"{SERVICE_ADDRESS}/32", "dev", "lo")
         # The members answer a and b over the hop each came in by (both
         # hops are directly connected networks of m).
 
@@ -178,12 +192,17 @@ class HostsNetnsTest(harness.RinglbTest):
         self.assertEqual(failed, {}, f"clients through {address} failed")
         return answers
 
-    def test_two_instances_agree_and_one_leaving_moves_nobody(self):
+    def start_pair(self):
+        """Instance a (1 worker, members in order, 0.0.0.0) and b (2
+        workers, members reversed, "[::]" where IPv6 exists)."""
         dual_stack = os.path.exists("/proc/sys/net/ipv6")
         instance_a = self.start_instance("a", config(f"0.0.0.0:{LISTEN_PORT}", 1, MEMBERS))
         bind_b = f"[::]:{LISTEN_PORT}" if dual_stack else f"0.0.0.0:{LISTEN_PORT}"
-        self.start_instance("b", config(bind_b, 2, list(reversed(MEMBERS))))
+        instance_b = self.start_instance("b", config(bind_b, 2, list(reversed(MEMBERS))))
+        return instance_a, instance_b
 
+    def test_two_instances_agree_and_one_leaving_moves_nobody(self):
+        instance_a, _ = self.start_pair()
         through_a = self.ask_all(ADDRESS_A)
         self.assertGreaterEqual(len(set(through_a.values())), 3, f"40 clients on too few members: {through_a}")
         self.assertEqual(differences(through_a, self.ask_all(ADDRESS_B)), [], "clients whose member differs")
@@ -191,6 +210,31 @@ class HostsNetnsTest(harness.RinglbTest):
         self.assertEqual(instance_a.stop(), 0, instance_a.stderr_text())
         self.assertEqual(differences(through_a, self.ask_all(ADDRESS_B)), [],
                          "clients whose member changed on b once a stopped")
+
+    def test_ecmp_spreads_connections_and_a_withdrawn_host_moves_nobody(self):
+        c = self.namespaces
+        # Layer-4 hashing: one client's connections (other source ports)
+        # reach both instances, so every round checks that they agree.
+        run(*c.exec_prefix("c"), "sh", "-c", "echo 1 > /proc/sys/net/ipv4/fib_multipath_hash_policy")
+        c.ip("c", "route", "add", f"{SERVICE_ADDRESS}/32", "nexthop", "via", ADDRESS_A,
+             "nexthop", "via", ADDRESS_B)
+        instance_a, instance_b = self.start_pair()
+
+        reference = self.ask_all(SERVICE_ADDRESS)
+        self.assertGreaterEqual(len(set(reference.values())), 3, f"40 clients on too few members: {reference}")
+        for round_ in range(1, 4):
+            self.assertEqual(differences(reference, self.ask_all(SERVICE_ADDRESS)), [],
+                             f"round {round_}: clients whose member changed")
+        served = {name: {source_of(e["client"]) for e in instance.wait_entries(1)}
+                  for name, instance in (("a", instance_a), ("b", instance_b))}
+        self.assertTrue(served["a"] and served["b"], f"ECMP did not spread the clients: {served}")
+        self.assertTrue(served["a"] & served["b"], f"no client reached both instances: {served}")
+
+        # The routers withdraw a (as when its announcement stops), then a stops.
+        c.ip("c", "route", "replace", f"{SERVICE_ADDRESS}/32", "via", ADDRESS_B)
+        self.assertEqual(instance_a.stop(), 0, instance_a.stderr_text())
+        self.assertEqual(differences(reference, self.ask_all(SERVICE_ADDRESS)), [],
+                         "clients whose member changed once a was withdrawn")
 
 
 if __name__ == "__main__":
