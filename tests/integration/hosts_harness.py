@@ -112,7 +112,7 @@ def ask(host, port, source, timeout=None):
             data += chunk
     name, _, rest = bytes(data).partition(b"\n")
     if rest != b"hi\n":
-        raise AssertionError(f"from {source} through {host}:{port}: the member did not echo: {bytes(data)!r}")
+        raise AssertionError(f"from {source} through {host}:{port}: no echo: {bytes(data)!r}")
     return name.decode()
 
 

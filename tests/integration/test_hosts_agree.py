@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import hosts_harness  # noqa: E402
+import more_harness  # noqa: E402
 from harness import LOOPBACK, RINGLB, WAIT, wait_until  # noqa: E402
 from hosts_harness import LOOPBACK_SOURCES, differences  # noqa: E402
 
@@ -33,12 +34,14 @@ MEMBER_ADDRESSES = [f"127.0.0.{i}" for i in range(21, 26)]
 DNS_NAME = "svc.hosts.test"
 
 
-def host_config(bind, *, workers, members=(), dns_port=None, member_port=None):
+def host_config(bind, *, workers, members=(), dns_port=None, member_port=None, admin_port=None):
     """One listener on `bind` in front of pool "app" (consistent_hash on
     the source address): static members [(name, address)], or (dns_port
     given) members discovered from DNS_NAME's A records on member_port."""
     lines = ["[global]", f"workers = {workers}", 'log_level = "info"',
              'access_log = "stdout"', 'shutdown_timeout = "5s"']
+    if admin_port is not None:
+        lines += ["", "[admin]", f'listen = "{LOOPBACK}:{admin_port}"']
     if dns_port is not None:
         lines += ["", "[global.dns]", f'servers = ["{LOOPBACK}:{dns_port}"]']
     lines += ["", "[[listener]]", 'name = "front"', f'bind = "{bind}"', 'pool = "app"']
@@ -49,6 +52,11 @@ def host_config(bind, *, workers, members=(), dns_port=None, member_port=None):
         lines += ["", "[[pool.app.discover]]", f'name = "{DNS_NAME}"', 'type = "A"',
                   f"port = {member_port}", 'interval = "1s"']
     return "\n".join(lines) + "\n"
+
+
+def member_name(address):
+    """m21 for 127.0.0.21."""
+    return f"m{address.rsplit('.', 1)[1]}"
 
 
 def ipv6_loopback_works():
@@ -216,7 +224,7 @@ class HostsAgreeTest(harness.RinglbTest):
         os.chmod(self.tmp.name, 0o755)  # dnsmasq may read its hosts file as another user
         self.member_port = hosts_harness.free_port_on(MEMBER_ADDRESSES)
         self.members = hosts_harness.NamedMembers(
-            [(address, self.member_port, f"m{address.rsplit('.', 1)[1]}") for address in MEMBER_ADDRESSES])
+            [(address, self.member_port, member_name(address)) for address in MEMBER_ADDRESSES])
         self.addCleanup(self.members.close)
 
     def start_host(self, name, text):
@@ -228,7 +236,7 @@ class HostsAgreeTest(harness.RinglbTest):
         return lb
 
     def static_members(self):
-        return [(f"m{address.rsplit('.', 1)[1]}", f"{address}:{self.member_port}") for address in MEMBER_ADDRESSES]
+        return [(member_name(address), f"{address}:{self.member_port}") for address in MEMBER_ADDRESSES]
 
     def assertAgree(self, reference, answers, what):
         self.assertEqual(differences(reference, answers), [], f"{what}: clients whose member differs")
@@ -243,7 +251,8 @@ class HostsAgreeTest(harness.RinglbTest):
         port_b = harness.free_port()
         members = self.static_members()
         host_a = self.start_host("a", host_config(f"{bind_a}:{port_a}", workers=1, members=members))
-        self.start_host("b", host_config(f"{bind_b}:{port_b}", workers=2, members=list(reversed(members))))
+        self.start_host("b", host_config(f"{bind_b}:{port_b}", workers=2,
+                                         members=list(reversed(members))))
         through_a = hosts_harness.ask_all(LOOPBACK, port_a, LOOPBACK_SOURCES)
         self.assertSpread(through_a)
         self.assertAgree(through_a, hosts_harness.ask_all(connect_b, port_b, LOOPBACK_SOURCES), "host b")
@@ -260,6 +269,14 @@ class HostsAgreeTest(harness.RinglbTest):
         if not ipv6_loopback_works():
             self.skipTest("no IPv6 here: a \"[::]\" listener cannot be made")
         self.check_two_hosts(LOOPBACK, "[::]", LOOPBACK)
+
+    @staticmethod
+    def pool_members(admin_port):
+        """The names of pool "app"'s members in the host's /status."""
+        for pool in more_harness.status_json(admin_port)["pools"]:
+            if pool["name"] == "app":
+                return sorted(member["name"] for member in pool["members"])
+        return None
 
     def discovery_supported(self, text):
         """Skips the test when this ringlb cannot parse [[pool.NAME.discover]]
@@ -284,16 +301,20 @@ class HostsAgreeTest(harness.RinglbTest):
         dns = Dnsmasq(self.tmp.name, MEMBER_ADDRESSES)
         self.addCleanup(dns.close)
         config = dict(dns_port=dns.port, member_port=self.member_port)
-        host_a = self.start_host("a", host_config(f"{LOOPBACK}:{port_a}", workers=1, **config))
-        self.start_host("b", host_config(f"{LOOPBACK}:{port_b}", workers=2, **config))
+        admin_a = harness.free_port()
+        admin_b = harness.free_port()
+        host_a = self.start_host("a", host_config(f"{LOOPBACK}:{port_a}", workers=1,
+                                                  admin_port=admin_a, **config))
+        self.start_host("b", host_config(f"{LOOPBACK}:{port_b}", workers=2, admin_port=admin_b, **config))
 
         # Both hosts must have every member before the comparison means
-        # anything: the clients of all five, through either host, answer.
-        def all_members(port):
-            answers = hosts_harness.ask_all(LOOPBACK, port, LOOPBACK_SOURCES)
-            return answers if len(set(answers.values())) == len(MEMBER_ADDRESSES) else None
-        reference = wait_until(lambda: all_members(port_a), 3 * WAIT, "host a using all five members")
-        wait_until(lambda: all_members(port_b), 3 * WAIT, "host b using all five members")
+        # anything.
+        expected = sorted(f"{DNS_NAME}/{address}:{self.member_port}" for address in MEMBER_ADDRESSES)
+        for host, admin in (("a", admin_a), ("b", admin_b)):
+            wait_until(lambda: self.pool_members(admin) == expected, 3 * WAIT,
+                       f"host {host} with the five discovered members {expected}")
+        reference = hosts_harness.ask_all(LOOPBACK, port_a, LOOPBACK_SOURCES)
+        self.assertSpread(reference)
 
         rotator = Rotator(dns, MEMBER_ADDRESSES)
         self.addCleanup(rotator.stop)
@@ -309,7 +330,8 @@ class HostsAgreeTest(harness.RinglbTest):
             self.assertAgree(reference, hosts_harness.ask_all(LOOPBACK, port_b, LOOPBACK_SOURCES),
                              f"host b, round {rounds}")
         resolutions = dns.queries() - queries_before
-        self.assertGreaterEqual(resolutions, 4, f"the hosts did not re-resolve while the order changed:\n{dns.log()}")
+        self.assertGreaterEqual(resolutions, 4,
+                                f"the hosts did not re-resolve while the order changed:\n{dns.log()}")
         self.assertGreaterEqual(len(rotator.orders), 2, "dnsmasq's answer order never changed")
 
         self.assertEqual(host_a.stop(), 0, host_a.stderr_text())
