@@ -42,6 +42,8 @@ inline constexpr Choice<AcceptProxy> kAcceptProxy[] = {{"off", AcceptProxy::Off}
                                                        {"v1", AcceptProxy::V1},
                                                        {"v2", AcceptProxy::V2},
                                                        {"any", AcceptProxy::Any}};
+inline constexpr Choice<DiscoverType> kDiscoverTypes[] = {
+    {"A", DiscoverType::A}, {"AAAA", DiscoverType::AAAA}, {"SRV", DiscoverType::SRV}};
 
 // The file's spelling of `value`.
 template <typename E, size_t N>

@@ -194,8 +194,12 @@ std::string summary(const Config& config) {
   size_t tlsListeners = std::count_if(config.listeners.begin(), config.listeners.end(),
                                       [](const Listener& listener) { return listener.tls.has_value(); });
   std::string tls = tlsListeners == 0 ? "" : fmt::format(" ({} with TLS)", tlsListeners);
-  return fmt::format("ok: {}{}, {}, {}", plural(config.listeners.size(), "listener"), tls,
-                     plural(config.pools.size(), "pool"), plural(members, "member"));
+  size_t discover = 0;
+  for (const Pool& pool : config.pools) discover += pool.discover.size();
+  std::string discovery =
+      discover == 0 ? "" : fmt::format(", {} {}", discover, discover == 1 ? "discovery" : "discoveries");
+  return fmt::format("ok: {}{}, {}, {}{}", plural(config.listeners.size(), "listener"), tls,
+                     plural(config.pools.size(), "pool"), plural(members, "member"), discovery);
 }
 
 LoadResult loadFile(const std::string& path) {

@@ -286,7 +286,9 @@ LoadResult loadString(std::string_view text, std::string_view sourceName);
 LoadResult loadString(std::string_view text, std::string_view sourceName, std::string_view baseDirectory);
 
 // One line for `ringlb --check`: "ok: 2 listeners, 2 pools, 5 members", or
-// "ok: 2 listeners (1 with TLS), ..." when listeners terminate TLS.
+// "ok: 2 listeners (1 with TLS), ..." when listeners terminate TLS, and
+// "..., 5 members, 2 discoveries" when pools have [[pool.NAME.discover]]
+// entries (members counts the static ones: nothing is resolved).
 std::string summary(const Config& config);
 
 }  // namespace config

@@ -70,6 +70,21 @@ const Field<Global> kGlobalFields[] = {
     {"source_table_size", [](const Global& g) { return fmt::format("{}", g.sourceTableSize); }},
 };
 
+// The servers as normalised, in file order.
+std::string dnsServers(const std::vector<Address>& servers) {
+  if (servers.empty()) return "(/etc/resolv.conf)";
+  std::vector<std::string> texts;
+  for (const Address& a : servers) texts.push_back(a.text);
+  return fmt::format("[{}]", fmt::join(texts, ", "));
+}
+
+const Field<Global::Dns> kDnsFields[] = {
+    {"servers", [](const Global::Dns& d) { return dnsServers(d.servers); }},
+    {"timeout", [](const Global::Dns& d) { return duration(d.timeout); }},
+    {"attempts", [](const Global::Dns& d) { return fmt::format("{}", d.attempts); }},
+    {"min_interval", [](const Global::Dns& d) { return duration(d.minInterval); }},
+};
+
 const Field<Admin> kAdminFields[] = {
     {"listen", [](const Admin& a) { return a.listen ? a.listen->text : std::string("off"); }, kAtRestart},
     {"token", [](const Admin& a) { return a.token; }, {}, true},
@@ -132,7 +147,7 @@ const Field<ListenerTls> kListenerTlsFields[] = {
     {"handshake_timeout", [](const ListenerTls& t) { return duration(t.handshakeTimeout); }},
 };
 
-// member and health are tables of their own: see poolChanges().
+// member, discover, health and tls are tables of their own: see poolChanges().
 const Field<Pool> kPoolFields[] = {
     {"balance", [](const Pool& p) { return name(kBalances, p.balance); }},
     {"hash_key", [](const Pool& p) { return name(kHashKeys, p.hashKey); }},
@@ -152,6 +167,12 @@ const Field<Member> kMemberFields[] = {
     {"backup", [](const Member& m) { return fmt::format("{}", m.backup); }},
     {"health_address", [](const Member& m) { return m.healthAddress ? m.healthAddress->text : "(address)"; }},
     {"send_proxy", [](const Member& m) { return m.sendProxy ? name(kProxyVersions, *m.sendProxy) : "(pool's)"; }},
+};
+
+// name, type and port are the entry's identity: see discoverLines().
+const Field<Discover> kDiscoverFields[] = {
+    {"interval", [](const Discover& d) { return duration(d.interval); }},
+    {"remove_grace", [](const Discover& d) { return durationOr(d.removeGrace, "(one interval)"); }},
 };
 
 const Field<Health> kHealthFields[] = {
@@ -289,6 +310,34 @@ void memberLines(const Pool& before, const Pool& after, std::vector<std::string>
   out.insert(out.end(), std::make_move_iterator(changed.begin()), std::make_move_iterator(changed.end()));
 }
 
+// "NAME TYPE port PORT", or "NAME SRV": an entry is the same one across a
+// reload (and keeps its members) only when all three are.
+std::string discoverIdentity(const Discover& d) {
+  if (d.type == DiscoverType::SRV) return fmt::format("{} SRV", shown(d.name));
+  return fmt::format("{} {} port {}", shown(d.name), name(kDiscoverTypes, d.type), d.port);
+}
+
+const Discover* findDiscover(const std::vector<Discover>& entries, const std::string& identity) {
+  for (const Discover& d : entries)
+    if (discoverIdentity(d) == identity) return &d;
+  return nullptr;
+}
+
+void discoverLines(const Pool& before, const Pool& after, std::vector<std::string>& out) {
+  std::vector<std::string> changed;
+  for (const Discover& d : after.discover) {
+    std::string identity = discoverIdentity(d);
+    if (const Discover* old = findDiscover(before.discover, identity))
+      compare(kDiscoverFields, *old, d, fmt::format("~ discover {} ", identity), changed);
+    else
+      out.push_back(fmt::format("+ discover {} (every {})", identity, duration(d.interval)));
+  }
+  for (const Discover& d : before.discover)
+    if (!findDiscover(after.discover, discoverIdentity(d)))
+      out.push_back(fmt::format("- discover {}", discoverIdentity(d)));
+  out.insert(out.end(), std::make_move_iterator(changed.begin()), std::make_move_iterator(changed.end()));
+}
+
 std::vector<std::string> poolChanges(const Pool& before, const Pool& after) {
   std::vector<std::string> out;
   compare(kPoolFields, before, after, "", out);
@@ -306,6 +355,7 @@ std::vector<std::string> poolChanges(const Pool& before, const Pool& after) {
   else if (before.tls && after.tls)
     compare(kPoolTlsFields, *before.tls, *after.tls, "tls ", out);
   memberLines(before, after, out);
+  discoverLines(before, after, out);
   return out;
 }
 
@@ -336,6 +386,7 @@ std::vector<Error> reloadRefusals(const Config& before, const Config& after) {
 Difference difference(const Config& before, const Config& after) {
   Difference result;
   compare(kGlobalFields, before.global, after.global, "[global] ", result.process);
+  compare(kDnsFields, before.global.dns, after.global.dns, "[global.dns] ", result.process);
   compare(kAdminFields, before.admin, after.admin, "[admin] ", result.process);
   listenerLines(before, after, result.listeners);
   for (const Pool& pool : after.pools) {

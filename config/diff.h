@@ -17,12 +17,16 @@ struct PoolDifference {
   Kind kind = Kind::Kept;
   // Kept: one line per difference ("retries 2 -> 3", "+ member m3
   // (10.0.0.3:9001)", "~ member m2 weight 1 -> 2", "tls verify true ->
-  // false"); empty when unchanged.
+  // false", "+ discover api.internal A port 9001 (every 5s)", "- discover
+  // _api._tcp.consul SRV", "~ discover api.internal A port 9001 interval
+  // 5s -> 10s"); empty when unchanged. A discover entry whose name, type or
+  // port changes is another entry (removed and added).
   std::vector<std::string> changes;
 };
 
 struct Difference {
-  // "[global] KEY OLD -> NEW" and "[admin] KEY OLD -> NEW", in key order.
+  // "[global] KEY OLD -> NEW", "[global.dns] KEY OLD -> NEW" and "[admin]
+  // KEY OLD -> NEW", in key order.
   std::vector<std::string> process;
   // "+ listener NAME on ADDRESS -> pool POOL", "- listener NAME on ADDRESS"
   // (a listener whose bind changes is both), "~ listener NAME KEY OLD -> NEW";

@@ -11,7 +11,10 @@ inline constexpr std::string_view kGlobal[] = {"workers",          "log_level",
                                                "access_log",       "shutdown_timeout",
                                                "removed_member_timeout",
                                                "user",             "group",
-                                               "max_connections",  "source_table_size"};
+                                               "max_connections",  "source_table_size",
+                                               "dns"};
+// [global.dns]: how discovery asks (config/discover_loader.cc).
+inline constexpr std::string_view kDns[] = {"servers", "timeout", "attempts", "min_interval"};
 inline constexpr std::string_view kAdmin[] = {"listen", "token", "token_file", "require_token_for_reads",
                                               "reload_min_interval"};
 inline constexpr std::string_view kListener[] = {"name",         "bind",          "pool",
@@ -33,11 +36,12 @@ inline constexpr std::string_view kPool[] = {"balance",    "hash_key",
                                              "when_all_down",   "table_size",
                                              "hash_balance_factor", "member",
                                              "health",          "tls",
-                                             "send_proxy"};
+                                             "send_proxy",      "discover"};
 inline constexpr std::string_view kPoolTls[] = {"server_name", "ca", "verify", "cert", "key"};
 inline constexpr std::string_view kMember[] = {"name",   "address",        "weight",
                                                "backup", "health_address", "health_port",
                                                "send_proxy"};
+inline constexpr std::string_view kDiscover[] = {"name", "type", "port", "interval", "remove_grace"};
 inline constexpr std::string_view kHealth[] = {"kind", "interval", "timeout", "rise",
                                                "fall", "path", "expect_status", "host",
                                                "down_interval", "passive_fall", "on_down"};

@@ -11,6 +11,7 @@
 #include "config/admin_token.h"
 #include "config/choices.h"
 #include "config/config.h"
+#include "config/discover_loader.h"
 #include "config/edge_loader.h"
 #include "config/keys.h"
 #include "config/shared_limits.h"
@@ -26,7 +27,7 @@ class Loader {
  public:
   Loader(const std::string& file, std::string baseDirectory)
       : reader_(file), baseDirectory_(baseDirectory), tls_(reader_, std::move(baseDirectory), poolNames_),
-        edge_(reader_) {
+        edge_(reader_), discover_(reader_) {
     config_.sourceName = file;
   }
 
@@ -63,6 +64,7 @@ class Loader {
   const toml::node* adminListen_ = nullptr;  // the [admin] listen value, when valid
   TlsLoader tls_;
   EdgeLoader edge_;
+  DiscoverLoader discover_;
 };
 
 LoadResult Loader::load(const toml::table& root) {
@@ -110,6 +112,7 @@ void Loader::loadGlobal(const toml::table& table) {
   // Up to 4 descriptors per session must still fit an int.
   reader_.readInt(table, "max_connections", 1, 100'000'000, global.maxConnections);
   reader_.readInt(table, "source_table_size", 16, 16'777'216, global.sourceTableSize);
+  discover_.loadDns(table, global.dns);
 }
 
 // A user or group name goes to getpwnam()/getgrnam() as a C string: a NUL
@@ -205,6 +208,7 @@ void Loader::loadPool(const std::string& name, const toml::table& table) {
   reader_.readInt(table, "retries", 0, 16, pool.retries);
   reader_.readEnum(table, "when_all_down", "when_all_down", kWhenAllDown, pool.whenAllDown);
   reader_.readEnum(table, "send_proxy", "send_proxy", kProxyVersions, pool.sendProxy);
+  pool.discover = discover_.loadDiscover(table, name);
   loadMembers(pool, table);
   checkConsistentHash(pool, table);
   std::string tlsHeader = fmt::format("[pool.{}.tls]", printable(name));
@@ -215,13 +219,21 @@ void Loader::loadPool(const std::string& name, const toml::table& table) {
   config_.pools.push_back(std::move(pool));
 }
 
+// A pool needs members: written in the file, or found in DNS by its
+// [[pool.NAME.discover]] entries (which may find none for a while; the pool
+// then refuses connections as when every member is down).
 void Loader::loadMembers(Pool& pool, const toml::table& poolTable) {
   std::string header = fmt::format("[[pool.{}.member]]", printable(pool.name));
   const toml::node* node = poolTable.get("member");
   const toml::array* members = reader_.tableArrayAt(poolTable, "member", header);
-  if (node == nullptr || (members != nullptr && members->empty())) {
-    reader_.error(node ? *node : poolTable,
-                  fmt::format(R"(pool "{}" has no members (add a {} table))", printable(pool.name), header));
+  auto isEmptyArray = [](const toml::node* n) { return n && n->is_array() && n->as_array()->empty(); };
+  const toml::node* discover = poolTable.get("discover");
+  bool noStatic = node == nullptr || isEmptyArray(node);
+  bool noDiscover = discover == nullptr || isEmptyArray(discover);
+  if (noStatic && noDiscover) {
+    reader_.error(node ? *node : discover ? *discover : poolTable,
+                  fmt::format(R"(pool "{}" has no members (add a {} or a [[pool.{}.discover]] table))",
+                              printable(pool.name), header, printable(pool.name)));
   }
   if (members == nullptr) return;
   FirstSeen names;
@@ -340,8 +352,11 @@ void Loader::checkConsistentHash(Pool& pool, const toml::table& table) {
       while (!isPrime(next)) ++next;
       reader_.error(node, fmt::format(R"("table_size" must be a prime number, got {} (try {}))", size, next));
     } else if (static_cast<size_t>(size) < 100 * pool.members.size()) {
-      reader_.error(node, fmt::format(R"("table_size" must be at least 100 x the {} members, got {})",
-                                      pool.members.size(), size));
+      // Only the static members are known here: discovered ones are checked
+      // against the table size when they arrive.
+      std::string_view which = pool.discover.empty() ? "" : "static ";
+      reader_.error(node, fmt::format(R"("table_size" must be at least 100 x the {} {}members, got {})",
+                                      pool.members.size(), which, size));
     } else {
       pool.tableSize = static_cast<uint32_t>(size);
     }

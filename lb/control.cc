@@ -87,12 +87,14 @@ Control::Control(std::string configPath, config::Config config, std::shared_ptr<
       config_(std::move(config)),
       runtime_(std::move(runtime)),
       workers_(workers),
-      runningWorkers_(runningWorkers) {
+      runningWorkers_(runningWorkers),
+      discovery_(config_, health::Clock::now()) {
   startProber(health::Clock::now());
 }
 
 Control::~Control() {
   admin_.reset();
+  resolver_.reset();  // closes its sockets before the ring goes
   prober_.reset();  // closes probe sockets before the ring goes
   retiredProbers_.clear();
   if (ringReady_) io_uring_queue_exit(&ring_);
@@ -144,7 +146,7 @@ int Control::start(int signalFd, int adminFd) {
   armTick();
   if (adminFd >= 0) {
     admin_ = std::make_unique<Admin>(&submitter_, adminFd, config_.admin,
-                                     ReportSources{runtime_.get(), workers_, this});
+                                     ReportSources{runtime_.get(), workers_, this, &discovery_});
     admin_->setReload([this](std::string* errors) { return reload(errors); });
     admin_->start();
   }
@@ -177,6 +179,9 @@ void Control::onCompletion(const io_uring_cqe& cqe, health::TimePoint now) {
         if (retired->id() == probe.prober) return retired->onCompletion(op, cqe.res, now);
       return;
     }
+    case ring::Owner::Discovery:
+      if (resolver_) resolver_->onCompletion(cqe.user_data, cqe.res);
+      return;
     default: return;  // Owner::None: cancels, whose completions carry no work
   }
 }
@@ -268,10 +273,15 @@ bool Control::reload(std::string* errorsOut) {
     sessions = planSessions(*loaded.config, static_cast<int>(workers_.size()), currentOpenFileLimit(), &whyNot);
     if (!sessions) errors += whyNot + "\n";
   }
+  // The new file's discover entries, keeping the members of those it shares
+  // with the running one: a reload never drops discovered members. Kept
+  // only if the reload is accepted.
+  discovery::Discovery discovered = discovery_;
   if (loaded.config && sessions) {
+    discovered.reconfigure(*loaded.config, health::Clock::now());
     // The new generation runs with the max_connections in effect; config_
     // keeps the file's own value (0: derived again at the next reload).
-    config::Config effective = *loaded.config;
+    config::Config effective = discovered.withDiscovered(*loaded.config);
     effective.global.maxConnections = sessions->maxConnections;
     tls::BuildReport report;
     next = buildRuntime(effective, runtime_.get(), runtime_->ticketKeys, &report);
@@ -295,31 +305,54 @@ bool Control::reload(std::string* errorsOut) {
   if (fresh.global.workers != config_.global.workers || fresh.global.accessLog != config_.global.accessLog ||
       (fresh.admin.listen ? fresh.admin.listen->text : "") != (config_.admin.listen ? config_.admin.listen->text : ""))
     log::warn("reload: changes to workers, access_log and [admin] listen take effect at the next restart");
+  if (resolver_ && resolverSettings(fresh.global.dns) != resolverSettings(config_.global.dns))
+    log::warn("reload: changes to [global.dns] servers, timeout and attempts take effect at the next restart");
   // Accepted: from here on the running generation's shared state may change.
-  // Retired addresses get no new connections; their sessions finish.
-  std::string fate = fresh.global.removedMemberTimeout.count() > 0
-                         ? fmt::format("close after {}ms", fresh.global.removedMemberTimeout.count())
-                         : std::string("finish on their own");
-  for (const RetiredMember& retired : commitRuntime(*runtime_, *next, monotonicNs())) {
-    if (!retired.movedTo.empty())
-      log::info("reload: member {} of pool {} moved from {} to {}; its sessions to {} {}", retired.member,
-                retired.pool, retired.address, retired.movedTo, retired.address, fate);
-    else
-      log::info("reload: member {} of pool {} removed; its sessions {}", retired.member, retired.pool, fate);
-  }
   if (next->global.maxConnections != runtime_->global.maxConnections)
     log::info("reload: max_connections {} ({}), was {}; {} sessions open", next->global.maxConnections,
               sessions->how, runtime_->global.maxConnections, next->globalSessions->open());
-  if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
-  for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
-  runtime_ = std::move(next);
   log::setLevel(fresh.global.logLevel);
   config_ = std::move(*loaded.config);
-  startProber(health::Clock::now());
-  if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this}, config_.admin);
+  discovery_ = std::move(discovered);
+  discoveryChanged_ = false;  // the new generation has the members found so far
+  switchTo(std::move(next), std::move(fds), "reload");
   log::info("reloaded {}: {}", configPath_, config::summary(config_));
   notifySystemd("READY=1");
   return true;
+}
+
+void Control::switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map<std::string, int>> fds,
+                       std::string_view why) {
+  // Retired addresses get no new connections; their sessions finish.
+  std::string fate = next->global.removedMemberTimeout.count() > 0
+                         ? fmt::format("close after {}ms", next->global.removedMemberTimeout.count())
+                         : std::string("finish on their own");
+  std::vector<RetiredMember> retired = commitRuntime(*runtime_, *next, monotonicNs());
+  std::vector<std::string> added;
+  for (const auto& pool : next->pools) {
+    const Pool* before = nullptr;
+    for (const auto& running : runtime_->pools)
+      if (running->name() == pool->name()) before = running.get();
+    if (!before) continue;  // a new pool: the reload's summary says so
+    for (const auto& member : pool->members())
+      if (!before->findMember(member->name))
+        added.push_back(fmt::format("{}: member {} of pool {} added at {}", why, member->name, pool->name(),
+                                    member->address.text));
+  }
+  if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
+  for (size_t w = 0; w < workers_.size(); ++w) workers_[w]->adopt(next, std::move(fds[w]));
+  runtime_ = std::move(next);
+  // Said once the workers have been handed the generation.
+  for (const RetiredMember& member : retired) {
+    if (!member.movedTo.empty())
+      log::info("{}: member {} of pool {} moved from {} to {}; its sessions to {} {}", why, member.member,
+                member.pool, member.address, member.movedTo, member.address, fate);
+    else
+      log::info("{}: member {} of pool {} removed; its sessions {}", why, member.member, member.pool, fate);
+  }
+  for (const std::string& line : added) log::info("{}", line);
+  startProber(health::Clock::now());
+  if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this, &discovery_}, config_.admin);
 }
 
 void Control::armTick() {
@@ -329,6 +362,7 @@ void Control::armTick() {
 }
 
 void Control::onTick(health::TimePoint now) {
+  if (!stopping_) runDiscovery(now);
   readPassiveFailures(now);
   if (!stopping_) prober_->onTick(now);
   logProbeLocalErrors(now);

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <unordered_map>
 #include <memory>
@@ -18,6 +19,8 @@
 #include "config/config.h"
 #include "health/prober.h"
 #include "lb/admin.h"
+#include "lb/discovery/discovery.h"
+#include "lb/discovery/resolver.h"
 #include "lb/log_throttle.h"
 #include "lb/metrics.h"
 #include "lb/ring/probe_ring_port.h"
@@ -33,6 +36,10 @@ namespace lb {
 enum class SignalRead : uint8_t { Signal, Retry, Broken };
 SignalRead classifySignalRead(int result);
 
+// [global.dns] servers, timeout and attempts as one comparable text: the
+// resolver takes them at its start only.
+std::string resolverSettings(const config::Global::Dns& dns);
+
 class Control final : public HealthView {
  public:
   Control(std::string configPath, config::Config config, std::shared_ptr<const Runtime> runtime,
@@ -47,6 +54,11 @@ class Control final : public HealthView {
   int start(int signalFd, int adminFd);
   // Serves until every worker has finished.
   void run();
+  // Calls `announce` (with the generation then running) once the process
+  // may say it is ready: at once without [[pool.NAME.discover]], else once
+  // every discover entry has answered, or [global.dns] timeout x attempts
+  // + 1 s after this call, whichever comes first. Call before run().
+  void onReady(std::function<void(const Runtime&)> announce);
   // Loads the config file again and, if it is valid and its new listeners
   // can be bound, switches every worker to it. Otherwise the running config
   // stays and the errors are logged (and returned, for POST /reload).
@@ -71,6 +83,19 @@ class Control final : public HealthView {
   void startProber(health::TimePoint now);
   bool bindNewListeners(const Runtime& next, std::vector<std::map<std::string, int>>* fds,
                         std::string* errors);
+  // Makes `next` (accepted, its new listeners' sockets in `fds`) the running
+  // generation: retires what it removed, logs the members added and
+  // removed (prefixed with `why`), hands it to every worker and restarts
+  // the prober with kept members' states. A reload and a change in DNS
+  // answers both end here.
+  void switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map<std::string, int>> fds,
+                std::string_view why);
+  // DNS discovery, on each tick: grace periods, due lookups, and a new
+  // generation when the discovered members changed.
+  void runDiscovery(health::TimePoint now);
+  void startResolver();
+  bool applyDiscovered(health::TimePoint now);
+  void checkReady(health::TimePoint now);
 
   std::string configPath_;
   config::Config config_;
@@ -99,6 +124,16 @@ class Control final : public HealthView {
   std::unique_ptr<DurationHistogram[]> probeDurations_;  // per target
   uint64_t seenProbeLocalErrors_ = 0;
   LogThrottle probeLocalErrorLog_;
+
+  // Discovery: which names to resolve when, and the members they found
+  // (runtime_ is built from discovery_.withDiscovered(config_)). The
+  // resolver is made at the first lookup, on this ring.
+  discovery::Discovery discovery_;
+  std::unique_ptr<discovery::Resolver> resolver_;
+  bool discoveryChanged_ = false;  // set by a lookup's callback, acted on in runDiscovery
+  health::TimePoint discoveryRetryAt_{};  // after a generation that could not be built
+  std::function<void(const Runtime&)> announceReady_;  // until called
+  health::TimePoint readyDeadline_{};
 
   std::unique_ptr<Admin> admin_;
   std::shared_ptr<AccessLogSink> accessLog_;

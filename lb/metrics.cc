@@ -291,6 +291,34 @@ void accessLogMetrics(std::string& out, const ReportSources& s) {
   fmt::format_to(Out(out), "ringlb_log_dropped_lines_total {}\n", log::droppedLines());
 }
 
+std::string discoveryLabels(const discovery::EntryStatus& e) {
+  return fmt::format("pool=\"{}\",name=\"{}\"", label(e.pool), label(e.name));
+}
+
+int64_t unixSeconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+void discoveryMetrics(std::string& out, const ReportSources& s) {
+  if (!s.discovery) return;
+  std::vector<discovery::EntryStatus> entries = s.discovery->status();
+  if (entries.empty()) return;
+  family(out, "ringlb_discovery_lookups_total", "counter",
+         "DNS lookups of a [[pool.NAME.discover]] entry that finished, by result.");
+  for (const auto& e : entries)
+    for (size_t r = 0; r < std::size(e.lookups); ++r)
+      fmt::format_to(Out(out), "ringlb_discovery_lookups_total{{{},result=\"{}\"}} {}\n", discoveryLabels(e),
+                     discovery::toString(static_cast<discovery::LookupStatus>(r)), e.lookups[r]);
+  family(out, "ringlb_discovery_members", "gauge", "Members the entry's answers give the pool now.");
+  for (const auto& e : entries)
+    fmt::format_to(Out(out), "ringlb_discovery_members{{{}}} {}\n", discoveryLabels(e), e.members);
+  family(out, "ringlb_discovery_last_success_seconds", "gauge",
+         "Unix time of the entry's last good answer (0: none yet).");
+  for (const auto& e : entries)
+    fmt::format_to(Out(out), "ringlb_discovery_last_success_seconds{{{}}} {}\n", discoveryLabels(e),
+                   unixSeconds(e.lastSuccessAt));
+}
+
 std::string jsonString(std::string_view text) {
   std::string out = "\"";
   appendJsonEscaped(out, text);
@@ -352,6 +380,7 @@ std::string renderMetrics(const ReportSources& sources) {
   workerMetrics(out, sources);
   accessLogMetrics(out, sources);
   localErrorMetrics(out, sources);
+  discoveryMetrics(out, sources);
   return out;
 }
 
@@ -374,6 +403,20 @@ std::string renderStatusJson(const ReportSources& s) {
       out += memberJson(s, *p.members()[m]);
     }
     out += "]}";
+  }
+  out += R"(],"discovery":[)";
+  if (s.discovery) {
+    std::vector<discovery::EntryStatus> entries = s.discovery->status();
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const discovery::EntryStatus& e = entries[i];
+      std::string lastAt = e.answered ? jsonString(isoTime(unixSeconds(e.lastAt))) : "null";
+      fmt::format_to(Out(out),
+                     R"({}{{"pool":{},"name":{},"type":"{}","last_result":{},"last_detail":{},"last_at":{},)"
+                     R"("records":{},"members":{},"changes":{}}})",
+                     i ? "," : "", jsonString(e.pool), jsonString(e.name), discovery::typeName(e.type),
+                     e.answered ? jsonString(discovery::toString(e.lastStatus)) : "null",
+                     jsonString(e.lastDetail), lastAt, e.records, e.members, e.changes);
+    }
   }
   out += R"(],"certificates":[)";
   int64_t now = static_cast<int64_t>(std::time(nullptr));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "health/prober.h"
+#include "lb/discovery/discovery.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
@@ -27,6 +28,7 @@ struct ReportSources {
   const Runtime* runtime = nullptr;  // the current config generation
   std::span<const std::unique_ptr<Worker>> workers;
   const HealthView* health = nullptr;
+  const discovery::Discovery* discovery = nullptr;  // null: no discovery to report
 };
 
 std::string renderMetrics(const ReportSources& sources);

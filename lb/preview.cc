@@ -60,7 +60,10 @@ std::string previewReload(const config::Config& before, const config::Config& af
     }
     const config::Pool& now = *after.findPool(pool.name);
     if (pool.kind == config::PoolDifference::Kind::Added) {
-      fmt::format_to(Out(out), "+ pool {} ({} members)\n", name, now.members.size());
+      size_t discover = now.discover.size();
+      std::string discovery =
+          discover == 0 ? "" : fmt::format(", {} {}", discover, discover == 1 ? "discovery" : "discoveries");
+      fmt::format_to(Out(out), "+ pool {} ({} members{})\n", name, now.members.size(), discovery);
       continue;
     }
     if (pool.changes.empty()) {
@@ -70,8 +73,14 @@ std::string previewReload(const config::Config& before, const config::Config& af
     fmt::format_to(Out(out), "pool {}:\n", name);
     for (const std::string& line : pool.changes) fmt::format_to(Out(out), "  {}\n", line);
     const config::Pool& old = *before.findPool(pool.name);
-    if (old.balance == config::Balance::ConsistentHash && now.balance == config::Balance::ConsistentHash &&
-        tableInputsDiffer(old, now))
+    if (old.balance != config::Balance::ConsistentHash || now.balance != config::Balance::ConsistentHash ||
+        !tableInputsDiffer(old, now))
+      continue;
+    // The file holds only the static members: the tables discovery builds
+    // are known once DNS answers.
+    if (!old.discover.empty() || !now.discover.empty())
+      out += "  consistent-hash keys that would move: unknown (members from DNS)\n";
+    else
       fmt::format_to(Out(out), "  consistent-hash keys that would move: {:.2f}%\n", 100.0 * movedShare(old, now));
   }
   return out;

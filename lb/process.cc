@@ -201,12 +201,16 @@ int runProcess(const std::string& configPath, const config::Config& config) {
     log::error("cannot start: io_uring: {}", std::strerror(-failed));
     for (auto& worker : workers) worker->requestStop();
   } else {
-    for (const auto& listener : runtime->listeners)
-      log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
-                listener->config.bind.text, config::printable(listener->pool->name()),
-                listener->pool->members().size(), config::toString(listener->pool->config().balance));
-    log::info("ready: {} listeners, {} workers", runtime->listeners.size(), count);
-    notifySystemd("READY=1\nSTATUS=serving");
+    // With [[pool.NAME.discover]], ready once the first lookups have
+    // answered (bounded): the pools then have their members.
+    control.onReady([count](const Runtime& current) {
+      for (const auto& listener : current.listeners)
+        log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
+                  listener->config.bind.text, config::printable(listener->pool->name()),
+                  listener->pool->members().size(), config::toString(listener->pool->config().balance));
+      log::info("ready: {} listeners, {} workers", current.listeners.size(), count);
+      notifySystemd("READY=1\nSTATUS=serving");
+    });
     control.run();
   }
   for (auto& thread : threads) thread.join();

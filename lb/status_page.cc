@@ -59,6 +59,8 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool) {
                    m->counters.connections.load(), m->backup ? " <span class=\"muted\">(backup)</span>" : "",
                    html(probe));
   }
+  // A pool whose members all come from DNS has none until it answers.
+  if (pool.members().empty()) out += "<tr><td colspan=\"7\" class=\"muted\">no members</td></tr>\n";
   out += "</table>\n";
 }
 
@@ -88,6 +90,31 @@ void certificateTable(std::string& out, const ReportSources& s) {
   out += "</table>\n";
 }
 
+// Each [[pool.NAME.discover]]: its last lookup and what the pool has from it.
+void discoveryTable(std::string& out, const ReportSources& s) {
+  if (!s.discovery) return;
+  std::vector<discovery::EntryStatus> entries = s.discovery->status();
+  if (entries.empty()) return;
+  out += "<h2>discovery</h2>\n<table><tr><th>pool</th><th>name</th><th>type</th><th>last result</th>"
+         "<th>at</th><th>records</th><th>members</th></tr>\n";
+  for (const discovery::EntryStatus& e : entries) {
+    std::string_view result = e.answered ? discovery::toString(e.lastStatus) : "pending";
+    std::string_view state = !e.answered                                   ? "draining"
+                             : e.lastStatus == discovery::LookupStatus::Ok ? "up"
+                                                                           : "down";
+    std::string at = "-";
+    if (e.answered)
+      at = isoTime(std::chrono::duration_cast<std::chrono::seconds>(e.lastAt.time_since_epoch()).count());
+    std::string detail = e.lastDetail.empty() ? "" : " <span class=\"muted\">" + html(e.lastDetail) + "</span>";
+    fmt::format_to(Out(out),
+                   "<tr data-discovery=\"{1}\" data-result=\"{3}\"><td>{0}</td><td>{1}</td><td>{2}</td>"
+                   "<td><span class=\"state {4}\">{3}</span>{5}</td><td>{6}</td><td>{7}</td><td>{8}</td></tr>\n",
+                   html(e.pool), html(e.name), discovery::typeName(e.type), result, state, detail, at, e.records,
+                   e.members);
+  }
+  out += "</table>\n";
+}
+
 }  // namespace
 
 std::string renderStatusPage(const ReportSources& s) {
@@ -99,6 +126,7 @@ std::string renderStatusPage(const ReportSources& s) {
                    l->state->active.value.load(), l->state->counters.accepted.load());
   out += "</table>\n";
   for (const auto& pool : s.runtime->pools) poolTable(out, s, *pool);
+  discoveryTable(out, s);
   certificateTable(out, s);
   out += "<p class=\"muted\">Refreshes every 2 s. Also: <a href=\"/status\">/status</a> (JSON), "
          "<a href=\"/metrics\">/metrics</a> (Prometheus).</p>\n</body></html>\n";

@@ -41,6 +41,7 @@ struct EntryStatus {
   LookupStatus lastStatus = LookupStatus::Ok;
   std::string lastDetail;
   std::chrono::system_clock::time_point lastAt{};  // wall time of the last finished lookup
+  std::chrono::system_clock::time_point lastSuccessAt{};  // of the last Ok answer (epoch: none yet)
   size_t records = 0;              // in the last good answer
   size_t members = 0;              // in the set now in use
   uint64_t lookups[7] = {};        // finished lookups, indexed by LookupStatus
@@ -48,6 +49,8 @@ struct EntryStatus {
 };
 
 struct Lookup {
+  // The entry's id (not its position): kept by reconfigure(), never reused,
+  // so a result that comes back after a reload finds its entry or nothing.
   size_t entry = 0;
   std::string name;
   config::DiscoverType type = config::DiscoverType::A;
@@ -59,6 +62,11 @@ class Discovery {
   // The entries of every pool's discover list, in file order.
   Discovery(const config::Config& config, TimePoint now);
   ~Discovery();
+  // A copy is what a reload reconfigures: kept only if the reload is accepted.
+  Discovery(const Discovery&);
+  Discovery& operator=(const Discovery&);
+  Discovery(Discovery&&) noexcept;
+  Discovery& operator=(Discovery&&) noexcept;
   // A reload: entries with the same pool, name, type and port keep their
   // members and state; others start Pending.
   void reconfigure(const config::Config& config, TimePoint now);
@@ -66,7 +74,8 @@ class Discovery {
   // Lookups due at `now`; each is marked in flight until its onResult().
   std::vector<Lookup> due(TimePoint now);
   // True when the entry's member set changed (the caller then rebuilds the
-  // generation with withDiscovered()).
+  // generation with withDiscovered()). A result for an entry a reload
+  // removed is dropped (false).
   bool onResult(size_t entry, const LookupResult& result, TimePoint now,
                 std::chrono::system_clock::time_point wallNow);
   // Also a change: a grace period that ended (members removed); true if any.
@@ -78,14 +87,22 @@ class Discovery {
   std::vector<EntryStatus> status() const;
   // `file` with each pool's discovered members appended after its static
   // ones (sorted by name). A discovered member whose name equals a static
-  // member's is dropped (the static one wins).
+  // member's is dropped (the static one wins). consistent_hash: when the
+  // members need more than the file's table_size (100 slots each), the
+  // table doubles until they fit, then takes the next prime: a function of
+  // the member count, the same on every host for the same answers. Logs
+  // nothing (the caller says what changed).
   config::Config withDiscovered(const config::Config& file) const;
 
  private:
   struct Entry;
   std::vector<Entry> entries_;
+  size_t nextId_ = 0;
   config::Duration minInterval_{};
 };
+
+// "A", "AAAA" or "SRV".
+std::string_view typeName(config::DiscoverType type);
 
 // "DNSNAME/ADDRESS:PORT" ("api.internal/10.0.0.5:9001", "x/[::1]:80").
 std::string memberName(std::string_view dnsName, const sockaddr_storage& address);

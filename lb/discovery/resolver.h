@@ -8,7 +8,25 @@
 //
 // SRV lookups return one Record per (target address, port): targets'
 // addresses come from the answer's additional section when it has them,
-// otherwise from A and AAAA lookups of each target made here.
+// otherwise from A and AAAA lookups of each target made here (at most 64
+// targets). A target whose own lookup fails (Timeout, ServerFailure, ...)
+// fails the whole SRV lookup with that status, so that discovery keeps its
+// last good set; a target with no address (NXDOMAIN, no data) is skipped.
+//
+// Callbacks never run inside lookup(): a lookup that fails at once (DNS not
+// set up, a bad name) is reported at the next onCompletion() or onTick().
+// A lookup ends by [global.dns] timeout x attempts x servers at the latest
+// (Timeout; SRV: again as long for the targets' lookups), whatever c-ares's
+// own back-off would do.
+//
+// Destruction: ~Resolver runs no callback (pending lookups are dropped;
+// c-ares's ARES_EDESTRUCTION callbacks are swallowed) and queues a poll
+// remove for every poll it has in flight, on the Submitter, which must
+// outlive it; the owner submits those with its next submit, which releases
+// c-ares's closed sockets. Those polls' completions (-ECANCELED, or a late
+// readiness) still arrive with Owner::Discovery: they hold no pointer, only
+// (fd, generation), and the owner must drop them once the Resolver is gone.
+// A callback must not destroy the Resolver.
 
 #include <netinet/in.h>
 

@@ -74,7 +74,11 @@ class MaglevTable {
   size_t memberCount() const noexcept { return weights_.size(); }
   // Index (in the input order) of the member owning a slot; slot < size().
   uint32_t memberAt(uint64_t slot) const noexcept { return slots_[slot]; }
-  uint32_t memberFor(uint64_t hash) const noexcept { return slots_[hash % slots_.size()]; }
+  // kNoMember when there are no members (a pool whose members all come
+  // from DNS, before it answers).
+  uint32_t memberFor(uint64_t hash) const noexcept {
+    return slots_.empty() ? kNoMember : slots_[hash % slots_.size()];
+  }
   uint32_t weight(size_t member) const noexcept { return weights_[member]; }
   // Every member's index (in the input order), sorted by name.
   std::span<const uint32_t> byName() const noexcept { return byName_; }

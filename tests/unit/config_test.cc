@@ -1139,7 +1139,13 @@ const std::vector<TableChanges>& everyKey() {
         {"user", R"("ringlb")", R"("nobody")"},
         {"group", R"("ringlb")", R"("nogroup")"},
         {"max_connections", "9000", "9001"},
-        {"source_table_size", "65536", "1024"}}},
+        {"source_table_size", "65536", "1024"},
+        {"dns", "", "", "[global.dns] servers [127.0.0.1:8600] -> (/etc/resolv.conf)"}}},  // drops [global.dns]
+      {"[global.dns]", keys::kDns,
+       {{"servers", R"(["127.0.0.1:8600"])", R"(["127.0.0.1:8601"])"},
+        {"timeout", R"("2s")", R"("3s")"},
+        {"attempts", "2", "3"},
+        {"min_interval", R"("1s")", R"("2s")"}}},
       {"[admin]", keys::kAdmin,
        {{"listen", R"("127.0.0.1:9900")", R"("127.0.0.1:9901")"},
         {"token", R"("a")", R"("b")"},
@@ -1184,7 +1190,8 @@ const std::vector<TableChanges>& everyKey() {
         {"member", "", "", "+ member m3"},    // adds a member table
         {"health", "", "", "- health"},       // drops the health table
         {"tls", "", "", "- tls (server_name a.internal, verify true, client certificate)"},
-        {"send_proxy", R"("v1")", R"("v2")"}}},
+        {"send_proxy", R"("v1")", R"("v2")"},
+        {"discover", "", "", "+ discover w.internal A port 1 (every 5s)"}}},  // adds a discover table
       {"[[pool.web.member]]", keys::kMember,
        {{"name", R"("m1")", R"("m9")", "+ member m9"},
         {"address", R"("127.0.0.1:9001")", R"("127.0.0.1:9009")"},
@@ -1211,6 +1218,13 @@ const std::vector<TableChanges>& everyKey() {
         {"verify", "true", "false"},
         {"cert", R"("/c/lb.pem")", R"("/c/lb2.pem")"},
         {"key", R"("/c/lb.key")", R"("/c/lb2.key")"}}},
+      // Written after [pool.other] (see fileWith()).
+      {"[[pool.other.discover]]", keys::kDiscover,
+       {{"name", R"("a.internal")", R"("b.internal")", "+ discover b.internal A port 9001"},
+        {"type", R"("A")", R"("AAAA")", "+ discover a.internal AAAA port 9001"},
+        {"port", "9001", "9002", "- discover a.internal A port 9001"},
+        {"interval", R"("5s")", R"("10s")"},
+        {"remove_grace", R"("10s")", R"("20s")"}}},
   };
   return tables;
 }
@@ -1221,8 +1235,14 @@ std::string fileWith(std::string_view changedHeader = {}, std::string_view chang
     return header == changedHeader && key == changedKey;
   };
   std::string text;
+  std::string otherPool = "[pool.other]\n[[pool.other.member]]\naddress = \"127.0.0.1:9004\"\n";
   for (const TableChanges& table : everyKey()) {
+    if (table.header == "[global.dns]" && changed("[global]", "dns")) continue;
     if (table.header == "[pool.web.health]" && changed("[pool.web]", "health")) continue;
+    if (table.header == "[[pool.other.discover]]") {
+      text += otherPool;
+      otherPool.clear();
+    }
     if (table.header == "[pool.web.tls]" && changed("[pool.web]", "tls")) continue;
     if (table.header == "[listener.tls]" && changed("[[listener]]", "tls")) continue;
     text += fmt::format("{}\n", table.header);
@@ -1238,8 +1258,8 @@ std::string fileWith(std::string_view changedHeader = {}, std::string_view chang
       text += "[[listener.route]]\nserver_names = [\"extra.internal\"]\npool = \"other\"\n";
   }
   if (changed("[pool.web]", "member")) text += "[[pool.web.member]]\nname = \"m3\"\naddress = \"127.0.0.1:9003\"\n";
-  text += "[pool.other]\n[[pool.other.member]]\naddress = \"127.0.0.1:9004\"\n";
-  return text;
+  if (changed("[pool.web]", "discover")) text += "[[pool.web.discover]]\nname = \"w.internal\"\nport = 1\n";
+  return text + otherPool;
 }
 
 Config loadText(const std::string& text) {

@@ -104,5 +104,15 @@ TEST(LeastConn, MissingStateMeansAllUsableAndIdle) {
   EXPECT_EQ(policy.pick(PickContext{}), 1u);
 }
 
+// A pool whose members all come from DNS has none until it answers.
+TEST(LeastConn, NoMembersGivesNothingOnRetriesOrWithoutState) {
+  LeastConn policy(std::span<const MemberSpec>{});
+  FakeMembers none(0);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(policy.pick(contextFor(none, 0, static_cast<uint32_t>(i))), std::nullopt);
+    EXPECT_EQ(policy.pick(PickContext{}), std::nullopt);
+  }
+}
+
 }  // namespace
 }  // namespace lb::policy

@@ -326,5 +326,38 @@ TEST(Factory, BuildsEveryKindByName) {
   EXPECT_THROW(makePolicy(Kind::ConsistentHash, members, Options{100, 0}), std::invalid_argument);
 }
 
+// A pool whose members all come from DNS has none until it answers: its
+// table has no slots, and nothing may divide by their number.
+TEST(Maglev, AnEmptyTableNamesNoMember) {
+  MaglevTable table = MaglevTable::build(std::span<const MemberSpec>{}, 1009);
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_EQ(table.memberCount(), 0u);
+  EXPECT_TRUE(table.slotCounts().empty());
+  EXPECT_EQ(table.memberFor(12345), MaglevTable::kNoMember);
+  EXPECT_EQ(table.memberFor(0), MaglevTable::kNoMember);
+}
+
+TEST(ConsistentHash, NoMembersGivesNothingOnAnyAttemptOrContext) {
+  auto table = std::make_shared<const MaglevTable>(MaglevTable::build(std::span<const MemberSpec>{}, 1009));
+  for (double factor : {0.0, 1.25}) {
+    ConsistentHash policy(table, factor);
+    FakeMembers none(0);
+    for (uint32_t attempt = 0; attempt < 3; ++attempt)
+      EXPECT_EQ(policy.pick(contextFor(none, 0xdeadbeef, attempt)), std::nullopt);
+    EXPECT_EQ(policy.pick(PickContext{}), std::nullopt);
+  }
+}
+
+TEST(Factory, EveryKindWithNoMembersGivesNothing) {
+  FakeMembers none(0);
+  testing::ScriptedRandom random{};
+  for (Kind kind : {Kind::RoundRobin, Kind::LeastConn, Kind::ConsistentHash, Kind::RandomTwo}) {
+    std::unique_ptr<Policy> policy = makePolicy(kind, std::span<const MemberSpec>{}, Options{101, 0});
+    ASSERT_NE(policy, nullptr) << toString(kind);
+    EXPECT_EQ(policy->pick(contextFor(none, 7, 0, &random)), std::nullopt) << toString(kind);
+    EXPECT_EQ(policy->pick(contextFor(none, 7, 2, &random)), std::nullopt) << toString(kind);
+  }
+}
+
 }  // namespace
 }  // namespace lb::policy

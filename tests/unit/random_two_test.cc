@@ -148,5 +148,15 @@ TEST(RandomTwo, MissingRandomAndStateStillPick) {
   for (int i = 0; i < 10; ++i) EXPECT_LT(policy.pick(PickContext{}).value(), 3u);
 }
 
+// A pool whose members all come from DNS has none until it answers: no
+// draw is taken (a draw modulo zero members would be undefined).
+TEST(RandomTwo, NoMembersDrawsNothing) {
+  RandomTwo policy(std::span<const MemberSpec>{});
+  FakeMembers none(0);
+  ScriptedRandom random{};
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(pickWith(policy, none, random), std::nullopt);
+  EXPECT_EQ(policy.pick(PickContext{}), std::nullopt);
+}
+
 }  // namespace
 }  // namespace lb::policy

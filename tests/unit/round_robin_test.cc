@@ -103,5 +103,15 @@ TEST(RoundRobin, ZeroWeightCountsAsOne) {
   EXPECT_EQ(picks(policy, state, 6), (std::vector<size_t>{0, 1, 2, 0, 1, 2}));
 }
 
+// A pool whose members all come from DNS has none until it answers.
+TEST(RoundRobin, NoMembersGivesNothingWithOrWithoutState) {
+  RoundRobin policy(std::span<const MemberSpec>{});
+  FakeMembers none(0);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(policy.pick(testing::contextFor(none)), std::nullopt);
+    EXPECT_EQ(policy.pick(PickContext{}), std::nullopt);
+  }
+}
+
 }  // namespace
 }  // namespace lb::policy
