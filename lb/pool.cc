@@ -163,7 +163,9 @@ Member* PoolPicker::pick(const sockaddr_storage& client, std::span<Member* const
 
 // consistent_hash key: the client's address bytes (and port, for
 // source_ip_port) in network order, so the key means the same to every
-// ringlb process.
+// ringlb process. An IPv4-mapped IPv6 address (an IPv4 client of a "[::]"
+// listener) is keyed as the IPv4 address it maps: the client is the same
+// whichever family the listening socket has.
 uint64_t PoolPicker::keyHash(const sockaddr_storage& client) const {
   if (pool_.config().balance != config::Balance::ConsistentHash) return 0;
   bool withPort = pool_.config().hashKey == config::HashKey::SourceIpPort;
@@ -176,8 +178,13 @@ uint64_t PoolPicker::keyHash(const sockaddr_storage& client) const {
     if (withPort) std::memcpy(key + length, &v4.sin_port, 2), length += 2;
   } else if (client.ss_family == AF_INET6) {
     const auto& v6 = reinterpret_cast<const sockaddr_in6&>(client);
-    std::memcpy(key, &v6.sin6_addr, 16);
-    length = 16;
+    if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+      std::memcpy(key, &v6.sin6_addr.s6_addr[12], 4);
+      length = 4;
+    } else {
+      std::memcpy(key, &v6.sin6_addr, 16);
+      length = 16;
+    }
     if (withPort) std::memcpy(key + length, &v6.sin6_port, 2), length += 2;
   }
   return policy::hashClientKey({key, length});

@@ -34,8 +34,8 @@ inline uint64_t hashString(std::string_view text, uint64_t seed) noexcept {
 
 // The hash of a client key as consistent_hash expects it in
 // PickContext::keyHash: the raw address bytes in network order (4 for IPv4,
-// 16 for IPv6), followed by the 2 port bytes in network order for
-// hash_key = "source_ip_port".
+// and for an IPv4-mapped IPv6 address; 16 for IPv6), followed by the 2 port
+// bytes in network order for hash_key = "source_ip_port".
 uint64_t hashClientKey(std::span<const uint8_t> key) noexcept;
 
 }  // namespace lb::policy

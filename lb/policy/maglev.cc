@@ -25,12 +25,17 @@ struct Walker {
   uint64_t credit = 0;
 };
 
-std::vector<Walker> makeWalkers(std::span<const MemberSpec> members, uint32_t tableSize) {
+// Member indices by name; equal names (a config error) keep their input order.
+std::vector<uint32_t> nameOrder(std::span<const MemberSpec> members) {
   std::vector<uint32_t> order(members.size());
   std::iota(order.begin(), order.end(), 0);
-  // By name; equal names (a config error) keep their input order.
   std::stable_sort(order.begin(), order.end(),
                    [&](uint32_t a, uint32_t b) { return members[a].name < members[b].name; });
+  return order;
+}
+
+std::vector<Walker> makeWalkers(std::span<const MemberSpec> members, std::span<const uint32_t> order,
+                                uint32_t tableSize) {
   std::vector<Walker> walkers;
   walkers.reserve(order.size());
   for (uint32_t index : order) {
@@ -70,9 +75,11 @@ uint64_t probeHash(uint64_t keyHash, uint64_t k) noexcept {
   return k == 0 ? keyHash : mix64(keyHash ^ (k * kGoldenGamma));
 }
 
-std::optional<size_t> firstUsableMember(const PickContext& context, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    if (isUsable(context, i)) return i;
+// In name order, not input order: two hosts listing the members differently
+// must still agree on a key that falls through to here.
+std::optional<size_t> firstUsableMember(const PickContext& context, const MaglevTable& table) {
+  for (uint32_t member : table.byName()) {
+    if (isUsable(context, member)) return member;
   }
   return std::nullopt;
 }
@@ -127,9 +134,10 @@ MaglevTable MaglevTable::build(std::span<const MemberSpec> members, uint32_t tab
   if (members.size() >= kNoMember) throw std::invalid_argument("too many members for a maglev table");
   MaglevTable table;
   for (const MemberSpec& member : members) table.weights_.push_back(effectiveWeight(member.weight));
+  table.byName_ = nameOrder(members);
   if (members.empty()) return table;
   table.slots_.assign(tableSize, kNoMember);
-  std::vector<Walker> walkers = makeWalkers(members, tableSize);
+  std::vector<Walker> walkers = makeWalkers(members, table.byName_, tableSize);
   populate(walkers, table.slots_);
   return table;
 }
@@ -169,9 +177,9 @@ bool ConsistentHash::acceptable(const PickContext& context, const Bound* bound, 
 
 // The fallback once the probes have missed: the table's slots in order from
 // the key's first probed slot, then (for members owning no slot at all) the
-// members in index order.
+// members in name order.
 std::optional<size_t> ConsistentHash::scan(const PickContext& context, const Bound* bound, uint64_t hash) const {
-  std::optional<size_t> fallback = firstUsableMember(context, table_->memberCount());
+  std::optional<size_t> fallback = firstUsableMember(context, *table_);
   if (!fallback) return std::nullopt;  // checked first: the scan below is O(M)
   const uint32_t size = table_->size();
   const uint32_t start = static_cast<uint32_t>(hash % size);

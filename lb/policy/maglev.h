@@ -80,6 +80,8 @@ class MaglevTable {
     return slots_.empty() ? kNoMember : slots_[hash % slots_.size()];
   }
   uint32_t weight(size_t member) const noexcept { return weights_[member]; }
+  // Every member's index (in the input order), sorted by name.
+  std::span<const uint32_t> byName() const noexcept { return byName_; }
   // Slots owned by each member, in the input order.
   std::vector<uint32_t> slotCounts() const;
 
@@ -88,6 +90,7 @@ class MaglevTable {
   // one member; with no members there are no slots.
   std::vector<uint32_t> slots_;
   std::vector<uint32_t> weights_;  // effective weights, >= 1, input order
+  std::vector<uint32_t> byName_;   // input-order indices sorted by name
 };
 
 class ConsistentHash final : public Policy {

@@ -246,6 +246,28 @@ TEST(ConsistentHash, MemberOwningNoSlotIsStillReachable) {
   EXPECT_EQ(policy.pick(contextFor(state, 12345)), 2u);
 }
 
+TEST(ConsistentHash, MembersOwningNoSlotAreTriedInNameOrder) {
+  // Two hosts list the members in opposite orders. With the slot owners
+  // down, only the two slotless members are left: both hosts must pick the
+  // same one, whatever the order in their files.
+  std::vector<MemberSpec> members{{"big-a", 256}, {"big-b", 256}, {"tiny-x", 1}, {"tiny-y", 1}};
+  std::vector<MemberSpec> reversed(members.rbegin(), members.rend());
+  ConsistentHash first(members, 101, 0);
+  ConsistentHash second(reversed, 101, 0);
+  ASSERT_EQ(first.table().slotCounts()[2] + first.table().slotCounts()[3], 0u);
+  FakeMembers state(4);
+  state.up = {false, false, true, true};
+  FakeMembers reversedState(4);
+  reversedState.up = {true, true, false, false};
+  for (uint64_t key : {uint64_t{1}, uint64_t{12345}, sampleKey(7)}) {
+    auto picked = first.pick(contextFor(state, key));
+    auto reversedPicked = second.pick(contextFor(reversedState, key));
+    ASSERT_TRUE(picked && reversedPicked);
+    EXPECT_EQ(members[*picked].name, "tiny-x");
+    EXPECT_EQ(reversed[*reversedPicked].name, "tiny-x");
+  }
+}
+
 TEST(ConsistentHash, NoMembersGivesNothing) {
   ConsistentHash policy(std::span<const MemberSpec>{}, kDefaultTableSize, 1.25);
   FakeMembers state(0);
