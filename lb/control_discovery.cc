@@ -3,6 +3,7 @@
 // discovered members change, exactly as an accepted reload does.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "lb/control.h"

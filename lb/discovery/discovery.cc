@@ -189,7 +189,7 @@ bool Discovery::onResult(size_t id, const LookupResult& result, TimePoint now,
     } else if (statusChanged) {
       log::warn("{}: {}", entry.label(), toString(status));
     }
-    if (entry.removeAt && now >= *entry.removeAt) changed = onTick(now) || changed;
+    if (entry.removeAt && now >= *entry.removeAt) return onTick(now);  // counts and logs the removal
   } else if (statusChanged) {
     log::warn("{}: {} ({}); keeping the last good set of {} members", entry.label(), toString(status),
               result.detail, entry.members.size());

@@ -393,6 +393,34 @@ class DiscoveryTest(harness.RinglbTest):
         session.echo()
         self.assertNotIn("removed", lb.stderr_text())
 
+    def test_a_generation_that_cannot_be_built_keeps_the_running_one(self):
+        # Another pool originates TLS with a CA file read at every build: while
+        # it is gone, a change in the answers cannot be applied.
+        ca_key, ca = os.path.join(self.tmp.name, "ca.key"), os.path.join(self.tmp.name, "ca.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=discovery test CA"],
+                       check=True, capture_output=True, timeout=60 * SCALE)
+        with open(ca) as f:
+            ca_text = f.read()
+        for n in (11, 12, 13):
+            self.member(n)
+        dns = self.dns(self.web_hosts(11, 12))
+        text = self.config(dns, [self.a_entry()])
+        text += (f'\n[pool.other]\n\n[[pool.other.member]]\naddress = "{LOOPBACK}:{harness.free_port()}"\n'
+                 f'\n[pool.other.tls]\nca = "{ca}"\n')
+        lb = self.start_ringlb(text)
+        os.remove(ca)
+        dns.set_hosts(self.web_hosts(11, 12, 13))
+        wait_until(lambda: "new generation cannot be built" in lb.stderr_text(), SLOW, "the failed build's log line")
+        self.assertEqual(set(self.pool_members()), {self.name_of(11), self.name_of(12)})
+        self.assertEqual(self.answers(), {"m11", "m12"})
+        # The file back: the change is applied at the next try.
+        with open(ca, "w") as f:
+            f.write(ca_text)
+        added = f"discovery: member {self.name_of(13)} of pool web added"
+        wait_until(lambda: added in lb.stderr_text(), SLOW, "m13 added once the CA file is back")
+        wait_until(lambda: "m13" in self.answers(6), what="m13 in the answers")
+
 
 if __name__ == "__main__":
     harness.main()

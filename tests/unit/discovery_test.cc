@@ -239,6 +239,8 @@ TEST_P(RemovalTest, ALookupThatFindsTheGracePassedRemovesAtOnce) {
   EXPECT_FALSE(discovery.onResult(dueOne(discovery, t0 + 5s), failed(GetParam()), t0 + 5s, kWall));
   EXPECT_TRUE(discovery.onResult(dueOne(discovery, t0 + 10s), failed(GetParam()), t0 + 10s, kWall));
   EXPECT_TRUE(names(discovery.withDiscovered(file)).empty());
+  EXPECT_EQ(discovery.status()[0].changes, 2u);  // the first answer, the removal (once)
+  EXPECT_EQ(discovery.status()[0].members, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(NxDomainAndNoData, RemovalTest,
