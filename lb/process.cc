@@ -219,6 +219,8 @@ int runProcess(const std::string& configPath, const config::Config& config, upgr
     options.runtime = runtime;
     options.listenFds = std::move(assigned[w]);
     options.accessLog = sink;
+    options.holdAccepts = std::any_of(config.pools.begin(), config.pools.end(),
+                                      [](const config::Pool& pool) { return !pool.discover.empty(); });
     workers.push_back(std::make_unique<Worker>(std::move(options)));
   }
 
@@ -258,7 +260,8 @@ int runProcess(const std::string& configPath, const config::Config& config, upgr
   } else {
     // With [[pool.NAME.discover]], ready once the first lookups have
     // answered (bounded): the pools then have their members.
-    control.onReady([count, &inherited](const Runtime& current) {
+    control.onReady([count, &inherited, &workers](const Runtime& current) {
+      for (auto& worker : workers) worker->releaseAccepts();
       for (const auto& listener : current.listeners)
         log::info("listener {} on {} -> pool {} ({} members, {})", config::printable(listener->config.name),
                   listener->config.bind.text, config::printable(listener->pool->name()),

@@ -152,7 +152,9 @@ int Worker::start() {
   nowNs_ = monotonicNs();
   armWake();
   armTick();
-  for (uint32_t i = 0; i < listenerSlots_.size(); ++i) armAccept(i);
+  acceptsHeld_ = options_.holdAccepts && !acceptsReleased_.load();
+  if (!acceptsHeld_)
+    for (uint32_t i = 0; i < listenerSlots_.size(); ++i) armAccept(i);
   result = io_uring_submit(&ring_);
   return result < 0 ? result : 0;
 }
@@ -333,6 +335,12 @@ void Worker::armWake() {
 }
 
 void Worker::onWake() {
+  if (acceptsHeld_ && acceptsReleased_.load()) {
+    acceptsHeld_ = false;
+    if (!stopping_)
+      for (uint32_t i = 0; i < listenerSlots_.size(); ++i)
+        if (listenerSlots_[i].open && !listenerSlots_[i].armed) armAccept(i);
+  }
   if (stopRequested_.load() && !stopping_) beginStop();
   if (!stopping_) {
     applyPending();
@@ -396,7 +404,7 @@ void Worker::applyPending() {
     if (slot == listenerSlots_.size()) listenerSlots_.emplace_back();
     listenerSlots_[slot] = ListenerSlot{it->second, i, true, false, false};
     fds.erase(it);
-    armAccept(slot);
+    if (!acceptsHeld_) armAccept(slot);
   }
   for (auto& [name, fd] : fds) ::close(fd);  // not needed after all
   WorkerGeneration* previous = current_.get();
@@ -409,6 +417,13 @@ void Worker::applyPending() {
 void Worker::releaseGeneration(WorkerGeneration* generation) {
   if (generation == current_.get() || generation->sessions > 0) return;
   std::erase_if(retired_, [&](const auto& g) { return g.get() == generation; });
+}
+
+void Worker::releaseAccepts() {
+  acceptsReleased_.store(true);
+  uint64_t one = 1;
+  ssize_t ignored = ::write(wakeFd_, &one, sizeof one);
+  (void)ignored;
 }
 
 void Worker::requestStop() {

@@ -47,6 +47,11 @@ struct WorkerOptions {
   // the worker owns them.
   std::vector<ListenFd> listenFds;
   std::shared_ptr<AccessLogSink> accessLog;
+  // Accept nothing until releaseAccepts(): a pool's first DNS answers are
+  // still out, and a connection taken now would find it empty. Clients
+  // wait in the listen backlog meanwhile (after an upgrade, the old
+  // process serves them until this one is ready).
+  bool holdAccepts = false;
 };
 
 // A runtime generation as one worker uses it. Sessions point at the
@@ -95,6 +100,8 @@ class Worker {
   // From any thread: stop accepting, let sessions finish up to the shutdown
   // timeout, then close what is left.
   void requestStop();
+  // Ends holdAccepts (any thread; idempotent).
+  void releaseAccepts();
   // From any thread: switch new connections to `runtime` (a reload).
   // `newListenFds` holds sockets for listeners the worker does not have yet,
   // by listener name; the worker takes them over.
@@ -278,6 +285,8 @@ class Worker {
   int wakeFd_ = -1;
   uint64_t wakeValue_ = 0;
   std::atomic<bool> stopRequested_{false};
+  std::atomic<bool> acceptsReleased_{false};
+  bool acceptsHeld_ = false;  // WorkerOptions::holdAccepts until releaseAccepts() is seen
   bool stopping_ = false;
   uint64_t deadlineNs_ = 0;
   bool deadlinePassed_ = false;

@@ -166,6 +166,45 @@ class Traffic(threading.Thread):
         self.join(WAIT)
 
 
+class HeldDns:
+    """A DNS server that answers A queries for WEB with `address`, but only
+    once released: until then queries wait unanswered."""
+
+    def __init__(self, address):
+        self.address = socket.inet_aton(address)
+        self.released = threading.Event()
+        self.asked = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            self.asked.set()
+            self.released.wait()
+            # The question ends 4 bytes (type, class) after its name's zero byte.
+            end = query.index(b"\0", 12) + 5
+            qtype = struct.unpack(">H", query[end - 4:end - 2])[0]
+            answer = b""
+            if qtype == 1:
+                answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 30, 4) + self.address
+            header = query[:2] + struct.pack(">HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
+            try:
+                self.sock.sendto(header + query[12:end] + answer, peer)
+            except OSError:
+                return
+
+    def close(self):
+        self.released.set()
+        self.sock.close()
+
+
 @unittest.skipIf(DNSMASQ is None, "dnsmasq is not installed (Debian: dnsmasq-base); DNS discovery tests skipped")
 class DiscoveryTest(harness.RinglbTest):
     def setUp(self):
@@ -264,6 +303,25 @@ class DiscoveryTest(harness.RinglbTest):
 
     def answers(self, count=24):
         return {ask(self.port)[0] for _ in range(count)}
+
+    def test_a_connection_made_before_the_first_answer_waits_for_it(self):
+        self.member(11)
+        held = HeldDns("127.0.0.11")
+        self.addCleanup(held.close)
+        fake = type("Server", (), {"port": held.port})()
+        text = self.config(fake, [self.a_entry()], dns_extra={"timeout": "10s"})
+        rl = self.start_ringlb(text, wait_ready=False)
+        self.assertTrue(held.asked.wait(WAIT), "ringlb asked no DNS question")
+        # The listening socket is open: the kernel completes the handshake
+        # and the connection waits in the backlog, not in an empty pool.
+        with harness.connect(self.port) as s:
+            s.sendall(b"early\n")
+            self.assertFalse(any("ready:" in line for line in rl.stderr_lines))
+            held.released.set()
+            rl.wait_ready()
+            data = more_harness.read_lines(s, 2)
+        self.assertEqual(data, b"m11\nearly\n")
+        self.assertFalse([e for e in rl.access_log() if e.get("end") == "no_member"])
 
     def test_a_pool_of_only_a_dns_name_balances_across_the_records(self):
         for n in (11, 12, 13):
