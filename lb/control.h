@@ -103,6 +103,7 @@ class Control final : public HealthView {
   // generation when the discovered members changed.
   void runDiscovery(health::TimePoint now);
   void startResolver();
+  void keepAdminWeights(const Runtime& next) const;
   bool applyDiscovered(health::TimePoint now);
   void checkReady(health::TimePoint now);
 

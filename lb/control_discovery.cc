@@ -83,8 +83,33 @@ bool Control::applyDiscovered(health::TimePoint now) {
     discoveryRetryAt_ = now + std::chrono::seconds(5);
     return false;
   }
+  keepAdminWeights(*next);
   switchTo(std::move(next), std::move(fds), "discovery");
   return true;
+}
+
+// A DNS change is not an edit of the file: a weight the admin endpoint set
+// on a member both generations have stays, unless the answer itself
+// changed that member's weight (an SRV record's). A reload, by contrast,
+// applies the file's weights.
+void Control::keepAdminWeights(const Runtime& next) const {
+  auto configured = [](const Pool& pool, const std::string& name) -> int {
+    for (const config::Member& m : pool.config().members)
+      if (m.name == name) return m.weight;
+    return 0;
+  };
+  for (const auto& pool : next.pools) {
+    const Pool* running = nullptr;
+    for (const auto& candidate : runtime_->pools)
+      if (candidate->name() == pool->name()) running = candidate.get();
+    if (!running) continue;
+    for (const auto& member : pool->members()) {
+      const Member* was = running->findMember(member->name);
+      if (!was || configured(*running, member->name) != configured(*pool, member->name)) continue;
+      uint32_t weight = was->weight.load(std::memory_order_relaxed);
+      if (weight != member->weight.load(std::memory_order_relaxed)) pool->setWeight(*member, weight);
+    }
+  }
 }
 
 }  // namespace lb

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.parse
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -322,6 +323,19 @@ class DiscoveryTest(harness.RinglbTest):
             data = more_harness.read_lines(s, 2)
         self.assertEqual(data, b"m11\nearly\n")
         self.assertFalse([e for e in rl.access_log() if e.get("end") == "no_member"])
+
+    def test_an_admin_weight_survives_a_change_of_the_records(self):
+        for n in (11, 12, 13):
+            self.member(n)
+        dns = self.dns(self.web_hosts(11, 12))
+        self.start_ringlb(self.config(dns, [self.a_entry()]))
+        path = "/pools/web/members/" + urllib.parse.quote(self.name_of(11), safe="") + "/weight"
+        self.assertEqual(more_harness.post(self.admin_port, path, b"7").status, 200)
+        dns.set_hosts(self.web_hosts(11, 12, 13))
+        wait_until(lambda: self.name_of(13) in self.pool_members(), timeout=SLOW, what="m13 discovered")
+        members = self.pool_members()
+        self.assertEqual(members[self.name_of(11)]["weight"], 7)
+        self.assertEqual(members[self.name_of(13)]["weight"], 1)
 
     def test_a_pool_of_only_a_dns_name_balances_across_the_records(self):
         for n in (11, 12, 13):
