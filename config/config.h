@@ -61,6 +61,9 @@ struct Global {
   // After a reload removes a member, its sessions are closed once this has
   // passed; zero (unset): they run until they end on their own.
   Duration removedMemberTimeout{0};
+  // upgrade_timeout: how long a process started by SIGUSR2 may take to say
+  // it is ready; then it is killed and this one serves on.
+  Duration upgradeTimeout = std::chrono::seconds(60);
   // Started as root: after binding and opening every file, drop to these
   // (empty: stay; `user` alone also takes that user's primary group).
   std::string user;

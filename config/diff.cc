@@ -64,6 +64,7 @@ const Field<Global> kGlobalFields[] = {
     {"access_log", [](const Global& g) { return quoted(g.accessLog); }, kAtRestart},
     {"shutdown_timeout", [](const Global& g) { return duration(g.shutdownTimeout); }},
     {"removed_member_timeout", [](const Global& g) { return durationOr(g.removedMemberTimeout, "off"); }},
+    {"upgrade_timeout", [](const Global& g) { return duration(g.upgradeTimeout); }},
     {"user", [](const Global& g) { return quotedOr(g.user, "(unset)"); }, kRefusesReload},
     {"group", [](const Global& g) { return quotedOr(g.group, "(unset)"); }, kRefusesReload},
     {"max_connections", [](const Global& g) { return numberOr(g.maxConnections, "auto"); }},

@@ -9,7 +9,7 @@ namespace config::keys {
 
 inline constexpr std::string_view kGlobal[] = {"workers",          "log_level",
                                                "access_log",       "shutdown_timeout",
-                                               "removed_member_timeout",
+                                               "removed_member_timeout", "upgrade_timeout",
                                                "user",             "group",
                                                "max_connections",  "source_table_size",
                                                "dns"};

@@ -107,6 +107,7 @@ void Loader::loadGlobal(const toml::table& table) {
   reader_.readNonEmptyString(table, "access_log", global.accessLog);
   reader_.readDuration(table, "shutdown_timeout", global.shutdownTimeout);
   reader_.readDuration(table, "removed_member_timeout", global.removedMemberTimeout);
+  reader_.readDuration(table, "upgrade_timeout", global.upgradeTimeout);
   readAccountName(table, "user", global.user, global.userPosition);
   readAccountName(table, "group", global.group, global.groupPosition);
   // Up to 4 descriptors per session must still fit an int.

@@ -417,6 +417,7 @@ void Control::onTick(health::TimePoint now) {
   std::erase_if(retiredProbers_, [](const auto& p) { return p->idle(); });
   recordProbeDurations();
   if (admin_) admin_->onTick(now);
+  if (upgrader_) upgrader_->killIfLate(now, config_.global.upgradeTimeout);
   armTick();
 }
 

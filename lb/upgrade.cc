@@ -431,6 +431,8 @@ bool Upgrader::start() {
     return false;
   }
   child_ = pid;
+  startedAt_ = std::chrono::steady_clock::now();
+  killed_ = false;
   readFd_ = pipeFds[0];
   pidFd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));  // -1: waited for without it
   ++attempt_;
@@ -494,6 +496,14 @@ Upgrader::Event Upgrader::onRead(int result) {
   }
   childGone();  // no pidfd: it is exiting (its end of the pipe is closed), waitpid blocks briefly
   return Event::Failed;
+}
+
+bool Upgrader::killIfLate(std::chrono::steady_clock::time_point now, std::chrono::milliseconds limit) {
+  if (state_ != State::Starting || killed_ || now - startedAt_ < limit) return false;
+  killed_ = true;
+  log::error("upgrade: process {} is not ready after {}ms (upgrade_timeout); killing it", child_, limit.count());
+  ::kill(child_, SIGKILL);
+  return true;
 }
 
 void Upgrader::childGone() {

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -138,6 +139,10 @@ class Upgrader {
   bool start();
   // A completion tagged Owner::Upgrade.
   Event onCompletion(uint64_t userData, int result);
+  // A new process still not ready `limit` after it was started (at `now`)
+  // is killed; its exit then fails the upgrade as any early exit does, and
+  // this process serves on. True when it was killed now.
+  bool killIfLate(std::chrono::steady_clock::time_point now, std::chrono::milliseconds limit);
 
  private:
   enum class State : uint8_t { Idle, Starting, Reaping, Done };
@@ -155,6 +160,8 @@ class Upgrader {
   State state_ = State::Idle;
   uint32_t attempt_ = 0;  // user_data generation: completions of an earlier attempt are ignored
   pid_t child_ = -1;
+  std::chrono::steady_clock::time_point startedAt_{};
+  bool killed_ = false;  // killIfLate() sent SIGKILL to this attempt's child
   int readFd_ = -1;
   int pidFd_ = -1;
   std::string received_;

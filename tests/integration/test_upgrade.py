@@ -421,6 +421,22 @@ class UpgradeTest(harness.RinglbTest):
         self.assertEqual(new.returncode, 0)
         return newer
 
+    def test_a_new_process_not_ready_in_time_is_killed(self):
+        backend = self.backend(harness.echo_handler, name="m1")
+        binary = self.copy_binary()
+        lb = self.start(self.config([backend], extra_global={"upgrade_timeout": "1s"}), binary=binary)
+        self.hold_upgrade(binary)  # never released: the new process never gets ready
+        lb.signal(signal.SIGUSR2)
+        pid = self.started_pid(lb)
+        mh.wait_log(lb, f"upgrade: process {pid} is not ready after 1000ms (upgrade_timeout); killing it",
+                    timeout=SLOW)
+        line = mh.wait_log(lb, f"upgrade failed: process {pid}", timeout=SLOW)
+        self.assertIn(f"this process (pid {lb.pid}) keeps serving", line)
+        self.assertFalse(os.path.exists(f"/proc/{pid}"), "the killed process was not reaped")
+        self.assertEqual(lb.proc.poll(), None)
+        for _ in range(5):
+            self.ask()
+
     def test_a_new_process_that_fails_leaves_the_old_one_serving(self):
         backend = self.backend(harness.echo_handler, name="m1")
         lb = self.start(self.config([backend]))

@@ -1136,6 +1136,7 @@ const std::vector<TableChanges>& everyKey() {
         {"access_log", R"("off")", R"("stdout")"},
         {"shutdown_timeout", R"("30s")", R"("5s")"},
         {"removed_member_timeout", R"("1m")", R"("2m")"},
+        {"upgrade_timeout", R"("60s")", R"("10s")"},
         {"user", R"("ringlb")", R"("nobody")"},
         {"group", R"("ringlb")", R"("nogroup")"},
         {"max_connections", "9000", "9001"},
@@ -1374,12 +1375,12 @@ TEST(ReloadRefusals, AChangeOfUserOrGroupIsRefusedAtItsKey) {
   std::vector<Error> user = reloadRefusals(base, loadText(fileWith("[global]", "user")));
   ASSERT_EQ(user.size(), 1u);
   EXPECT_EQ(formatError(user[0]),
-            R"(preview.toml:7:8: [global] "user" cannot change on a reload ("ringlb" -> "nobody"): )"
+            R"(preview.toml:8:8: [global] "user" cannot change on a reload ("ringlb" -> "nobody"): )"
             "restart ringlb to apply it");
   std::vector<Error> group = reloadRefusals(base, loadText(fileWith("[global]", "group")));
   ASSERT_EQ(group.size(), 1u);
   EXPECT_EQ(formatError(group[0]),
-            R"(preview.toml:8:9: [global] "group" cannot change on a reload ("ringlb" -> "nogroup"): )"
+            R"(preview.toml:9:9: [global] "group" cannot change on a reload ("ringlb" -> "nogroup"): )"
             "restart ringlb to apply it");
 }
 
