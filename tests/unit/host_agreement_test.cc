@@ -17,16 +17,10 @@
 #include <vector>
 
 #include "lb/pool.h"
+#include "tests/unit/member_lines.h"
 
 namespace lb {
 namespace {
-
-struct MemberLine {
-  std::string name;
-  std::string address;
-  int weight = 1;
-  bool backup = false;
-};
 
 // Twelve members with mixed weights; the last three are backups.
 std::vector<MemberLine> fleet() {
@@ -47,15 +41,7 @@ config::Pool poolConfig(const std::vector<MemberLine>& lines, config::HashKey ha
   pool.name = "p";
   pool.balance = config::Balance::ConsistentHash;
   pool.hashKey = hashKey;
-  for (const MemberLine& line : lines) {
-    config::Member m;
-    m.name = line.name;
-    std::string why;
-    m.address = *config::parseAddress(line.address, &why);
-    m.weight = line.weight;
-    m.backup = line.backup;
-    pool.members.push_back(m);
-  }
+  pool.members = membersOf(lines);
   return pool;
 }
 

@@ -11,31 +11,17 @@
 #include <map>
 
 #include "lb/runtime.h"
+#include "tests/unit/member_lines.h"
 
 namespace lb {
 namespace {
-
-struct MemberLine {
-  std::string name;
-  std::string address;
-  int weight = 1;
-  bool backup = false;
-};
 
 config::Pool poolConfig(config::Balance balance, std::vector<MemberLine> lines, bool health = false) {
   config::Pool pool;
   pool.name = "p";
   pool.balance = balance;
   pool.tableSize = 1009;
-  for (const MemberLine& line : lines) {
-    config::Member m;
-    m.name = line.name;
-    std::string why;
-    m.address = *config::parseAddress(line.address, &why);
-    m.weight = line.weight;
-    m.backup = line.backup;
-    pool.members.push_back(m);
-  }
+  pool.members = membersOf(lines);
   if (health) pool.health = config::Health{};
   return pool;
 }
