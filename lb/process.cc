@@ -1,5 +1,6 @@
 #include "lb/process.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -227,10 +228,13 @@ int runProcess(const std::string& configPath, const config::Config& config, upgr
   std::atomic<int> running{count};
   std::vector<std::thread> threads;
   std::vector<std::future<int>> started;
-  for (auto& worker : workers) {
+  for (size_t index = 0; index < workers.size(); ++index) {
     std::promise<int> promise;
     started.push_back(promise.get_future());
-    threads.emplace_back([&running, w = worker.get(), promise = std::move(promise)]() mutable {
+    threads.emplace_back([&running, index, w = workers[index].get(), promise = std::move(promise)]() mutable {
+      // "ringlb-w0", ...: what top -H and /proc/PID/task/*/comm show.
+      std::string name = fmt::format("ringlb-w{}", index).substr(0, 15);
+      pthread_setname_np(pthread_self(), name.c_str());
       int result = w->start();
       promise.set_value(result);
       if (result == 0) w->run();

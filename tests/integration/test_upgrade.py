@@ -95,13 +95,14 @@ def all_stopped(pid):
 
 
 def worker_threads(pid):
-    """Thread ids of ringlb's workers: every thread but the main (control)
-    one and io_uring's own."""
+    """Thread ids of ringlb's workers, by the names ringlb gives them
+    ("ringlb-w0", ...): not the main (control) thread, io_uring's own, or a
+    sanitizer's background thread."""
     found = []
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         with open(f"/proc/{pid}/task/{tid}/comm") as f:
             name = f.read().strip()
-        if tid != pid and not name.startswith("iou-"):
+        if name.startswith("ringlb-w"):
             found.append(tid)
     return found
 
