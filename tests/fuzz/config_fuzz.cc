@@ -100,7 +100,14 @@ void checkConfig(const config::Config& config) {
   for (const config::Pool& pool : config.pools) {
     FUZZ_CHECK(!pool.name.empty());
     FUZZ_CHECK(poolNames.insert(pool.name).second);
-    FUZZ_CHECK(!pool.members.empty());
+    // A pool that discovers its members may list none.
+    FUZZ_CHECK(!pool.members.empty() || !pool.discover.empty());
+    for (const config::Discover& discover : pool.discover) {
+      FUZZ_CHECK(!discover.name.empty() && discover.name.back() != '.');
+      FUZZ_CHECK(std::none_of(discover.name.begin(), discover.name.end(), [](char c) { return c >= 'A' && c <= 'Z'; }));
+      FUZZ_CHECK((discover.type == config::DiscoverType::SRV) == (discover.port == 0));
+      FUZZ_CHECK(discover.interval.count() > 0);
+    }
     bool healthOverTls = pool.health && (pool.health->kind == config::HealthKind::Tls ||
                                          pool.health->kind == config::HealthKind::Https);
     FUZZ_CHECK(!healthOverTls || pool.tls.has_value());
