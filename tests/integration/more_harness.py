@@ -13,6 +13,7 @@ import calendar
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -587,3 +588,19 @@ if __name__ == "__main__":
         serve_main(sys.argv[2:])
     else:
         sys.exit("usage: more_harness.py serve NAME")
+
+
+def tsan_suppressions_for_nobody(test):
+    """Under TSan, ringlb reads its suppressions file at start: as nobody it
+    may not reach the checkout's (a fresh machine keeps it under /root), so
+    it gets a copy in the test's directory (which the test makes readable
+    for nobody); TSAN_OPTIONS points there until the test ends."""
+    options = os.environ.get("TSAN_OPTIONS", "")
+    m = re.search(r"suppressions=([^ :]+)", options)
+    if not m:
+        return
+    copy = os.path.join(test.tmp.name, "tsan.supp")
+    shutil.copy(m.group(1), copy)
+    os.chmod(copy, 0o644)
+    os.environ["TSAN_OPTIONS"] = options.replace(m.group(0), f"suppressions={copy}")
+    test.addCleanup(os.environ.__setitem__, "TSAN_OPTIONS", options)

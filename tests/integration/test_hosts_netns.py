@@ -135,7 +135,12 @@ def namespaces_unavailable():
     result = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if result.returncode != 0:
         return f"ip netns add failed: {result.stderr.strip()}"
+    # ip -n enters the namespace with a mount namespace of its own, which a
+    # chroot (a container without its own mounts) refuses.
+    entered = subprocess.run(["ip", "-n", probe, "link", "set", "dev", "lo", "up"], capture_output=True, text=True)
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    if entered.returncode != 0:
+        return f"cannot enter a network namespace (ip -n): {entered.stderr.strip()}"
     return None
 
 

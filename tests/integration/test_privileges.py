@@ -154,7 +154,7 @@ class PrivilegesTest(harness.RinglbTest):
         # HAProxy's rule: only root switches users; anyone else must already be
         # the user configured.
         wrapper = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--")
-        self.sanitizer_files_for_nobody()
+        mh.tsan_suppressions_for_nobody(self)
         text = self.config(harness.dead_address(), global_={"user": "root", "group": "root"})
         lb = harness.Ringlb(self.write_config(text), wrapper=wrapper)
         self.addCleanup(lb.kill)
@@ -162,20 +162,6 @@ class PrivilegesTest(harness.RinglbTest):
         self.assertRegex(lb.stderr_text(), r"cannot switch to user root \(uid 0\), group root \(gid 0\): ringlb "
                                            r"runs as nobody \(uid \d+\), not root")
         self.assertNotIn("open files", lb.stderr_text())  # refused before opening anything
-
-    def sanitizer_files_for_nobody(self):
-        """Under TSan, ringlb reads its suppressions file at start: as nobody it
-        may not reach the checkout's (a fresh machine keeps it under /root), so
-        it gets a copy in the test's directory, which nobody can read."""
-        options = os.environ.get("TSAN_OPTIONS", "")
-        m = re.search(r"suppressions=([^ :]+)", options)
-        if not m:
-            return
-        copy = os.path.join(self.tmp.name, "tsan.supp")
-        shutil.copy(m.group(1), copy)
-        os.chmod(copy, 0o644)
-        os.environ["TSAN_OPTIONS"] = options.replace(m.group(0), f"suppressions={copy}")
-        self.addCleanup(os.environ.__setitem__, "TSAN_OPTIONS", options)
 
     # -- the open-file limit (any user) --------------------------------------
 

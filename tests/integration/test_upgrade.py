@@ -738,10 +738,15 @@ class UpgradeTest(harness.RinglbTest):
 
     @unittest.skipUnless(IS_ROOT, "switching users needs root: run the tests as root")
     def test_the_new_process_runs_as_the_dropped_user(self):
+        # As nobody, the new process must reach the binary and TSan's
+        # suppressions: copies in the test's directory, not the checkout
+        # (a fresh machine keeps it under /root).
         os.chmod(self.tmp.name, 0o755)
+        mh.tsan_suppressions_for_nobody(self)
+        binary = self.copy_binary()
         backend = self.backend(harness.echo_handler, name="m1")
         text = self.config([backend], extra_global={"user": "nobody", "group": "nogroup"})
-        lb = self.start(text)
+        lb = self.start(text, binary=binary)
         os.chmod(lb.config_path, 0o644)
         nobody = str(__import__("pwd").getpwnam("nobody").pw_uid)
         self.assertEqual(status_field(lb.pid, "Uid"), [nobody] * 4)
