@@ -12,9 +12,12 @@ namespace lb {
 struct AdminRequest {
   std::string method;
   std::string path;           // without the query string, still percent-encoded
+  std::string query;          // after '?', raw (empty: none)
   std::string authorization;  // the Authorization header's value
   std::string host;           // the Host header's value (empty: none sent)
-  bool hasOrigin = false;     // an Origin header was sent (a browser's cross-site request)
+  bool hasOrigin = false;     // an Origin header was sent (a browser's request from a page)
+  std::string origin;         // its value ("http://127.0.0.1:9090"; "null" from an opaque origin)
+  std::string peer;           // the client's address as text: set by Admin, not by the parser
   std::string body;
 };
 

@@ -8,6 +8,8 @@
 
 #include "health/prober.h"
 #include "lb/discovery/discovery.h"
+#include "lb/event_log.h"
+#include "lb/history.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
@@ -29,6 +31,8 @@ struct ReportSources {
   std::span<const std::unique_ptr<Worker>> workers;
   const HealthView* health = nullptr;
   const discovery::Discovery* discovery = nullptr;  // null: no discovery to report
+  const History* history = nullptr;  // null: no history kept (tests of one renderer)
+  EventLog* events = nullptr;        // null: none kept; the admin endpoint adds its actions here
 };
 
 std::string renderMetrics(const ReportSources& sources);

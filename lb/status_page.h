@@ -10,4 +10,9 @@ namespace lb {
 // glance, rendered on the server, no external assets, refreshing itself.
 std::string renderStatusPage(const ReportSources& sources);
 
+// GET /status?format=text: the page's state as plain-text tables (what
+// `ringlb ctl status` prints): listeners and members with rates, states and
+// how long each has been in it, discovery and certificates.
+std::string renderStatusText(const ReportSources& sources);
+
 }  // namespace lb

@@ -1,0 +1,3 @@
+#include "lb/history.h"
+
+// Filled in by its helper (issue 14).
