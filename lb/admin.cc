@@ -106,6 +106,19 @@ bool sameSecret(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
+// The raw value of `key` in a query string ("a=1&format=text"), or none.
+std::optional<std::string_view> queryValue(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    size_t end = query.find('&');
+    std::string_view pair = query.substr(0, end);
+    if (pair.substr(0, key.size()) == key && pair.size() > key.size() && pair[key.size()] == '=')
+      return pair.substr(key.size() + 1);
+    if (end == std::string_view::npos) break;
+    query.remove_prefix(end + 1);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Admin::Admin(ring::Submitter* submitter, int listenFd, const config::Admin& settings, ReportSources sources)
@@ -446,6 +459,8 @@ AdminResponse Admin::route(const AdminRequest& request) {
       r.contentType = "text/plain; version=0.0.4; charset=utf-8";
       return r;
     }
+    if (path == "/status" && queryValue(request.query, "format") == "text")
+      return text(200, renderStatusText(sources_));
     if (path == "/status") return json(renderStatusJson(sources_));
     AdminResponse r;
     r.contentType = "text/html; charset=utf-8";

@@ -54,7 +54,9 @@ bool parseRequestLine(std::string_view line, AdminRequest* request) {
   if (!isToken(method) || !isToken(target) || target.front() != '/') return false;
   if (version != "HTTP/1.1" && version != "HTTP/1.0") return false;
   request->method = method;
-  request->path = target.substr(0, target.find('?'));
+  size_t question = target.find('?');
+  request->path = target.substr(0, question);
+  if (question != std::string_view::npos) request->query = target.substr(question + 1);
   return true;
 }
 

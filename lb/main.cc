@@ -1,4 +1,4 @@
-// ringlb CONFIG | --check CONFIG | --version | --help
+// ringlb CONFIG | --check CONFIG | ctl ... | --version | --help
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "config/config.h"
+#include "lb/ctl.h"
 #include "lb/preview.h"
 #include "lb/process.h"
 #include "lb/runtime.h"
@@ -18,6 +19,9 @@ constexpr std::string_view kUsage =
     "       ringlb --check CONFIG    validate CONFIG: print errors and exit 1, or a summary and exit 0\n"
     "       ringlb --check NEW --against OLD\n"
     "                                validate NEW and show what reloading from OLD to NEW would change\n"
+    "       ringlb ctl [-c CONFIG] [--json] status|events [--since ID]|drain POOL MEMBER|\n"
+    "                  undrain POOL MEMBER|weight POOL MEMBER N|reload\n"
+    "                                talk to a running ringlb's admin endpoint (ringlb ctl --help)\n"
     "       ringlb --version\n"
     "       ringlb --help\n";
 
@@ -58,6 +62,8 @@ int main(int argc, char** argv) {
     fmt::print("{}", kUsage);
     return 0;
   }
+  if (argc >= 2 && std::string_view(argv[1]) == "ctl")
+    return lb::runCtl(std::span<char* const>(argv + 2, argv + argc));
   if (argc == 2 && std::string_view(argv[1]) == "--version") {
     fmt::print("ringlb {}\n", RINGLB_VERSION);
     return 0;

@@ -65,12 +65,12 @@ void listenerMetrics(std::string& out, const ReportSources& s) {
     fmt::format_to(Out(out), "ringlb_listener_connections_total{{listener=\"{}\"}} {}\n",
                    label(l->config.name), load(l->state->counters.accepted));
   family(out, "ringlb_listener_received_bytes_total", "counter",
-         "Bytes from clients forwarded to members (counted when sessions end).");
+         "Bytes from clients forwarded to members (added every 64 KiB while a session is open, the rest when it ends).");
   for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "ringlb_listener_received_bytes_total{{listener=\"{}\"}} {}\n",
                    label(l->config.name), load(l->state->counters.bytesIn));
   family(out, "ringlb_listener_sent_bytes_total", "counter",
-         "Bytes from members forwarded to clients (counted when sessions end).");
+         "Bytes from members forwarded to clients (added every 64 KiB while a session is open, the rest when it ends).");
   for (const auto& l : s.runtime->listeners)
     fmt::format_to(Out(out), "ringlb_listener_sent_bytes_total{{listener=\"{}\"}} {}\n",
                    label(l->config.name), load(l->state->counters.bytesOut));
@@ -144,10 +144,10 @@ void memberMetrics(std::string& out, const ReportSources& s) {
   perMember(out, s, "ringlb_member_connections_total", "counter", "Sessions connected to the member.",
             [](const Member& m) { return load(m.counters.connections); });
   perMember(out, s, "ringlb_member_received_bytes_total", "counter",
-            "Bytes from clients written to the member (counted when sessions end).",
+            "Bytes from clients written to the member (added every 64 KiB while a session is open, the rest when it ends).",
             [](const Member& m) { return load(m.counters.bytesIn); });
   perMember(out, s, "ringlb_member_sent_bytes_total", "counter",
-            "Bytes from the member written to clients (counted when sessions end).",
+            "Bytes from the member written to clients (added every 64 KiB while a session is open, the rest when it ends).",
             [](const Member& m) { return load(m.counters.bytesOut); });
   family(out, "ringlb_member_connect_failures_total", "counter", "Failed connects to the member.");
   for (const auto& pool : s.runtime->pools)

@@ -110,6 +110,9 @@ struct Flow {
   Pipe pipe;
   uint32_t inPipe = 0;      // bytes read from the source, not yet written on
   uint64_t bytes = 0;       // bytes written to the destination
+  // Of `bytes`, those not yet added to the listener's and member's counters
+  // (lb/stats.h kLiveBytesFlush): below kLiveBytesFlush once connected.
+  uint64_t unflushed = 0;
   int32_t buffer = -1;      // ring buffer held between receive and send, or -1
   uint32_t bufferLength = 0;
   uint32_t bufferSent = 0;

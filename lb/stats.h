@@ -49,9 +49,17 @@ class DurationHistogram {
   std::atomic<uint64_t> sumMicros_{0};
 };
 
+// Bytes a session moved are added to its listener's and member's counters
+// while it is open: each flow keeps what it has not yet added and adds it
+// once that reaches kLiveBytesFlush, and the rest when the session ends.
+// So a counter lags the truth by less than kLiveBytesFlush per direction of
+// each open session, and is exact for every ended one; workers bump the
+// shared atomics once per 64 KiB, not once per send.
+inline constexpr uint64_t kLiveBytesFlush = 64 * 1024;
+
 struct MemberCounters {
   std::atomic<uint64_t> connections{0};     // sessions that reached the member
-  std::atomic<uint64_t> bytesIn{0};         // client -> member, counted when a session ends
+  std::atomic<uint64_t> bytesIn{0};         // client -> member (see kLiveBytesFlush)
   std::atomic<uint64_t> bytesOut{0};        // member -> client
   std::atomic<uint64_t> connectRefused{0};
   std::atomic<uint64_t> connectTimeout{0};
@@ -110,7 +118,7 @@ struct ListenerCounters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejectedByLimit{0};
   std::atomic<uint64_t> rejectedByLocalError{0};  // no slot, or no socket for the member
-  std::atomic<uint64_t> bytesIn{0};   // client -> member, counted when sessions end
+  std::atomic<uint64_t> bytesIn{0};   // client -> member (see kLiveBytesFlush)
   std::atomic<uint64_t> bytesOut{0};  // member -> client
 };
 

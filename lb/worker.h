@@ -177,6 +177,7 @@ class Worker {
   void closeLater(int fd);
   void logSession(const Session& s);
   void countSession(const Session& s);
+  void moved(Session& s, int flow, uint64_t bytes);
   const Pool& poolOf(const Session& s) const { return s.picker->pool(); }
   char* flowData(const Flow& f) const;
 

@@ -124,7 +124,7 @@ void Worker::onProxyHeaderSent(Session& s, int result) {
   uint32_t clientBytes = header.sent - header.headerBytes;
   Flow& first = s.flows[0];
   first.bufferSent += clientBytes;
-  first.bytes += clientBytes;
+  moved(s, 0, clientBytes);  // not connected yet: counted later
   if (clientBytes > 0 && first.bufferSent == first.bufferLength) {
     releaseBuffer(first);  // all of it went: flow 0 starts empty-handed
     first.bufferLength = first.bufferSent = 0;

@@ -377,7 +377,7 @@ void Worker::pump(Session& s, int flow) {
                          SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         f.inPipe -= static_cast<uint32_t>(n);
-        f.bytes += static_cast<uint64_t>(n);
+        moved(s, flow, static_cast<uint64_t>(n));
         s.lastActiveNs = nowNs_;
         if (f.inPipe > 0) return armPoll(s, flow, true);
         if (sourceDrained) return waitForSource(s, flow);
@@ -531,7 +531,7 @@ void Worker::onSent(Session& s, int flow, int result) {
     // the flow until tlsPump has used all its input.
     if (s.state != SessionState::Proxying) return;
     if (result > 0) {
-      f.bytes += static_cast<uint64_t>(result);
+      moved(s, flow, static_cast<uint64_t>(result));
       f.bufferSent += static_cast<uint32_t>(result);
       s.lastActiveNs = nowNs_;
       return tlsPump(s, flow);
@@ -540,7 +540,7 @@ void Worker::onSent(Session& s, int flow, int result) {
     return onFlowError(s, flow, true, result < 0 ? -result : EPIPE);
   }
   if (s.state == SessionState::Proxying && result > 0) {
-    f.bytes += static_cast<uint64_t>(result);
+    moved(s, flow, static_cast<uint64_t>(result));
     f.bufferSent += static_cast<uint32_t>(result);
     s.lastActiveNs = nowNs_;
     if (f.bufferSent < f.bufferLength) return sendBuffer(s, flow);
@@ -697,12 +697,28 @@ void Worker::countSession(const Session& s) {
   // Clients refused at the edge never were the pool's sessions.
   if (!refusedAtEdge(s.endReason))
     pool.counters().sessionDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
+  // What moved() has not added yet (all of it for a session that never connected).
   ListenerCounters& listener = listenerOf(s).state->counters;
-  bump(listener.bytesIn, s.flows[0].bytes);
-  bump(listener.bytesOut, s.flows[1].bytes);
+  bump(listener.bytesIn, s.flows[0].unflushed);
+  bump(listener.bytesOut, s.flows[1].unflushed);
   if (!s.member || !s.connectedNs) return;
-  bump(s.member->counters.bytesIn, s.flows[0].bytes);
-  bump(s.member->counters.bytesOut, s.flows[1].bytes);
+  bump(s.member->counters.bytesIn, s.flows[0].unflushed);
+  bump(s.member->counters.bytesOut, s.flows[1].unflushed);
+}
+
+// `bytes` of the flow reached its destination. Added to the listener's and
+// member's counters by kLiveBytesFlush at a time (lb/stats.h), so long
+// transfers show while they last; only once connected, so the member that
+// gets them is the one the session ends with (as countSession assumes).
+void Worker::moved(Session& s, int flow, uint64_t bytes) {
+  Flow& f = s.flows[flow];
+  f.bytes += bytes;
+  f.unflushed += bytes;
+  if (f.unflushed < kLiveBytesFlush || !s.connectedNs || !s.member) return;
+  ListenerCounters& listener = listenerOf(s).state->counters;
+  bump(flow == 0 ? listener.bytesIn : listener.bytesOut, f.unflushed);
+  bump(flow == 0 ? s.member->counters.bytesIn : s.member->counters.bytesOut, f.unflushed);
+  f.unflushed = 0;
 }
 
 void Worker::logSession(const Session& s) {

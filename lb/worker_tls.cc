@@ -512,7 +512,7 @@ void Worker::tlsPump(Session& s, int flow) {
       if (status == tls::LegStatus::WantWrite) return waitOutput(s, flow, 1 - flow);
       if (status != tls::LegStatus::Ok) return onFlowError(s, flow, true, EPROTO);
       f.bufferSent += static_cast<uint32_t>(n);
-      f.bytes += n;
+      moved(s, flow, n);
       s.lastActiveNs = nowNs_;
       continue;
     }
