@@ -4,12 +4,14 @@ ends: /metrics during a long transfer and after it, against what the
 client sent and received and what the access log says."""
 
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import more_harness as mh  # noqa: E402
-from harness import MiB, member  # noqa: E402
+import test_tls  # noqa: E402
+from harness import LOOPBACK, WAIT, MiB, member  # noqa: E402
 
 FLUSH = 64 * 1024  # kLiveBytesFlush: the most a direction of an open session holds back
 
@@ -87,6 +89,42 @@ class LiveBytesTest(harness.RinglbTest):
         self.assertEqual(harness.wait_until(
             lambda: (c := self.counters())["listener_out"] == total_out and c, what="exact totals"),
             {"member_in": total_in, "member_out": total_out, "listener_in": total_in, "listener_out": total_out})
+
+
+    def test_counters_move_through_a_tls_leg(self):
+        """Terminated TLS: the flows count plaintext, through tlsPump."""
+        pki = test_tls.Pki(self.tmp.name, "live")
+        cert = pki.issue("live.test", ["live.test"])
+        self.echo = self.backend(harness.echo_handler, name="echo")
+        self.port, self.admin = harness.free_port(), harness.free_port()
+        self.lb = self.start_ringlb(test_tls.config(
+            self.port, {"web": {"members": [self.echo.address]}}, tls={"certificates": [cert]},
+            admin_port=self.admin))
+        names = {"member_in": ("ringlb_member_received_bytes_total", {"pool": "web", "member": "web-1"}),
+                 "member_out": ("ringlb_member_sent_bytes_total", {"pool": "web", "member": "web-1"}),
+                 "listener_in": ("ringlb_listener_received_bytes_total", {"listener": "front"}),
+                 "listener_out": ("ringlb_listener_sent_bytes_total", {"listener": "front"})}
+        def counters():
+            m = mh.scrape(self.admin)
+            return {k: m.value(name, **labels) for k, (name, labels) in names.items()}
+        ctx = test_tls.client_context(pki.ca)
+        moved = 0
+        with socket.create_connection((LOOPBACK, self.port), timeout=WAIT * 3) as raw:
+            with ctx.wrap_socket(raw, server_hostname="live.test") as tls:
+                client = "%s:%d" % tls.getsockname()
+                for _ in range(3):
+                    block = os.urandom(MiB)
+                    tls.sendall(block)
+                    self.assertEqual(harness.recv_exact(tls, len(block)), block)
+                    moved += len(block)
+                    harness.wait_until(
+                        lambda: all(moved - FLUSH < v <= moved for v in counters().values()),
+                        what=f"counters within {FLUSH} of {moved}")
+                tls.unwrap()
+        entry = self.lb.entry_for(client)
+        self.assertEqual((entry["bytes_in"], entry["bytes_out"]), (moved, moved), entry)
+        harness.wait_until(lambda: all(v == moved for v in counters().values()),
+                           what=f"exact counters ({moved})")
 
 
 if __name__ == "__main__":
