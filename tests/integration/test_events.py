@@ -45,7 +45,7 @@ def post_from(port, path, body=b""):
         client = "%s:%d" % s.getsockname()[:2]
         s.sendall((f"POST {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
-        raw = harness.recv_all(s)
+        raw, _ = harness.recv_all(s)
     return mh.parse_response(raw), client
 
 
@@ -96,7 +96,8 @@ class EventsTest(harness.RinglbTest):
         self.assertIn("connect refused", down["message"])
         text = authorized(self.admin, "/events?format=text")
         self.assertEqual(text.headers["content-type"], "text/plain; charset=utf-8")
-        self.assertIn(b"up -> down (connect refused", text.body)
+        self.assertIn(b"up -> down (", text.body)
+        self.assertIn(b"connect refused", text.body)
         self.assertIn(b"p/m1", text.body)
         self.assertEqual(self.member_status("m1")["state"], "down")
         # The transition was noted when it happened: state_since is its time.
