@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import more_harness as mh  # noqa: E402
 from harness import LOOPBACK, MiB, member  # noqa: E402
+from test_tls_certificates import Pki, tls_config  # noqa: E402
 
 TOKEN = "events-token"
 HEALTH = {"kind": "tcp", "interval": "100ms", "timeout": "500ms", "rise": 1, "fall": 1}
@@ -191,6 +192,34 @@ class EventsTest(harness.RinglbTest):
             if m["name"] == name:
                 return m
         raise AssertionError(f"no member {name} in /status")
+
+
+class CertificateEventsTest(harness.RinglbTest):
+
+    def test_certificates_loaded_at_start_and_by_a_reload(self):
+        pki = Pki(self.tmp.name)
+        cert, key = pki.leaf("edge", "edge.example.com", serial=0x1001)
+        port, admin = harness.free_port(), harness.free_port()
+        lb = self.start_ringlb(tls_config(port, admin, harness.dead_address(), cert, key))
+
+        def certificate_events():
+            r = mh.get(admin, "/events")
+            self.assertEqual(r.status, 200, r)
+            return [e for e in r.json()["events"] if e["kind"] == "certificate"]
+        first = harness.wait_until(certificate_events, what="a certificate event")
+        self.assertEqual(len(first), 1, first)
+        message = first[0]["message"]
+        for part in (f"listener edge: {cert} loaded at start", "serial 1001", "edge.example.com", "expires 20"):
+            self.assertIn(part.lower(), message.lower())
+        self.assertIsNone(first[0]["pool"])  # a listener's
+
+        # A new certificate in the same file: the reload's event has its serial.
+        pki.leaf("edge", "edge.example.com", serial=0x2002)
+        lb.signal(signal.SIGHUP)
+        events = harness.wait_until(lambda: len(certificate_events()) == 2 and certificate_events(),
+                                    what="the reload's certificate event")
+        self.assertIn("loaded by the reload", events[1]["message"])
+        self.assertIn("serial 2002", events[1]["message"].lower())
 
 
 if __name__ == "__main__":
