@@ -93,7 +93,7 @@ float latest(const ReportSources& s, const SeriesKey& key, HistoryMetric metric)
 }
 
 void listenerTable(std::string& out, const ReportSources& s) {
-  TextTable table({"listener", "bind", "pool", "active", "accepted", "new/s", "in", "out"},
+  TextTable table({"LISTENER", "BIND", "POOL", "ACTIVE", "ACCEPTED", "NEW/S", "IN", "OUT"},
                   {false, false, false, true, true, true, true, true});
   for (const auto& l : s.runtime->listeners) {
     SeriesKey key{l->config.name, {}};
@@ -129,8 +129,8 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool, int64
     out += "no members\n";
     return;
   }
-  TextTable table({"member", "address", "state", "for", "weight", "active", "connections", "new/s", "in", "out",
-                   "last probe"},
+  TextTable table({"MEMBER", "ADDRESS", "STATE", "FOR", "WEIGHT", "ACTIVE", "CONNECTIONS", "NEW/S", "IN", "OUT",
+                   "LAST PROBE"},
                   {false, false, false, true, true, true, true, true, true, true, false});
   for (const auto& m : pool.members()) {
     SeriesKey key{pool.name(), m->name};
@@ -152,7 +152,7 @@ void discoveryTable(std::string& out, const ReportSources& s) {
   if (!s.discovery) return;
   std::vector<discovery::EntryStatus> entries = s.discovery->status();
   if (entries.empty()) return;
-  TextTable table({"discovery", "pool", "type", "last result", "at", "records", "members"},
+  TextTable table({"DISCOVERY", "POOL", "TYPE", "LAST RESULT", "AT", "RECORDS", "MEMBERS"},
                   {false, false, false, false, false, true, true});
   for (const discovery::EntryStatus& e : entries) {
     std::string result = e.answered ? std::string(discovery::toString(e.lastStatus)) : "pending";
@@ -175,7 +175,7 @@ void certificateTable(std::string& out, const ReportSources& s) {
     return a.info->notAfterUnix < b.info->notAfterUnix;
   });
   int64_t now = static_cast<int64_t>(std::time(nullptr));
-  TextTable table({"certificate", "used by", "names", "expires", "in", "serial"},
+  TextTable table({"CERTIFICATE", "USED BY", "NAMES", "EXPIRES", "IN", "SERIAL"},
                   {false, false, false, false, true, false});
   for (const CertificateRow& row : rows) {
     const tls::CertificateInfo& c = *row.info;

@@ -16,6 +16,15 @@ import more_harness as mh  # noqa: E402
 from harness import RINGLB, WAIT, member  # noqa: E402
 
 TOKEN = "ctl-test-token-1"
+SAMPLED = ("rates", "state_since", "state_seconds", "last_probe_ms")  # move as time passes
+
+
+def without_sampled(pools):
+    for p in pools:
+        for m in p["members"]:
+            for key in SAMPLED:
+                m.pop(key, None)
+    return pools
 FAST_TCP_HEALTH = {"kind": "tcp", "interval": "100ms", "timeout": "500ms", "rise": 1, "fall": 1}
 
 
@@ -51,6 +60,10 @@ class CtlTest(harness.RinglbTest):
     def states(self):
         return {m["name"]: m["state"] for m in mh.status_json(self.admin)["pools"][0]["members"]}
 
+    def settings(self):
+        """What an admin call could change: each member's state and weight."""
+        return {m["name"]: (m["state"], m["weight"]) for m in mh.status_json(self.admin)["pools"][0]["members"]}
+
     def ctl(self, *args, config=None):
         return subprocess.run([RINGLB, "ctl", "-c", config or self.config, *args], capture_output=True,
                               text=True, timeout=3 * WAIT)
@@ -78,7 +91,7 @@ class CtlTest(harness.RinglbTest):
         expected = self.states()
         self.assertEqual(expected["m2"], "draining")
         lines = result.stdout.splitlines()
-        self.assertTrue(lines[0].split()[:3] == ["listener", "bind", "pool"], result.stdout)
+        self.assertTrue(lines[0].split()[:3] == ["LISTENER", "BIND", "POOL"], result.stdout)
         self.assertTrue(any(line.split()[:3] == ["front", f"127.0.0.1:{self.port}", "p"] for line in lines),
                         result.stdout)
         for name, state in expected.items():
@@ -87,12 +100,59 @@ class CtlTest(harness.RinglbTest):
             self.assertEqual(rows[0][2], state, f"{name} in:\n{result.stdout}")
         self.assertIn("failed: ", result.stdout)  # the dead member's last probe, with its reason
 
+    def test_status_shows_rates_and_time_in_state(self):
+        """After traffic, the member's row has its sampled rates and how long
+        it has been up (samples come every 2 s: a generous deadline)."""
+        self.start()
+        session = mh.Session(self.port)
+        self.addCleanup(session.close)
+        block = os.urandom(256 * 1024)
+        def rates_shown():
+            session.echo(block)
+            result = self.ctl("status")
+            self.assertCtl(result, 0)
+            row = next(line.split() for line in result.stdout.splitlines() if line.split()[:1] == [session.member])
+            # MEMBER ADDRESS STATE FOR WEIGHT ACTIVE CONNECTIONS NEW/S IN(2) OUT(2) LAST PROBE...
+            ok = row[3] != "-" and row[5] == "1" and row[8] != "-" and row[9].endswith("B/s") and \
+                row[8] != "0" and row[11].endswith("B/s") and row[12].startswith("passed")
+            return row if ok else None
+        row = harness.wait_until(rates_shown, timeout=60 * harness.SCALE, what="rates in ctl status")
+        self.assertRegex(row[3], r"^\d+(s|m\d\ds)$", row)
+
+    def test_events(self):
+        self.start()
+        self.assertCtl(self.ctl("drain", "p", "m1"), 0)
+        result = self.ctl("events")
+        self.assertCtl(result, 0)
+        lines = result.stdout.splitlines()
+        self.assertEqual(lines[0].split()[:3], ["ID", "TIME", "KIND"], result.stdout)
+        drains = [line for line in lines if "p/m1" in line and "admin" in line.split()]
+        self.assertEqual(len(drains), 1, result.stdout)
+        self.assertTrue(any("health" in line.split() and "dns.example/10.0.0.1:80" in line for line in lines),
+                        result.stdout)
+        result = self.ctl("--json", "events")
+        self.assertCtl(result, 0)
+        answer = json.loads(result.stdout)
+        last = answer["last_id"]
+        self.assertEqual(answer["events"][-1]["member"], "m1")
+        self.assertEqual(answer["events"][-1]["kind"], "admin")
+        # Only what came after --since.
+        self.assertCtl(self.ctl("undrain", "p", "m1"), 0)
+        result = self.ctl("--json", "events", "--since", str(last))
+        self.assertCtl(result, 0)
+        newer = json.loads(result.stdout)["events"]
+        self.assertEqual([(e["kind"], e["member"]) for e in newer], [("admin", "m1")], newer)
+        result = self.ctl("events", "--since", str(last + 1))
+        self.assertCtl(result, 0)
+        self.assertEqual(len(result.stdout.splitlines()), 1, result.stdout)  # the header alone
+
     def test_json_status_is_the_servers(self):
         self.start()
         def same():
             result = self.ctl("--json", "status")
             self.assertCtl(result, 0)
-            return json.loads(result.stdout)["pools"] == mh.status_json(self.admin)["pools"]
+            return without_sampled(json.loads(result.stdout)["pools"]) == \
+                without_sampled(mh.status_json(self.admin)["pools"])
         harness.wait_until(same, what="ctl --json status equal to /status")
 
     def test_drain_undrain_weight(self):
@@ -129,14 +189,14 @@ class CtlTest(harness.RinglbTest):
         self.start()
         self.write_token("not-the-token", "other.token")
         other = self.write_config(self.config_text(token_file="other.token"), "other.toml")
-        before = mh.status_json(self.admin)["pools"]
+        before = self.settings()
         for args in (("drain", "p", "m1"), ("weight", "p", "m1", "9"), ("reload",)):
             result = self.ctl(*args, config=other)
             self.assertCtl(result, 1)
             self.assertEqual(result.stderr, "ringlb ctl: 401 Unauthorized: a valid 'Authorization: Bearer TOKEN' "
                                             "header is required\n")
             self.assertEqual(result.stdout, "")
-        self.assertEqual(mh.status_json(self.admin)["pools"], before)
+        self.assertEqual(self.settings(), before)
         self.assertEqual(self.lb.stderr_text().count("reloaded"), 0)
 
     def test_reload(self):
