@@ -485,9 +485,12 @@ std::string confirmation(const Command& command, const Response& response) {
 }  // namespace ctl
 
 int runCtl(std::span<char* const> args) {
-  if (args.size() == 1 && (std::string_view(args[0]) == "--help" || std::string_view(args[0]) == "-h")) {
-    fmt::print("{}", ctl::kUsage);
-    return 0;
+  for (std::string_view arg : args) {
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h") {
+      fmt::print("{}", ctl::kUsage);
+      return 0;
+    }
   }
   std::string usageError;
   std::optional<ctl::Command> command = ctl::parseArgs(args, &usageError);

@@ -243,9 +243,10 @@ class CtlTest(harness.RinglbTest):
             result = subprocess.run([RINGLB, "ctl", *args], capture_output=True, text=True, timeout=WAIT)
             self.assertCtl(result, 2)
             self.assertIn("usage: ringlb ctl", result.stderr)
-        result = subprocess.run([RINGLB, "ctl", "--help"], capture_output=True, text=True, timeout=WAIT)
-        self.assertCtl(result, 0)
-        self.assertIn("usage: ringlb ctl", result.stdout)
+        for args in (("--help",), ("-c", "x.toml", "status", "-h")):
+            result = subprocess.run([RINGLB, "ctl", *args], capture_output=True, text=True, timeout=WAIT)
+            self.assertCtl(result, 0)
+            self.assertIn("usage: ringlb ctl", result.stdout)
         path = self.write_config("[admin]\nlisten = 12\n")
         result = self.ctl("status", config=path)
         self.assertCtl(result, 2)
