@@ -161,7 +161,8 @@ class GenerationsTest(harness.RinglbTest):
                          (new.address, "draining", 1, 1), m2)
         metrics = mh.scrape(self.admin)
         self.assertEqual(metrics.value("ringlb_member_connections_total", member="m2"), 1)
-        self.assertIn("member m2 of pool p moved", lb.stderr_text())
+        # stderr is read by a thread: the line may come in just after the answer.
+        harness.wait_until(lambda: "member m2 of pool p moved" in lb.stderr_text(), what="the 'moved' log line")
 
         # Still drained; the session on the old address flows on.
         self.assertEqual({mh.ask(self.port)[0] for _ in range(4)}, {"m1"})
