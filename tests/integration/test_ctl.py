@@ -146,6 +146,36 @@ class CtlTest(harness.RinglbTest):
         self.assertCtl(result, 0)
         self.assertEqual(len(result.stdout.splitlines()), 1, result.stdout)  # the header alone
 
+    def test_status_lists_discovery_and_certificates(self):
+        """A pool fed by DNS that never answers (no members yet) and a TLS
+        listener: their tables in the text status."""
+        import test_discover_empty
+        import test_tls
+        pki = test_tls.Pki(self.tmp.name, "ctl")
+        cert, key = pki.issue("ctl.test", ["ctl.test"])
+        self.m1 = self.backend(mh.session_handler, name="m1")
+        self.port, self.admin = harness.free_port(), harness.free_port()
+        dns = test_discover_empty.silent_dns_server(self)
+        pools = {"p": {"members": [member("m1", self.m1.address)]}, "d": {"members": []}}
+        text = mh.build_config([("front", self.port, "p", None), ("dfront", harness.free_port(), "d", None)],
+                               pools, admin={"listen": f"127.0.0.1:{self.admin}"})
+        text += (f'\n[listener.tls]\ncertificates = [{{ cert = "{cert}", key = "{key}" }}]\n'
+                 f'\n[global.dns]\nservers = ["127.0.0.1:{dns}"]\ntimeout = "300ms"\nattempts = 1\n'
+                 '\n[[pool.d.discover]]\nname = "api.ctl-test.invalid"\nport = 9\ninterval = "1s"\n')
+        self.lb = self.start_ringlb(text, wait_ready=False)
+        self.config = self.lb.config_path
+        harness.wait_until(lambda: self.ctl("status").returncode == 0, timeout=60 * harness.SCALE,
+                           what="the admin endpoint")
+        out = self.ctl("status").stdout
+        self.assertIn("\npool d (round_robin, no health checks)\nno members\n", out)
+        discovery = [line.split() for line in out.splitlines() if line.startswith("api.ctl-test.invalid")]
+        self.assertEqual(len(discovery), 1, out)
+        self.assertEqual(discovery[0][1:3], ["d", "A"], out)
+        certificates = [line.split() for line in out.splitlines() if line.startswith(cert)]
+        self.assertEqual(len(certificates), 1, out)
+        self.assertEqual(certificates[0][1:4], ["listener", "dfront", "ctl.test"], out)
+        self.assertRegex(certificates[0][5], r"^\d+d\d\dh$", out)  # issued for 2 days
+
     def test_json_status_is_the_servers(self):
         self.start()
         def same():
