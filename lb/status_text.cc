@@ -31,7 +31,8 @@ std::string humanRate(double bytesPerSecond) {
 std::string humanPerSecond(double perSecond) {
   if (std::isnan(perSecond)) return "-";
   double value = std::max(perSecond, 0.0);
-  if (value >= 999.5) return value >= 9950 ? fmt::format("{:.0f}k", value / 1000) : fmt::format("{:.1f}k", value / 1000);
+  if (value >= 9950) return fmt::format("{:.0f}k", value / 1000);
+  if (value >= 999.5) return fmt::format("{:.1f}k", value / 1000);
   if (value == 0 || value >= 9.95) return fmt::format("{:.0f}", value);
   return fmt::format("{:.1f}", value);
 }

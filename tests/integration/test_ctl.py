@@ -209,7 +209,8 @@ class CtlTest(harness.RinglbTest):
         # The server's refusals, with its reason.
         result = self.ctl("weight", "p", "m2", "0")
         self.assertCtl(result, 1)
-        self.assertEqual(result.stderr, "ringlb ctl: 400 Bad Request: the body must be an integer weight from 1 to 256\n")
+        self.assertEqual(result.stderr,
+                         "ringlb ctl: 400 Bad Request: the body must be an integer weight from 1 to 256\n")
         result = self.ctl("drain", "p", "nobody")
         self.assertCtl(result, 1)
         self.assertEqual(result.stderr, "ringlb ctl: 404 Not Found: no member \"nobody\" in pool \"p\"\n")
