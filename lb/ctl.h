@@ -13,7 +13,11 @@
 //
 // CONFIG defaults to /etc/ringlb/ringlb.toml.
 
+#include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 
 namespace lb {
 
@@ -24,11 +28,6 @@ int runCtl(std::span<char* const> args);  // the arguments after "ctl"
 }  // namespace lb
 
 // The pure parts of runCtl, for tests: no sockets, no files.
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
 namespace lb::ctl {
 
 enum class Action { Status, Events, Drain, Undrain, Weight, Reload };
