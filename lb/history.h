@@ -68,6 +68,11 @@ struct HistoryReading {
 
 class History {
  public:
+  History();
+  ~History();  // out of line: Ring is complete only in history.cc
+  History(const History&) = delete;
+  History& operator=(const History&) = delete;
+
   // One series' kept samples, oldest first; a gap (the series did not
   // exist yet, was absent, or had no value) is NaN.
   struct Series {
@@ -93,6 +98,9 @@ class History {
   size_t samples() const;    // taken so far, at most kHistorySamples
   size_t tracked() const;    // series kept
   size_t untracked() const;  // series refused by kHistoryMaxSeries at their last appearance
+  // Bytes the kept series' sample rings hold: kHistorySeriesBytes each,
+  // so at most kHistoryMaxSeries x kHistorySeriesBytes.
+  size_t valueBytes() const;
 
  private:
   struct Ring;  // defined in history.cc
