@@ -130,22 +130,26 @@ std::string formatDuration(int64_t millis) {
 std::string renderChart(const History& history, const SeriesKey& key, ChartKind kind) {
   std::optional<History::Series> series = history.series(key);
   if (!series) return "<span class=\"muted\">no history</span>";
+  return renderChart(*series, history.times(), key, kind);
+}
+
+std::string renderChart(const History::Series& series, std::span<const int64_t> times, const SeriesKey& key,
+                        ChartKind kind) {
   ChartSpec spec = specOf(kind);
   std::string name = htmlEscape(key.member.empty() ? key.owner : key.owner + "/" + key.member);
-  std::vector<int64_t> times = history.times();
-  size_t samples = series->values[static_cast<size_t>(spec.lines[0].metric)].size();
+  size_t samples = series.values[static_cast<size_t>(spec.lines[0].metric)].size();
   std::string window = times.size() >= 2 ? formatDuration(times.back() - times.front()) : "0s";
 
   std::array<float, 2> maxima{};
   for (size_t i = 0; i < spec.lines.size(); ++i)
-    maxima[i] = maxOf(series->values[static_cast<size_t>(spec.lines[i].metric)]);
+    maxima[i] = maxOf(series.values[static_cast<size_t>(spec.lines[i].metric)]);
   if (spec.sharedScale) maxima[0] = maxima[1] = std::max(maxima[0], maxima[1]);
 
   std::string title = fmt::format("{}: ", name);
   std::string paths;
   for (size_t i = 0; i < spec.lines.size(); ++i) {
     const Line& line = spec.lines[i];
-    const std::vector<float>& values = series->values[static_cast<size_t>(line.metric)];
+    const std::vector<float>& values = series.values[static_cast<size_t>(line.metric)];
     float latest = values.empty() ? NAN : values.back();
     fmt::format_to(std::back_inserter(title), "{}{} (now {}, max {})", i ? " and " : "", line.what,
                    line.format(latest), line.format(maxOf(values)));

@@ -4,6 +4,7 @@
 // tests feed a History and read the markup.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,10 @@ enum class ChartKind : uint8_t {
 // where K is the number of values drawn (N minus the gaps). Names are
 // HTML-escaped. A key History does not track gives a short note instead.
 std::string renderChart(const History& history, const SeriesKey& key, ChartKind kind);
+// The same from a series already taken from History (and its times()), so a
+// page with many members copies each series once.
+std::string renderChart(const History::Series& series, std::span<const int64_t> times, const SeriesKey& key,
+                        ChartKind kind);
 
 // Text for the tables: "-" for NaN (no sample yet).
 std::string formatPerSecond(float perSecond);    // "0/s", "3.5/s", "120/s"

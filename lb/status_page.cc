@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 
 #include "lb/status_chart.h"
@@ -52,22 +53,40 @@ controls need JavaScript; without it use <code>ringlb ctl</code> or POST to /poo
 )";
 
 // What a row shows about one series: its current rates (from the latest
-// sample) and its charts, or dashes where no history is kept.
+// sample), its charts and the state History saw it enter, or dashes where
+// no history is kept.
 struct SeriesCells {
   std::string newPerSecond = "-", bytesIn = "-", bytesOut = "-", failures = "-", probe = "-";
   std::string charts = "<span class=\"muted\">no history</span>";
+  std::string state;  // at the latest sample (or noteState)
+  int64_t stateSinceUnixMs = 0;
 };
 
-SeriesCells seriesCells(const ReportSources& s, const SeriesKey& key) {
+// What every row needs besides its own series: taken once per page.
+struct PageContext {
+  const ReportSources& s;
+  int64_t nowUnixMs;
+  std::vector<int64_t> times;  // of the kept samples
+};
+
+SeriesCells seriesCells(const PageContext& page, const SeriesKey& key) {
   SeriesCells cells;
-  if (!s.history) return cells;
-  auto latest = [&](HistoryMetric metric) { return s.history->latest(key, metric); };
+  const History* history = page.s.history;
+  std::optional<History::Series> series = history ? history->series(key) : std::nullopt;
+  if (!series) return cells;
+  auto latest = [&](HistoryMetric metric) {
+    const std::vector<float>& values = series->values[static_cast<size_t>(metric)];
+    return values.empty() ? NAN : values.back();
+  };
   cells.newPerSecond = formatPerSecond(latest(HistoryMetric::NewPerSecond));
   cells.bytesIn = formatBytesPerSecond(latest(HistoryMetric::BytesInPerSecond));
   cells.bytesOut = formatBytesPerSecond(latest(HistoryMetric::BytesOutPerSecond));
   cells.failures = formatPerSecond(latest(HistoryMetric::FailuresPerSecond));
   cells.probe = formatMillis(latest(HistoryMetric::ProbeMillis));
-  cells.charts = renderChart(*s.history, key, ChartKind::Connections) + renderChart(*s.history, key, ChartKind::Throughput);
+  cells.charts = renderChart(*series, page.times, key, ChartKind::Connections) +
+                 renderChart(*series, page.times, key, ChartKind::Throughput);
+  cells.state = std::move(series->state);
+  cells.stateSinceUnixMs = series->stateSinceUnixMs;
   return cells;
 }
 
@@ -75,13 +94,14 @@ constexpr std::string_view kChartKey =
     "<span class=\"key1\">&#9632; active</span> <span class=\"key2\">&#9632; new/s</span> | "
     "<span class=\"key1\">&#9632; in</span> <span class=\"key2\">&#9632; out</span>";
 
-void listenerTable(std::string& out, const ReportSources& s) {
+void listenerTable(std::string& out, const PageContext& page) {
+  const ReportSources& s = page.s;
   fmt::format_to(Out(out),
                  "<h2>listeners</h2>\n<table><tr><th>listener</th><th>bind</th><th>pool</th><th>active</th>"
                  "<th>accepted</th><th>new</th><th>in</th><th>out</th><th>rejected</th><th>{}</th></tr>\n",
                  kChartKey);
   for (const auto& l : s.runtime->listeners) {
-    SeriesCells cells = seriesCells(s, SeriesKey{l->config.name, {}});
+    SeriesCells cells = seriesCells(page, SeriesKey{l->config.name, {}});
     fmt::format_to(Out(out),
                    "<tr data-listener=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td class=\"n\">{3}</td>"
                    "<td class=\"n\">{4}</td><td class=\"n\">{5}</td><td class=\"n\">{6}</td><td class=\"n\">{7}</td>"
@@ -94,13 +114,11 @@ void listenerTable(std::string& out, const ReportSources& s) {
 }
 
 // "up for 3m 12s": how long the member has been in the state it shows,
-// when History saw it enter that state (else the state alone).
-std::string stateFor(const ReportSources& s, const SeriesKey& key, std::string_view state, int64_t nowUnixMs) {
-  if (!s.history) return {};
-  std::optional<History::Series> series = s.history->series(key);
-  if (!series || series->state != state || series->stateSinceUnixMs <= 0) return {};
-  return fmt::format(" <span class=\"muted\" data-since=\"{}\">for {}</span>", series->stateSinceUnixMs,
-                     formatDuration(nowUnixMs - series->stateSinceUnixMs));
+// when History saw it enter that state (else nothing: it changed since).
+std::string stateFor(const SeriesCells& cells, std::string_view state, int64_t nowUnixMs) {
+  if (cells.state != state || cells.stateSinceUnixMs <= 0) return {};
+  return fmt::format(" <span class=\"muted\" data-since=\"{}\">for {}</span>", cells.stateSinceUnixMs,
+                     formatDuration(nowUnixMs - cells.stateSinceUnixMs));
 }
 
 // The last probe: its result and reason, and its duration from History.
@@ -116,7 +134,8 @@ std::string lastProbe(const ReportSources& s, const Member& m, const std::string
 
 constexpr int kMemberColumns = 14;
 
-void poolTable(std::string& out, const ReportSources& s, const Pool& pool, int64_t nowUnixMs) {
+void poolTable(std::string& out, const PageContext& page, const Pool& pool) {
+  const ReportSources& s = page.s;
   fmt::format_to(Out(out), "<h2>pool {} <span class=\"muted\">({}{})</span></h2>\n", html(pool.name()),
                  config::toString(pool.config().balance),
                  pool.config().health ? ", health checked" : ", no health checks");
@@ -127,7 +146,7 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool, int64
                  kChartKey);
   for (const auto& m : pool.members()) {
     SeriesKey key{pool.name(), m->name};
-    SeriesCells cells = seriesCells(s, key);
+    SeriesCells cells = seriesCells(page, key);
     std::string_view state = memberState(*m);
     std::string name = html(m->name);
     fmt::format_to(Out(out),
@@ -135,7 +154,7 @@ void poolTable(std::string& out, const ReportSources& s, const Pool& pool, int64
                    "<td><span class=\"state {2}\">{2}</span>{5}</td><td class=\"n\">{6}</td>"
                    "<td class=\"n\">{7}</td><td class=\"n\">{8}</td>",
                    html(pool.name()), name, state, m->backup ? " <span class=\"muted\">(backup)</span>" : "",
-                   html(m->address.text), stateFor(s, key, state, nowUnixMs), m->weight.load(),
+                   html(m->address.text), stateFor(cells, state, page.nowUnixMs), m->weight.load(),
                    m->active.value.load(), m->counters.connections.load());
     fmt::format_to(Out(out),
                    "<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
@@ -238,8 +257,9 @@ std::string renderStatusPage(const ReportSources& s, int64_t nowUnixMs) {
                    s.history->untracked()
                        ? fmt::format(" ({} series not tracked: over {})", s.history->untracked(), kHistoryMaxSeries)
                        : "");
-  listenerTable(out, s);
-  for (const auto& pool : s.runtime->pools) poolTable(out, s, *pool, nowUnixMs);
+  PageContext page{s, nowUnixMs, s.history ? s.history->times() : std::vector<int64_t>()};
+  listenerTable(out, page);
+  for (const auto& pool : s.runtime->pools) poolTable(out, page, *pool);
   eventTable(out, s);
   discoveryTable(out, s);
   certificateTable(out, s);

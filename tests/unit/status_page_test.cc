@@ -169,7 +169,7 @@ TEST_F(StatusPage, RatesChartsAndStateSince) {
 
 TEST_F(StatusPage, LatestEventsNewestFirst) {
   ASSERT_TRUE(runtime);
-  for (int i = 1; i <= kStatusPageEvents + 5; ++i)
+  for (int i = 1; i <= static_cast<int>(kStatusPageEvents) + 5; ++i)
     events.add(kT0 + i * 1000, i % 2 ? EventKind::Health : EventKind::Admin, fmt::format("event {}", i), "p", "m1",
                i % 2 ? "" : "127.0.0.1:5555");
   std::string page = renderStatusPage(sources(), kT0);
