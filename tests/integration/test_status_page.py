@@ -51,7 +51,7 @@ class DevTools:
                "--disable-extensions", "--window-size=1600,1200", f"--user-data-dir={profile}",
                "--remote-debugging-pipe", "about:blank"]
         shell = f'exec "$@" 3<&{high_r} 4>&{high_w} {high_r}<&- {high_w}>&-'
-        self.proc = subprocess.Popen(["sh", "-c", shell, "sh", *cmd], pass_fds=(high_r, high_w),
+        self.proc = subprocess.Popen(["bash", "-c", shell, "bash", *cmd], pass_fds=(high_r, high_w),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=dict(os.environ, HOME=profile))
         os.close(high_r)
