@@ -342,6 +342,7 @@ void Admin::onRecv(size_t slot, int result) {
       socklen_t length = sizeof local;
       std::string localAddress;
       if (::getsockname(c.fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) localAddress = formatAddress(local);
+      request.peer = c.peer;
       std::optional<AdminResponse> refused = refuseBrowser(request, localAddress);
       AdminResponse response = refused ? *refused : route(request);
       response.headOnly = request.method == "HEAD";
@@ -435,7 +436,7 @@ bool Admin::authorized(const AdminRequest& request) const {
 AdminResponse Admin::route(const AdminRequest& request) {
   const std::string& path = request.path;
   bool get = request.method == "GET" || request.method == "HEAD";
-  if (path == "/" || path == "/status" || path == "/metrics") {
+  if (path == "/" || path == "/status" || path == "/metrics" || path == "/events") {
     if (!get) {
       AdminResponse r = text(405, "use GET");
       r.extraHeaders = "Allow: GET, HEAD\r\n";
@@ -452,6 +453,7 @@ AdminResponse Admin::route(const AdminRequest& request) {
       return r;
     }
     if (path == "/status") return json(renderStatusJson(sources_));
+    if (path == "/events") return events(request);
     AdminResponse r;
     r.contentType = "text/html; charset=utf-8";
     r.body = renderStatusPage(sources_);
@@ -462,14 +464,56 @@ AdminResponse Admin::route(const AdminRequest& request) {
   if (path == "/reload" || pools) {
     if (auto refused = refuseChange(request)) return *refused;
     if (pools) return memberAction(request, std::string_view(path).substr(kPools.size()));
-    return reload();
+    return reload(request.peer);
   }
   return text(404, "not found");
 }
 
+// GET /events?since=ID&limit=N&format=text: the events after ID (default:
+// all kept), at most the newest N (default and most: kEventLogCapacity).
+AdminResponse Admin::events(const AdminRequest& request) const {
+  uint64_t since = 0;
+  size_t limit = kEventLogCapacity;
+  bool asText = false;
+  std::string_view query = request.query;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    auto number = [&](auto* out) {
+      auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), *out);
+      return !value.empty() && error == std::errc{} && end == value.data() + value.size();
+    };
+    if (name == "since") {
+      if (!number(&since))
+        return text(400, fmt::format("since must be an event id (a whole number from 0), not \"{}\"",
+                                     config::printable(value)));
+    } else if (name == "limit") {
+      if (!number(&limit) || limit < 1 || limit > kEventLogCapacity)
+        return text(400, fmt::format("limit must be a whole number from 1 to {}, not \"{}\"", kEventLogCapacity,
+                                     config::printable(value)));
+    } else if (name == "format") {
+      if (value != "text" && value != "json")
+        return text(400, fmt::format("format must be text or json, not \"{}\"", config::printable(value)));
+      asText = value == "text";
+    } else {
+      return text(400, fmt::format("unknown parameter \"{}\" (since, limit and format are known)",
+                                   config::printable(name)));
+    }
+  }
+  static const EventLog kNone;
+  const EventLog& log = sources_.events ? *sources_.events : kNone;
+  if (asText) return text(200, renderEventsText(log, since, limit));
+  return json(renderEventsJson(log, since, limit));
+}
+
 // At most one reload per reload_min_interval from here (a reload reads and
 // builds the whole config: a loop of them would keep the control thread busy).
-AdminResponse Admin::reload() {
+AdminResponse Admin::reload(std::string_view who) {
   Clock::time_point now = now_();
   if (lastReload_ && now - *lastReload_ < settings_.reloadMinInterval) {
     auto wait = settings_.reloadMinInterval - (now - *lastReload_);
@@ -488,7 +532,7 @@ AdminResponse Admin::reload() {
   }
   lastReload_ = now;
   std::string errors;
-  if (!reload_ || !reload_(&errors))
+  if (!reload_ || !reload_(&errors, who))
     return text(400, fmt::format("reload refused; the running config stays:\n{}", errors));
   return text(200, "reloaded");
 }
@@ -532,11 +576,18 @@ AdminResponse Admin::memberAction(const AdminRequest& request, std::string_view 
   if (!member)
     return text(404, fmt::format("no member \"{}\" in pool \"{}\"", config::printable(memberName),
                                  config::printable(poolName)));
+  int64_t nowMs = unixMs_ ? unixMs_()
+                         : std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  std::string done;
   if (action == "drain" || action == "undrain") {
     bool drain = action == "drain";
-    member->draining.store(drain, std::memory_order_relaxed);
+    bool was = member->draining.exchange(drain, std::memory_order_relaxed);
     log::info("pool {} member {}: {} (admin)", config::printable(poolName), config::printable(memberName),
               drain ? "draining" : "undrained");
+    done = was == drain ? fmt::format("{} (it was already)", action) : std::string(action);
+    if (history_) history_->noteState({pool->name(), member->name}, memberState(*member), nowMs);
   } else if (action == "weight") {
     std::string_view body = request.body;
     while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
@@ -545,12 +596,16 @@ AdminResponse Admin::memberAction(const AdminRequest& request, std::string_view 
     auto [end, error] = std::from_chars(body.data(), body.data() + body.size(), weight);
     if (error != std::errc{} || end != body.data() + body.size() || weight < 1 || weight > 256)
       return text(400, "the body must be an integer weight from 1 to 256");
+    uint32_t was = member->weight.load(std::memory_order_relaxed);
     pool->setWeight(*member, static_cast<uint32_t>(weight));
+    done = fmt::format("weight {} (was {})", weight, was);
     log::info("pool {} member {}: weight {} (admin)", config::printable(poolName), config::printable(memberName),
               weight);
   } else {
     return text(404, "not found");
   }
+  if (sources_.events) sources_.events->add(nowMs, EventKind::Admin, std::move(done), pool->name(), member->name,
+                                            request.peer);
   std::string body = R"({"pool":")";
   appendJsonEscaped(body, pool->name());
   body += R"(","member":")";

@@ -1,6 +1,6 @@
 #pragma once
 // The admin endpoint, served from the control thread's ring: GET /, /status,
-// /metrics; POST /reload and /pools/{pool}/members/{member}/{drain,undrain,weight}
+// /metrics, /events; POST /reload and /pools/{pool}/members/{member}/{drain,undrain,weight}
 // (pool and member percent-decoded). One request per connection.
 //
 // Slow or hostile clients cannot starve it: of kAdminMaxConnections slots one
@@ -65,8 +65,17 @@ class Admin {
   // already open are answered.
   void stopAccepting();
   // POST /reload calls this; it returns false and fills the errors when the
-  // new config was refused.
-  void setReload(std::function<bool(std::string*)> reload) { reload_ = std::move(reload); }
+  // new config was refused. The second form is also told the client's
+  // address (AdminRequest::peer), for the event log.
+  void setReload(std::function<bool(std::string*)> reload) {
+    reload_ = [reload = std::move(reload)](std::string* errors, std::string_view) { return reload(errors); };
+  }
+  void setReload(std::function<bool(std::string*, std::string_view)> reload) { reload_ = std::move(reload); }
+  // Drains and undrains are noted here (History::noteState), so the time a
+  // member has been draining is exact. Null: not noted.
+  void setHistory(History* history) { history_ = history; }
+  // Tests: the wall clock events are stamped with (unix ms).
+  void setWallClock(std::function<int64_t()> unixMs) { unixMs_ = std::move(unixMs); }
   // After a reload: report on, and act on, the new generation, with its
   // token and limits (listen itself changes at a restart only).
   void setSources(const ReportSources& sources, const config::Admin& settings);
@@ -121,7 +130,8 @@ class Admin {
   io_uring_sqe* sqe();
 
   AdminResponse memberAction(const AdminRequest& request, std::string_view path);
-  AdminResponse reload();
+  AdminResponse reload(std::string_view who);
+  AdminResponse events(const AdminRequest& request) const;
   bool authorized(const AdminRequest& request) const;
   std::optional<AdminResponse> refuseChange(const AdminRequest& request) const;
   std::string renderOwnMetrics() const;
@@ -138,7 +148,9 @@ class Admin {
   LogThrottle dropLog_;
   LogThrottle reloadLog_;
   std::vector<Connection> connections_;
-  std::function<bool(std::string*)> reload_;
+  std::function<bool(std::string*, std::string_view)> reload_;
+  History* history_ = nullptr;
+  std::function<int64_t()> unixMs_;
   bool acceptPaused_ = false;  // the accept stopped on an error; re-armed at the next tick
   bool accepting_ = true;      // false after stopAccepting()
   size_t drained_ = 0;         // accepts after stopAccepting() (see onAccept)

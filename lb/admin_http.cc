@@ -54,7 +54,9 @@ bool parseRequestLine(std::string_view line, AdminRequest* request) {
   if (!isToken(method) || !isToken(target) || target.front() != '/') return false;
   if (version != "HTTP/1.1" && version != "HTTP/1.0") return false;
   request->method = method;
-  request->path = target.substr(0, target.find('?'));
+  size_t question = target.find('?');
+  request->path = target.substr(0, question);
+  request->query = question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
   return true;
 }
 
@@ -90,7 +92,7 @@ int hexValue(char c) {
 // One header line of the head; Bad for anything a lenient reader could
 // take differently (see parseAdminRequest()).
 ParseOutcome parseHeader(std::string_view line, AdminRequest* request, std::optional<size_t>* contentLength,
-                         bool* sawAuthorization, bool* sawHost) {
+                         bool* sawAuthorization, bool* sawHost, bool* sawOrigin) {
   if (line.empty() || line.front() == ' ' || line.front() == '\t') return ParseOutcome::Bad;  // obs-fold
   size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return ParseOutcome::Bad;
@@ -115,7 +117,11 @@ ParseOutcome parseHeader(std::string_view line, AdminRequest* request, std::opti
     *sawHost = true;
     request->host = value;
   } else if (equalsIgnoreCase(name, "origin")) {
+    // Twice could name two origins, one of them this endpoint's.
+    if (*sawOrigin) return ParseOutcome::Bad;
+    *sawOrigin = true;
     request->hasOrigin = true;
+    request->origin = value;
   }
   return ParseOutcome::Done;
 }
@@ -135,12 +141,12 @@ ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request)
   if (!parseRequestLine(head.substr(0, lineEnd), request)) return ParseOutcome::Bad;
 
   std::optional<size_t> contentLength;
-  bool sawAuthorization = false, sawHost = false;
+  bool sawAuthorization = false, sawHost = false, sawOrigin = false;
   while (lineEnd != std::string_view::npos) {
     head.remove_prefix(lineEnd + 2);
     lineEnd = head.find("\r\n");
     ParseOutcome outcome =
-        parseHeader(head.substr(0, lineEnd), request, &contentLength, &sawAuthorization, &sawHost);
+        parseHeader(head.substr(0, lineEnd), request, &contentLength, &sawAuthorization, &sawHost, &sawOrigin);
     if (outcome != ParseOutcome::Done) return outcome;
   }
   std::string_view rest = received.substr(headEnd + 4);

@@ -40,7 +40,7 @@ enum class ParseOutcome { NeedMore, Done, Bad, TooLarge };
 // Strict, so that no other HTTP reader could see a different request in the
 // same bytes: a bare LF (Bad as soon as it arrives, not at the deadline),
 // obs-fold, whitespace before a colon, Content-Length given twice with
-// different values or as a list, and a repeated Authorization or Host are Bad.
+// different values or as a list, and a repeated Authorization, Host or Origin are Bad.
 ParseOutcome parseAdminRequest(std::string_view received, AdminRequest* request);
 
 // True when the request head is complete (the deadline for it is met).

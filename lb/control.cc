@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <random>
 
 #include "config/diff.h"
@@ -19,6 +20,17 @@
 
 namespace lb {
 namespace {
+
+int64_t unixNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A reload's errors, one per line, as one event message.
+std::string withoutTrailingNewlines(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
 
 uint64_t monotonicNs() {
   timespec now{};
@@ -145,11 +157,18 @@ int Control::start(int signalFd, int adminFd) {
   armSignalRead();
   armTick();
   if (adminFd >= 0) {
-    admin_ = std::make_unique<Admin>(&submitter_, adminFd, config_.admin,
-                                     ReportSources{runtime_.get(), workers_, this, &discovery_});
-    admin_->setReload([this](std::string* errors) { return reload(errors); });
+    admin_ = std::make_unique<Admin>(&submitter_, adminFd, config_.admin, reportSources());
+    admin_->setReload([this](std::string* errors, std::string_view peer) {
+      return reload(errors, fmt::format("admin {}", peer));
+    });
+    admin_->setHistory(&history_);
     admin_->start();
   }
+  addEvent(EventKind::Start,
+           fmt::format("serving: {} listener{}, {} pool{} (pid {})", runtime_->listeners.size(),
+                       runtime_->listeners.size() == 1 ? "" : "s", runtime_->pools.size(),
+                       runtime_->pools.size() == 1 ? "" : "s", ::getpid()));
+  addCertificateEvents("loaded at start");
   return 0;
 }
 
@@ -217,7 +236,7 @@ void Control::onSignal(int result) {
   int signal = static_cast<int>(signalInfo_.ssi_signo);
   armSignalRead();
   if (signal == SIGHUP) {
-    if (!stopping_) reload(nullptr);
+    if (!stopping_) reload(nullptr, "SIGHUP");
     return;
   }
   if (signal == SIGUSR1) {
@@ -265,15 +284,30 @@ void Control::onUpgradeSignal() {
   if (!upgrader_) return;
   if (upgrader_->busy()) {
     log::warn("SIGUSR2 refused: the upgrade to process {} is still in progress", upgrader_->child());
+    addEvent(EventKind::Upgrade,
+             fmt::format("refused: the upgrade to process {} is still in progress", upgrader_->child()), {}, {},
+             "SIGUSR2");
     return;
   }
-  upgrader_->start();
+  if (upgrader_->start())
+    addEvent(EventKind::Upgrade,
+             fmt::format("started process {}; waiting for it to be ready", upgrader_->child()), {}, {}, "SIGUSR2");
+  else
+    addEvent(EventKind::Upgrade, "could not start a new process (see the log); this one keeps serving", {}, {},
+             "SIGUSR2");
 }
 
 void Control::onUpgradeCompletion(uint64_t userData, int result) {
   if (!upgrader_) return;
   pid_t child = upgrader_->child();
-  if (upgrader_->onCompletion(userData, result) != upgrade::Upgrader::Event::Ready) return;
+  upgrade::Upgrader::Event event = upgrader_->onCompletion(userData, result);
+  if (event == upgrade::Upgrader::Event::Failed)
+    addEvent(EventKind::Upgrade,
+             fmt::format("failed: process {} ended before it was ready; this process (pid {}) keeps serving", child,
+                         ::getpid()));
+  if (event != upgrade::Upgrader::Event::Ready) return;
+  addEvent(EventKind::Upgrade, fmt::format("process {} took over; this one (pid {}) stops accepting", child,
+                                           ::getpid()));
   if (!stopping_) return stop(fmt::format("upgrade: process {} took over", child), child);
   // Stopped (SIGTERM) while the new process started: it serves on.
   log::info("upgrade: process {} serves on; this one was stopping already", child);
@@ -303,7 +337,7 @@ bool Control::bindNewListeners(const Runtime& next, std::vector<std::map<std::st
   return true;
 }
 
-bool Control::reload(std::string* errorsOut) {
+bool Control::reload(std::string* errorsOut, std::string_view who) {
   notifySystemd("RELOADING=1");
   std::string errors;
   config::LoadResult loaded = config::loadFile(configPath_);
@@ -345,6 +379,8 @@ bool Control::reload(std::string* errorsOut) {
       if (end > start) log::error("reload: {}", std::string_view(errors).substr(start, end - start));
     }
     notifySystemd("READY=1");
+    addEvent(EventKind::Reload, "refused; the running config stays:\n" + withoutTrailingNewlines(errors), {}, {},
+             std::string(who));
     if (errorsOut) *errorsOut = errors;
     return false;
   }
@@ -364,6 +400,8 @@ bool Control::reload(std::string* errorsOut) {
   discoveryChanged_ = false;  // the new generation has the members found so far
   switchTo(std::move(next), std::move(fds), "reload");
   log::info("reloaded {}: {}", configPath_, config::summary(config_));
+  addEvent(EventKind::Reload, fmt::format("ok: {}", config::summary(config_)), {}, {}, std::string(who));
+  addCertificateEvents("loaded by the reload");
   notifySystemd("READY=1");
   return true;
 }
@@ -382,9 +420,13 @@ void Control::switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map
       if (running->name() == pool->name()) before = running.get();
     if (!before) continue;  // a new pool: the reload's summary says so
     for (const auto& member : pool->members())
-      if (!before->findMember(member->name))
+      if (!before->findMember(member->name)) {
         added.push_back(fmt::format("{}: member {} of pool {} added at {}", why, member->name, pool->name(),
                                     member->address.text));
+        if (why == "discovery")
+          addEvent(EventKind::Discovery, fmt::format("added at {}", member->address.text), pool->name(),
+                   member->name);
+      }
   }
   if (next->usesTls() && !runtime_->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   if (upgrader_) upgrader_->keepAfterSwitch(*next, fds);
@@ -397,10 +439,18 @@ void Control::switchTo(std::shared_ptr<const Runtime> next, std::vector<std::map
                 member.pool, member.address, member.movedTo, member.address, fate);
     else
       log::info("{}: member {} of pool {} removed; its sessions {}", why, member.member, member.pool, fate);
+    if (why != "discovery") continue;  // a reload's own event gives its summary
+    if (!member.movedTo.empty())
+      addEvent(EventKind::Discovery,
+               fmt::format("moved from {} to {}; its sessions to {} {}", member.address, member.movedTo,
+                           member.address, fate),
+               member.pool, member.member);
+    else
+      addEvent(EventKind::Discovery, fmt::format("removed; its sessions {}", fate), member.pool, member.member);
   }
   for (const std::string& line : added) log::info("{}", line);
   startProber(health::Clock::now());
-  if (admin_) admin_->setSources(ReportSources{runtime_.get(), workers_, this, &discovery_}, config_.admin);
+  if (admin_) admin_->setSources(reportSources(), config_.admin);
 }
 
 void Control::armTick() {
@@ -416,8 +466,17 @@ void Control::onTick(health::TimePoint now) {
   logProbeLocalErrors(now);
   std::erase_if(retiredProbers_, [](const auto& p) { return p->idle(); });
   recordProbeDurations();
+  if (now >= nextSample_) {
+    sampleHistory();
+    // Steps of kHistoryInterval from the previous sample; after a stall, from now.
+    nextSample_ = now - nextSample_ < kHistoryInterval ? nextSample_ + kHistoryInterval : now + kHistoryInterval;
+  }
   if (admin_) admin_->onTick(now);
-  if (upgrader_) upgrader_->killIfLate(now, config_.global.upgradeTimeout);
+  pid_t child = upgrader_ ? upgrader_->child() : -1;
+  if (upgrader_ && upgrader_->killIfLate(now, config_.global.upgradeTimeout))
+    addEvent(EventKind::Upgrade,
+             fmt::format("process {} was not ready after {}ms (upgrade_timeout); killed it", child,
+                         config_.global.upgradeTimeout.count()));
   armTick();
 }
 
@@ -454,6 +513,13 @@ void Control::onTransition(size_t target, const health::Transition& transition) 
   const health::ProbeSpec& spec = prober_->spec(target);
   log::warn("pool {} member {}: {} -> {} ({})", spec.pool, spec.member,
             health::toString(transition.from), health::toString(transition.to), transition.reason);
+  // One time for both, so the event's time is the state's "since".
+  int64_t nowMs = unixNowMs();
+  events_.add(nowMs, EventKind::Health,
+              fmt::format("{} -> {} ({})", health::toString(transition.from), health::toString(transition.to),
+                          transition.reason),
+              spec.pool, spec.member);
+  history_.noteState({spec.pool, spec.member}, memberState(member), nowMs);
 }
 
 void Control::recordProbeDurations() {
@@ -479,6 +545,79 @@ const health::MemberHealth* Control::healthOf(const Member& member) const {
 const DurationHistogram* Control::probeDurationsOf(const Member& member) const {
   auto target = targetOf(member);
   return target ? &probeDurations_[*target] : nullptr;
+}
+
+}  // namespace lb
+
+namespace lb {
+
+ReportSources Control::reportSources() {
+  return ReportSources{runtime_.get(), workers_, this, &discovery_, &history_, &events_};
+}
+
+void Control::addEvent(EventKind kind, std::string message, std::string pool, std::string member,
+                       std::string who) {
+  events_.add(unixNowMs(), kind, std::move(message), std::move(pool), std::move(member), std::move(who));
+}
+
+// Every certificate of the running generation: what an operator checks
+// after replacing a file.
+void Control::addCertificateEvents(std::string_view when) {
+  for (const CertificateRow& row : certificateRows(*runtime_)) {
+    const tls::CertificateInfo& c = *row.info;
+    std::string names;
+    for (const std::string& name : c.names) names += (names.empty() ? "" : ", ") + name;
+    addEvent(EventKind::Certificate,
+             fmt::format("{} {}: {} {}: serial {}, names [{}], expires {}", row.kind, row.owner, c.file, when,
+                         c.serial, names, isoTime(c.notAfterUnix)),
+             row.kind == "pool" ? std::string(row.owner) : std::string());
+  }
+}
+
+// The last probe's duration: the current prober's latest, or (none yet
+// since a reload restarted the prober) the value the history last had.
+std::optional<double> Control::lastProbeMillis(const Member& member, const SeriesKey& key) const {
+  auto target = targetOf(member);
+  if (!target) return std::nullopt;
+  const health::ProbeStatus& status = prober_->status(*target);
+  if (status.probes > 0) return std::chrono::duration<double, std::milli>(status.lastDuration).count();
+  float kept = history_.latest(key, HistoryMetric::ProbeMillis);
+  if (std::isnan(kept)) return std::nullopt;
+  return kept;
+}
+
+void Control::sampleHistory() {
+  auto load = [](const std::atomic<uint64_t>& counter) { return counter.load(std::memory_order_relaxed); };
+  std::vector<HistoryReading> readings;
+  for (const auto& l : runtime_->listeners) {
+    const ListenerCounters& c = l->state->counters;
+    const EdgeListenerCounters& e = c.edge;
+    HistoryReading r;
+    r.key = {l->config.name, {}};
+    r.active = static_cast<uint64_t>(std::max<int64_t>(0, l->state->active.value.load()));
+    r.started = load(c.accepted);
+    r.bytesIn = load(c.bytesIn);
+    r.bytesOut = load(c.bytesOut);
+    r.failures = load(c.rejectedByLimit) + load(c.rejectedByLocalError) + load(e.proxyHeaderInvalid) +
+                 load(e.proxyHeaderTimeout) + load(e.proxyNotAllowed) + load(e.denied) + load(e.sourceLimit) +
+                 load(e.sourceRate) + load(e.sourceTableFull);
+    readings.push_back(std::move(r));
+  }
+  for (const auto& pool : runtime_->pools)
+    for (const auto& member : pool->members()) {
+      const MemberCounters& c = member->counters;
+      HistoryReading r;
+      r.key = {pool->name(), member->name};
+      r.active = static_cast<uint64_t>(std::max<int64_t>(0, member->active.value.load()));
+      r.started = load(c.connections);
+      r.bytesIn = load(c.bytesIn);
+      r.bytesOut = load(c.bytesOut);
+      r.failures = load(c.connectRefused) + load(c.connectTimeout);
+      r.probeMillis = lastProbeMillis(*member, r.key);
+      r.state = memberState(*member);
+      readings.push_back(std::move(r));
+    }
+  history_.sample(unixNowMs(), readings);
 }
 
 }  // namespace lb

@@ -21,6 +21,8 @@
 #include "lb/admin.h"
 #include "lb/discovery/discovery.h"
 #include "lb/discovery/resolver.h"
+#include "lb/event_log.h"
+#include "lb/history.h"
 #include "lb/log_throttle.h"
 #include "lb/metrics.h"
 #include "lb/ring/probe_ring_port.h"
@@ -63,7 +65,8 @@ class Control final : public HealthView {
   // Loads the config file again and, if it is valid and its new listeners
   // can be bound, switches every worker to it. Otherwise the running config
   // stays and the errors are logged (and returned, for POST /reload).
-  bool reload(std::string* errors);
+  // `who` asked for it ("SIGHUP", "admin ADDRESS"), for the event log.
+  bool reload(std::string* errors, std::string_view who = "SIGHUP");
   // The access log, which SIGUSR1 reopens (logrotate).
   void setAccessLog(std::shared_ptr<AccessLogSink> sink) { accessLog_ = std::move(sink); }
   // What SIGUSR2 starts, and the sockets it hands on (descriptors of its
@@ -106,6 +109,13 @@ class Control final : public HealthView {
   void keepAdminWeights(const Runtime& next) const;
   bool applyDiscovered(health::TimePoint now);
   void checkReady(health::TimePoint now);
+  // History and events (lb/history.h, lb/event_log.h).
+  ReportSources reportSources();
+  void sampleHistory();
+  std::optional<double> lastProbeMillis(const Member& member, const SeriesKey& key) const;
+  void addEvent(EventKind kind, std::string message, std::string pool = {}, std::string member = {},
+                std::string who = {});
+  void addCertificateEvents(std::string_view when);
 
   std::string configPath_;
   config::Config config_;
@@ -144,6 +154,13 @@ class Control final : public HealthView {
   health::TimePoint discoveryRetryAt_{};  // after a generation that could not be built
   std::function<void(const Runtime&)> announceReady_;  // until called
   health::TimePoint readyDeadline_{};
+
+  // What the status page charts and lists. Sampled on the tick once
+  // nextSample_ (steady clock) has come; samples are labelled with the wall
+  // clock.
+  History history_;
+  EventLog events_;
+  health::TimePoint nextSample_{};
 
   std::unique_ptr<Admin> admin_;
   std::shared_ptr<AccessLogSink> accessLog_;

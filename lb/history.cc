@@ -161,6 +161,12 @@ float History::latest(const SeriesKey& key, HistoryMetric metric) const {
   return it->second.values[metricIndex(metric)][slot];
 }
 
+std::optional<std::pair<std::string_view, int64_t>> History::stateSince(const SeriesKey& key) const {
+  auto it = series_.find(key);
+  if (it == series_.end()) return std::nullopt;
+  return std::pair<std::string_view, int64_t>(it->second.state, it->second.stateSinceUnixMs);
+}
+
 std::vector<int64_t> History::times() const {
   std::vector<int64_t> out;
   out.reserve(times_.size());

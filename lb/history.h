@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lb {
@@ -93,6 +94,9 @@ class History {
   std::optional<Series> series(const SeriesKey& key) const;
   // The latest sample's value of `metric` (NaN when none).
   float latest(const SeriesKey& key, HistoryMetric metric) const;
+  // series(key)'s state and stateSinceUnixMs without copying its samples;
+  // none when untracked.
+  std::optional<std::pair<std::string_view, int64_t>> stateSince(const SeriesKey& key) const;
   // Sample times, oldest first (as many as series() has values).
   std::vector<int64_t> times() const;
   size_t samples() const;    // taken so far, at most kHistorySamples

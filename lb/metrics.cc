@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <cmath>
 #include <ctime>
+#include <limits>
 
 #include "lb/access_log.h"
 #include "lb/log.h"
@@ -326,7 +329,46 @@ std::string jsonString(std::string_view text) {
   return out;
 }
 
-std::string memberJson(const ReportSources& s, const Member& m) {
+// A sampled value: null for a gap (no sample yet, no rate yet, not probed).
+std::string jsonNumber(float value) {
+  if (std::isnan(value) || std::isinf(value)) return "null";
+  return fmt::format("{}", value);
+}
+
+// The latest sample's rates of a listener's or member's series.
+std::string ratesJson(const ReportSources& s, const SeriesKey& key) {
+  auto rate = [&](HistoryMetric metric) {
+    return jsonNumber(s.history ? s.history->latest(key, metric) : std::numeric_limits<float>::quiet_NaN());
+  };
+  return fmt::format(
+      R"({{"new_per_second":{},"bytes_in_per_second":{},"bytes_out_per_second":{},"failures_per_second":{}}})",
+      rate(HistoryMetric::NewPerSecond), rate(HistoryMetric::BytesInPerSecond),
+      rate(HistoryMetric::BytesOutPerSecond), rate(HistoryMetric::FailuresPerSecond));
+}
+
+int64_t unixNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "rates", "state_since", "state_seconds" and "last_probe_ms" of a member.
+std::string memberHistoryJson(const ReportSources& s, const Pool& p, const Member& m) {
+  SeriesKey key{p.name(), m.name};
+  std::string since = "null", seconds = "null", probe = "null";
+  if (s.history) {
+    // Known only while the history saw the state the member is in now.
+    auto state = s.history->stateSince(key);
+    if (state && state->first == memberState(m)) {
+      since = jsonString(isoTime(state->second / 1000));
+      seconds = fmt::format("{}", std::max<int64_t>(0, (unixNowMs() - state->second) / 1000));
+    }
+    if (s.health && s.health->healthOf(m)) probe = jsonNumber(s.history->latest(key, HistoryMetric::ProbeMillis));
+  }
+  return fmt::format(R"("rates":{},"state_since":{},"state_seconds":{},"last_probe_ms":{})", ratesJson(s, key), since,
+                     seconds, probe);
+}
+
+std::string memberJson(const ReportSources& s, const Pool& p, const Member& m) {
   std::string healthJson = "null";
   if (const health::MemberHealth* h = s.health ? s.health->healthOf(m) : nullptr) {
     std::string_view last = h->lastResult() == health::ProbeResult::None     ? "none"
@@ -337,9 +379,10 @@ std::string memberJson(const ReportSources& s, const Member& m) {
                              h->transitions());
   }
   return fmt::format(
-      R"({{"name":{},"address":{},"state":"{}","weight":{},"backup":{},"active":{},"connections":{},"health":{}}})",
+      R"({{"name":{},"address":{},"state":"{}","weight":{},"backup":{},"active":{},"connections":{},"health":{},{}}})",
       jsonString(m.name), jsonString(m.address.text), memberState(m), m.weight.load(),
-      m.backup ? "true" : "false", m.active.value.load(), load(m.counters.connections), healthJson);
+      m.backup ? "true" : "false", m.active.value.load(), load(m.counters.connections), healthJson,
+      memberHistoryJson(s, p, m));
 }
 
 }  // namespace
@@ -388,9 +431,10 @@ std::string renderStatusJson(const ReportSources& s) {
   std::string out = R"({"listeners":[)";
   for (size_t i = 0; i < s.runtime->listeners.size(); ++i) {
     const Listener& l = *s.runtime->listeners[i];
-    fmt::format_to(Out(out), R"({}{{"name":{},"bind":{},"pool":{},"active":{},"accepted":{}}})",
+    fmt::format_to(Out(out), R"({}{{"name":{},"bind":{},"pool":{},"active":{},"accepted":{},"rates":{}}})",
                    i ? "," : "", jsonString(l.config.name), jsonString(l.config.bind.text),
-                   jsonString(l.config.pool), l.state->active.value.load(), load(l.state->counters.accepted));
+                   jsonString(l.config.pool), l.state->active.value.load(), load(l.state->counters.accepted),
+                   ratesJson(s, SeriesKey{l.config.name, {}}));
   }
   out += R"(],"pools":[)";
   for (size_t i = 0; i < s.runtime->pools.size(); ++i) {
@@ -400,7 +444,7 @@ std::string renderStatusJson(const ReportSources& s) {
                    p.config().health ? "true" : "false");
     for (size_t m = 0; m < p.members().size(); ++m) {
       if (m) out += ',';
-      out += memberJson(s, *p.members()[m]);
+      out += memberJson(s, p, *p.members()[m]);
     }
     out += "]}";
   }
@@ -433,7 +477,14 @@ std::string renderStatusJson(const ReportSources& s) {
                    i ? "," : "", rows[i].kind, jsonString(rows[i].owner), jsonString(c.file), jsonString(c.subject),
                    names, jsonString(c.serial), isoTime(c.notAfterUnix), c.notAfterUnix - now);
   }
-  out += "]}\n";
+  out += R"(],"history":)";
+  if (s.history)
+    fmt::format_to(Out(out), R"({{"interval_seconds":{},"samples":{},"series":{},"untracked":{}}})",
+                   std::chrono::duration_cast<std::chrono::seconds>(kHistoryInterval).count(), s.history->samples(),
+                   s.history->tracked(), s.history->untracked());
+  else
+    out += "null";
+  out += "}\n";
   return out;
 }
 

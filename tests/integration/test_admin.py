@@ -175,6 +175,9 @@ class AdminTest(harness.RinglbTest):
 
         # /status says the same.
         status = mh.status_json(self.admin)
+        for listener in status["listeners"]:  # sampled every 2 s: test_events checks the values
+            self.assertEqual(set(listener.pop("rates")), {"new_per_second", "bytes_in_per_second",
+                                                          "bytes_out_per_second", "failures_per_second"})
         self.assertEqual(status["listeners"], [
             {"name": "front", "bind": f"127.0.0.1:{self.port}", "pool": "p", "active": 0, "accepted": n},
             {"name": "back", "bind": f"127.0.0.1:{dead_port}", "pool": "q", "active": 0, "accepted": 1}])

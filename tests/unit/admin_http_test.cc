@@ -65,6 +65,25 @@ TEST(AdminHttp, QueryStringIsStripped) {
   EXPECT_EQ(p.request.path, "/");
 }
 
+TEST(AdminHttp, QueryIsKeptRaw) {
+  Parsed p = parse("GET /events?since=12&format=text HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.path, "/events");
+  EXPECT_EQ(p.request.query, "since=12&format=text");
+  p = parse("GET /p%20q?a=%41?b HTTP/1.1\r\n\r\n");  // only the first '?' splits; nothing decoded
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.path, "/p%20q");
+  EXPECT_EQ(p.request.query, "a=%41?b");
+  p = parse("GET /events? HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.path, "/events");
+  EXPECT_EQ(p.request.query, "");
+  p = parse("GET /events HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.query, "");
+  EXPECT_EQ(p.request.peer, "");  // Admin sets it, never the bytes
+}
+
 TEST(AdminHttp, AuthorizationHeaderAnyCaseTrimmed) {
   Parsed p = parse("POST /pools/p/members/m/drain HTTP/1.1\r\nauthorization: \t Bearer abc \t\r\n\r\n");
   ASSERT_EQ(p.outcome, ParseOutcome::Done);
@@ -276,6 +295,28 @@ TEST(AdminHttp, HostAndOriginAreRecorded) {
   p = parse("GET /x HTTP/1.1\r\nOrigin:\r\n\r\n");  // even empty
   ASSERT_EQ(p.outcome, ParseOutcome::Done);
   EXPECT_TRUE(p.request.hasOrigin);
+  EXPECT_EQ(p.request.origin, "");
+}
+
+TEST(AdminHttp, OriginValueIsRecordedTrimmed) {
+  Parsed p = parse("GET /x HTTP/1.1\r\nHost: 127.0.0.1:9900\r\norigin:  http://127.0.0.1:9900 \r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_TRUE(p.request.hasOrigin);
+  EXPECT_EQ(p.request.origin, "http://127.0.0.1:9900");
+  p = parse("GET /x HTTP/1.1\r\nOrigin: null\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_EQ(p.request.origin, "null");
+  p = parse("GET /x HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(p.outcome, ParseOutcome::Done);
+  EXPECT_FALSE(p.request.hasOrigin);
+  EXPECT_EQ(p.request.origin, "");
+}
+
+// Two Origins could name this endpoint once and another site once.
+TEST(AdminHttp, RepeatedOriginIsBad) {
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nOrigin: http://127.0.0.1:9900\r\nOrigin: http://evil.example\r\n\r\n",
+                 ParseOutcome::Bad);
+  EXPECT_OUTCOME("GET /x HTTP/1.1\r\nOrigin: null\r\nORIGIN: null\r\n\r\n", ParseOutcome::Bad);
 }
 
 // The head deadline stops once the head is in, whatever the body still lacks.
@@ -475,6 +516,80 @@ TEST_F(AdminRoutes, SameOriginRequestsFromTheStatusPagePass) {
   // No Host: nothing to be the same as.
   EXPECT_EQ(verdict("", "http://127.0.0.1:9900"), 403);
   EXPECT_EQ(verdict("", ""), 403);
+TEST_F(AdminRoutes, EventsFollowTheReadRules) {
+  config::Admin settings;
+  settings.token = "t";
+  settings.requireTokenForReads = true;
+  auto admin = make(settings);
+  EXPECT_EQ(admin->route(request("GET", "/events")).status, 401);
+  EXPECT_EQ(admin->route(request("GET", "/events", "Bearer t")).status, 200);
+  EXPECT_EQ(admin->route(request("HEAD", "/events", "Bearer t")).status, 200);
+  AdminResponse post = admin->route(request("POST", "/events", "Bearer t"));
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.extraHeaders, "Allow: GET, HEAD\r\n");
+}
+
+TEST_F(AdminRoutes, EventsSinceLimitAndFormat) {
+  EventLog log;
+  for (int i = 1; i <= 5; ++i) log.add(1'764'165'600'000 + i, EventKind::Health, "event " + std::to_string(i), "p", "m");
+  ReportSources sources;
+  sources.events = &log;
+  Admin admin(nullptr, -1, config::Admin{}, sources);
+  auto get = [&](std::string query) {
+    AdminRequest r = request("GET", "/events");
+    r.query = std::move(query);
+    return admin.route(r);
+  };
+  AdminResponse all = get("");
+  EXPECT_EQ(all.status, 200);
+  EXPECT_EQ(all.contentType, "application/json");
+  EXPECT_EQ(all.body, renderEventsJson(log, 0, kEventLogCapacity));
+  EXPECT_EQ(get("since=3").body, renderEventsJson(log, 3, kEventLogCapacity));
+  EXPECT_EQ(get("since=1&limit=2").body, renderEventsJson(log, 1, 2));
+  EXPECT_EQ(get("format=json&since=0").body, all.body);
+  AdminResponse text = get("format=text&since=4");
+  EXPECT_EQ(text.status, 200);
+  EXPECT_EQ(text.contentType, "text/plain; charset=utf-8");
+  EXPECT_EQ(text.body, renderEventsText(log, 4, kEventLogCapacity));
+  EXPECT_NE(text.body.find("event 5"), std::string::npos);
+  EXPECT_EQ(text.body.find("event 4"), std::string::npos);
+  EXPECT_EQ(get("since=99").body, R"({"last_id":5,"events":[]})" "\n");
+  EXPECT_EQ(get("limit=500").status, 200);
+}
+
+TEST_F(AdminRoutes, BadEventsParametersSayWhatIsWrong) {
+  EventLog log;
+  ReportSources sources;
+  sources.events = &log;
+  Admin admin(nullptr, -1, config::Admin{}, sources);
+  auto get = [&](std::string query) {
+    AdminRequest r = request("GET", "/events");
+    r.query = std::move(query);
+    return admin.route(r);
+  };
+  for (std::string query : {"since=", "since=-1", "since=x", "since=1x", "since=99999999999999999999999"}) {
+    AdminResponse r = get(query);
+    EXPECT_EQ(r.status, 400) << query;
+    EXPECT_NE(r.body.find("since must be"), std::string::npos) << query << r.body;
+  }
+  for (std::string query : {"limit=0", "limit=501", "limit=", "limit=ten"}) {
+    AdminResponse r = get(query);
+    EXPECT_EQ(r.status, 400) << query;
+    EXPECT_NE(r.body.find("limit must be a whole number from 1 to 500"), std::string::npos) << query << r.body;
+  }
+  AdminResponse format = get("format=xml");
+  EXPECT_EQ(format.status, 400);
+  EXPECT_NE(format.body.find("format must be text or json"), std::string::npos);
+  AdminResponse unknown = get("sinse=3");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("unknown parameter \"sinse\""), std::string::npos);
+}
+
+TEST_F(AdminRoutes, EventsWithoutALogAreEmpty) {
+  auto admin = make(config::Admin{});
+  AdminResponse r = admin->route(request("GET", "/events"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"last_id":0,"events":[]})" "\n");
 }
 
 TEST_F(AdminRoutes, NamesArePercentDecoded) {
