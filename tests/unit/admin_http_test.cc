@@ -516,6 +516,8 @@ TEST_F(AdminRoutes, SameOriginRequestsFromTheStatusPagePass) {
   // No Host: nothing to be the same as.
   EXPECT_EQ(verdict("", "http://127.0.0.1:9900"), 403);
   EXPECT_EQ(verdict("", ""), 403);
+}
+
 TEST_F(AdminRoutes, EventsFollowTheReadRules) {
   config::Admin settings;
   settings.token = "t";
