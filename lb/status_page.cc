@@ -26,7 +26,8 @@ body{font:14px system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:20px} h2{font-size:16px;margin-top:2em}
 table{border-collapse:collapse;min-width:40em}
 th,td{text-align:left;padding:4px 12px;border-bottom:1px solid #ddd;vertical-align:middle}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.charts,td.controls,td.nowrap{white-space:nowrap}
 .state{font-weight:bold;padding:2px 8px;border-radius:4px;color:#fff}
 .up{background:#2e7d32} .down{background:#c62828} .draining{background:#ef6c00}
 .muted{color:#777}
@@ -105,7 +106,7 @@ void listenerTable(std::string& out, const PageContext& page) {
     fmt::format_to(Out(out),
                    "<tr data-listener=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td class=\"n\">{3}</td>"
                    "<td class=\"n\">{4}</td><td class=\"n\">{5}</td><td class=\"n\">{6}</td><td class=\"n\">{7}</td>"
-                   "<td class=\"n\">{8}</td><td>{9}</td></tr>\n",
+                   "<td class=\"n\">{8}</td><td class=\"charts\">{9}</td></tr>\n",
                    html(l->config.name), html(l->config.bind.text), html(l->config.pool),
                    l->state->active.value.load(), l->state->counters.accepted.load(), cells.newPerSecond,
                    cells.bytesIn, cells.bytesOut, cells.failures, cells.charts);
@@ -151,18 +152,18 @@ void poolTable(std::string& out, const PageContext& page, const Pool& pool) {
     std::string name = html(m->name);
     fmt::format_to(Out(out),
                    "<tr data-pool=\"{0}\" data-member=\"{1}\" data-state=\"{2}\"><td>{1}{3}</td><td>{4}</td>"
-                   "<td><span class=\"state {2}\">{2}</span>{5}</td><td class=\"n\">{6}</td>"
+                   "<td class=\"nowrap\"><span class=\"state {2}\">{2}</span>{5}</td><td class=\"n\">{6}</td>"
                    "<td class=\"n\">{7}</td><td class=\"n\">{8}</td>",
                    html(pool.name()), name, state, m->backup ? " <span class=\"muted\">(backup)</span>" : "",
                    html(m->address.text), stateFor(cells, state, page.nowUnixMs), m->weight.load(),
                    m->active.value.load(), m->counters.connections.load());
     fmt::format_to(Out(out),
                    "<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
-                   "<td>{}</td><td>{}</td>",
+                   "<td>{}</td><td class=\"charts\">{}</td>",
                    cells.newPerSecond, cells.bytesIn, cells.bytesOut, cells.failures, lastProbe(s, *m, cells.probe),
                    cells.charts);
     fmt::format_to(Out(out),
-                   "<td class=\"js-only\"><button type=\"button\" data-action=\"drain\">drain</button> "
+                   "<td class=\"js-only controls\"><button type=\"button\" data-action=\"drain\">drain</button> "
                    "<button type=\"button\" data-action=\"undrain\">undrain</button> "
                    "<input class=\"weight\" type=\"number\" min=\"1\" max=\"256\" value=\"{}\" "
                    "aria-label=\"weight of {}\"> <button type=\"button\" data-action=\"weight\">set weight</button>"

@@ -216,7 +216,7 @@ TEST_F(StatusPage, WorksWithoutJavaScriptAndHasNoForm) {
   EXPECT_EQ(page.find("<form"), std::string::npos);
   EXPECT_NE(page.find("<section id=\"controls\" class=\"js-only\""), std::string::npos);
   EXPECT_NE(page.find("html:not(.js) .js-only{display:none}"), std::string::npos);
-  EXPECT_NE(page.find("<td class=\"js-only\"><button type=\"button\" data-action=\"drain\">"), std::string::npos);
+  EXPECT_NE(page.find("<td class=\"js-only controls\"><button type=\"button\" data-action=\"drain\">"), std::string::npos);
   EXPECT_NE(page.find("sessionStorage"), std::string::npos);
   EXPECT_EQ(page.find("localStorage"), std::string::npos);
   // Without a history or an event log (tests of one renderer): dashes.
