@@ -141,20 +141,20 @@ void poolTable(std::string& out, const PageContext& page, const Pool& pool) {
                  config::toString(pool.config().balance),
                  pool.config().health ? ", health checked" : ", no health checks");
   fmt::format_to(Out(out),
-                 "<table><tr><th>member</th><th>address</th><th>state</th><th>weight</th>"
+                 "<table data-pool=\"{}\"><tr><th>member</th><th>address</th><th>state</th><th>weight</th>"
                  "<th>active</th><th>connections</th><th>new</th><th>in</th><th>out</th><th>failures</th>"
                  "<th>last probe</th><th>{}</th><th class=\"js-only\">control</th></tr>\n",
-                 kChartKey);
+                 html(pool.name()), kChartKey);
   for (const auto& m : pool.members()) {
     SeriesKey key{pool.name(), m->name};
     SeriesCells cells = seriesCells(page, key);
     std::string_view state = memberState(*m);
     std::string name = html(m->name);
     fmt::format_to(Out(out),
-                   "<tr data-pool=\"{0}\" data-member=\"{1}\" data-state=\"{2}\"><td>{1}{3}</td><td>{4}</td>"
-                   "<td class=\"nowrap\"><span class=\"state {2}\">{2}</span>{5}</td><td class=\"n\">{6}</td>"
-                   "<td class=\"n\">{7}</td><td class=\"n\">{8}</td>",
-                   html(pool.name()), name, state, m->backup ? " <span class=\"muted\">(backup)</span>" : "",
+                   "<tr data-member=\"{0}\" data-state=\"{1}\"><td>{0}{2}</td><td>{3}</td>"
+                   "<td class=\"nowrap\"><span class=\"state {1}\">{1}</span>{4}</td><td class=\"n\">{5}</td>"
+                   "<td class=\"n\">{6}</td><td class=\"n\">{7}</td>",
+                   name, state, m->backup ? " <span class=\"muted\">(backup)</span>" : "",
                    html(m->address.text), stateFor(cells, state, page.nowUnixMs), m->weight.load(),
                    m->active.value.load(), m->counters.connections.load());
     fmt::format_to(Out(out),

@@ -76,7 +76,7 @@ inline constexpr std::string_view kStatusPageScript = R"JS(
     var action = button.dataset.action;
     var body = '';
     if (action === 'weight') body = row.querySelector('input.weight').value.trim();
-    act(row.dataset.pool, row.dataset.member, action, body);
+    act(row.closest('table[data-pool]').dataset.pool, row.dataset.member, action, body);
   });
 
   function typing() {

@@ -153,7 +153,7 @@ TEST_F(StatusPage, RatesChartsAndStateSince) {
                                      reading("p", std::string(kHostile), 1, 0, "up")});
   std::string page = renderStatusPage(sources(), kT0 + 3 * kStep + 192'000);
   // 20 sessions every 2 s: 10/s, 10 kB in and 30 kB out each second.
-  size_t row = page.find("<tr data-pool=\"p\" data-member=\"m1\"");
+  size_t row = page.find("<tr data-member=\"m1\" data-state=\"up\">");
   ASSERT_NE(row, std::string::npos) << page;
   std::string m1 = page.substr(row, page.find("</tr>", row) - row);
   EXPECT_NE(m1.find(">10/s<"), std::string::npos) << m1;
@@ -197,6 +197,7 @@ TEST_F(StatusPage, HostileNamesAreEscaped) {
   EXPECT_EQ(page.find("</script>'"), std::string::npos);
   std::string escaped = "&lt;script&gt;alert(&quot;m&quot;)&lt;/script&gt;&#39;&amp;";
   EXPECT_NE(page.find("data-member=\"" + escaped + "\""), std::string::npos) << page;
+  EXPECT_NE(page.find("<table data-pool=\"p\">"), std::string::npos);
   EXPECT_NE(page.find("data-series=\"p/" + escaped + "\""), std::string::npos);
   EXPECT_NE(page.find("<td>p/" + escaped + "</td><td>" + escaped + "</td><td>drain " + escaped + "</td>"),
             std::string::npos);
