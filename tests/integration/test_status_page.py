@@ -26,6 +26,10 @@ import more_harness as mh  # noqa: E402
 from harness import member  # noqa: E402
 
 TOKEN = "page-s3cret"
+# A member name that is markup, quotes, a slash and a percent sign: shown as
+# text, and reached by the controls through its percent-encoded name.
+HOSTILE = '<i>m 1"q/x%</i>\''
+
 FAST_TCP_HEALTH = {"kind": "tcp", "interval": "200ms", "timeout": "500ms", "rise": 1, "fall": 1}
 # The history samples every 2 s: waits for it are long, and longer on a loaded machine.
 HISTORY_WAIT = 60 * harness.SCALE
@@ -207,9 +211,11 @@ class StatusPageTest(harness.RinglbTest):
     def start(self):
         self.m1 = self.backend(mh.session_handler, name="m1")
         self.m2 = self.backend(mh.session_handler, name="m2")
+        self.m3 = self.backend(mh.session_handler, name="m3")
         self.port, self.admin = harness.free_port(), harness.free_port()
         pool = {"balance": "round_robin", "health": FAST_TCP_HEALTH,
-                "members": [member("m1", self.m1.address), member("m2", self.m2.address)]}
+                "members": [member("m1", self.m1.address), member("m2", self.m2.address),
+                            member(HOSTILE, self.m3.address)]}
         self.lb = self.start_ringlb(mh.build_config(
             [("front", self.port, "p", None)], {"p": pool},
             admin={"listen": f"127.0.0.1:{self.admin}", "token": TOKEN}))
@@ -250,7 +256,8 @@ class StatusPageTest(harness.RinglbTest):
         self.assertTrue(before <= page_samples <= after, (before, page_samples, after))
         charts = self.browser.evaluate(CHARTS_JS)
         self.assertEqual({(c["series"], c["chart"]) for c in charts},
-                         {(s, k) for s in ("front", "p/m1", "p/m2") for k in ("connections", "throughput")})
+                         {(s, k) for s in ("front", "p/m1", "p/m2", f"p/{HOSTILE}")
+                          for k in ("connections", "throughput")})
         for c in charts:
             with self.subTest(series=c["series"], chart=c["chart"]):
                 self.assertEqual(c["samples"], page_samples)
@@ -302,8 +309,11 @@ class StatusPageTest(harness.RinglbTest):
         with self.browser._cond:
             return sum(1 for e in self.browser.events if e.get("method") == "Page.frameNavigated")
 
+    def row(self, member):
+        return f"document.querySelector('tr[data-member=' + CSS.escape({json.dumps(member)}) + ']')"
+
     def click(self, member, action, weight=None):
-        row = f"document.querySelector('tr[data-member=\"{member}\"]')"
+        row = self.row(member)
         set_weight = f"{row}.querySelector('input.weight').value = '{weight}';" if weight is not None else ""
         self.browser.evaluate(f"document.getElementById('control-result').textContent = '';"
                               f"{set_weight} {row}.querySelector('button[data-action=\"{action}\"]').click(); 1")
@@ -343,6 +353,12 @@ class StatusPageTest(harness.RinglbTest):
         self.assertEqual(mh.member_status(self.admin, "p", "m2")["weight"], 7)
         self.screenshot("status_page_controls.png")
         self.assertIn("200", self.click("m1", "undrain"))
+        self.assertEqual(self.state("m1"), "up")
+        # The hostile name: text on the page, and its own controls reach it.
+        self.assertEqual(self.browser.evaluate(f"{self.row(HOSTILE)}.cells[0].textContent"), HOSTILE)
+        self.assertEqual(self.browser.evaluate(f"{self.row(HOSTILE)}.querySelectorAll('i').length"), 0)
+        self.assertIn("200", self.click(HOSTILE, "drain"))
+        self.assertEqual(self.state(HOSTILE), "draining")
         self.assertEqual(self.state("m1"), "up")
 
         # The token: in this tab's sessionStorage, in no URL, sent only as a header.
