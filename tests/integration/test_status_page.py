@@ -247,14 +247,14 @@ class StatusPageTest(harness.RinglbTest):
         first = self.samples()
         harness.wait_until(lambda: [mh.ask(self.port) for _ in range(10)] and self.samples() >= first + 3,
                            HISTORY_WAIT, "three samples taken during traffic")
-        self.browser.navigate(self.url)
-        # The page's samples are the history's at the time it was rendered.
+        # The page's samples are the history's when it was rendered (or
+        # refreshed in place since): read with its charts in one evaluation.
         before = self.samples()
         self.browser.navigate(self.url)
+        page_samples, charts = self.browser.evaluate(
+            f"[+document.getElementById('history').dataset.samples, {CHARTS_JS.strip()}]")
         after = self.samples()
-        page_samples = self.browser.evaluate("+document.getElementById('history').dataset.samples")
         self.assertTrue(before <= page_samples <= after, (before, page_samples, after))
-        charts = self.browser.evaluate(CHARTS_JS)
         self.assertEqual({(c["series"], c["chart"]) for c in charts},
                          {(s, k) for s in ("front", "p/m1", "p/m2", f"p/{HOSTILE}")
                           for k in ("connections", "throughput")})
@@ -360,6 +360,17 @@ class StatusPageTest(harness.RinglbTest):
         self.assertIn("200", self.click(HOSTILE, "drain"))
         self.assertEqual(self.state(HOSTILE), "draining")
         self.assertEqual(self.state("m1"), "up")
+
+        # While a control has the focus (the operator typing a weight) the
+        # page does not swap its contents; once it is left, it does.
+        marked = "document.getElementById('history').dataset.marker === 'old'"
+        self.browser.evaluate("document.getElementById('history').dataset.marker = 'old';"
+                              f"{self.row('m2')}.querySelector('input.weight').focus(); 1")
+        first = self.samples()
+        harness.wait_until(lambda: self.samples() >= first + 2, HISTORY_WAIT, "two samples (two refresh periods)")
+        self.assertTrue(self.browser.evaluate(marked), "the page was refreshed under a focused input")
+        self.browser.evaluate("document.activeElement.blur(); 1")
+        self.browser.wait_for(f"!({marked})", "the page to refresh again once the input lost the focus")
 
         # The token: in this tab's sessionStorage, in no URL, sent only as a header.
         self.assertEqual(self.browser.evaluate("sessionStorage.getItem('ringlb-admin-token')"), TOKEN)
