@@ -302,9 +302,9 @@ void Control::onUpgradeCompletion(uint64_t userData, int result) {
   pid_t child = upgrader_->child();
   upgrade::Upgrader::Event event = upgrader_->onCompletion(userData, result);
   if (event == upgrade::Upgrader::Event::Failed)
-    addEvent(EventKind::Upgrade,
-             fmt::format("failed: process {} ended before it was ready; this process (pid {}) keeps serving", child,
-                         ::getpid()));
+    addEvent(EventKind::Upgrade, fmt::format("failed: process {} ended before it was ready (see the log); "
+                                             "this one (pid {}) serves on",
+                                             child, ::getpid()));
   if (event != upgrade::Upgrader::Event::Ready) return;
   addEvent(EventKind::Upgrade, fmt::format("process {} took over; this one (pid {}) stops accepting", child,
                                            ::getpid()));

@@ -374,6 +374,11 @@ class DiscoveryTest(harness.RinglbTest):
         wait_until(lambda: removed in lb.stderr_text(), SLOW, "the removal of m12")
         added = f"discovery: member {self.name_of(13)} of pool web added at 127.0.0.13:{self.member_port}"
         wait_until(lambda: added in lb.stderr_text(), what="the log line of m13's addition")
+        # Both are events too (GET /events), with the pool and member.
+        changes = {(e["pool"], e["member"]): e["message"] for e in get(self.admin_port, "/events").json()["events"]
+                   if e["kind"] == "discovery"}
+        self.assertTrue(changes[("web", self.name_of(12))].startswith("removed"), changes)
+        self.assertEqual(changes[("web", self.name_of(13))], f"added at 127.0.0.13:{self.member_port}")
         mark = traffic.count()
         before = more_harness.sessions(self.backends[12])
         wait_until(lambda: traffic.count() >= mark + 30, SLOW, "30 sessions after the change")

@@ -533,7 +533,8 @@ TEST_F(AdminRoutes, EventsFollowTheReadRules) {
 
 TEST_F(AdminRoutes, EventsSinceLimitAndFormat) {
   EventLog log;
-  for (int i = 1; i <= 5; ++i) log.add(1'764'165'600'000 + i, EventKind::Health, "event " + std::to_string(i), "p", "m");
+  for (int i = 1; i <= 5; ++i)
+    log.add(1'764'165'600'000 + i, EventKind::Health, "event " + std::to_string(i), "p", "m");
   ReportSources sources;
   sources.events = &log;
   Admin admin(nullptr, -1, config::Admin{}, sources);

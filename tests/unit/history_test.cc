@@ -211,9 +211,16 @@ TEST(History, StateSinceFollowsSamplesAndNotedChanges) {
   EXPECT_EQ(h.series(kMember)->state, "draining");
   EXPECT_EQ(h.series(kMember)->stateSinceUnixMs, 7000);
 
+  // stateSince() says the same without copying the samples.
+  auto state = h.stateSince(kMember);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->first, "draining");
+  EXPECT_EQ(state->second, 7000);
+
   // A series not kept is not started by a note.
   h.noteState({"pool", "other"}, "down", 8000);
   EXPECT_FALSE(h.series({"pool", "other"}).has_value());
+  EXPECT_FALSE(h.stateSince({"pool", "other"}).has_value());
 }
 
 TEST(History, EachSeriesHoldsAFixedRingWhateverItsAge) {
