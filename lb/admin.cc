@@ -406,8 +406,13 @@ void Admin::onTick(std::chrono::steady_clock::time_point now) {
 }
 
 std::optional<AdminResponse> Admin::refuseBrowser(const AdminRequest& request, std::string_view localAddress) const {
-  if (request.hasOrigin)
-    return text(403, "refused: a request with an Origin header comes from a web page (cross-site request)");
+  // The status page's own fetch is the one request with an Origin allowed:
+  // its Origin is http:// and the very Host it was loaded from (which must
+  // pass the check below). A page of any other origin is a cross-site request.
+  if (request.hasOrigin &&
+      (request.host.empty() || lowerCase(request.origin) != "http://" + lowerCase(request.host)))
+    return text(403, "refused: a request with an Origin header other than this endpoint's own comes from "
+                     "another web page (cross-site request)");
   if (request.host.empty()) return std::nullopt;
   std::string host = lowerCase(request.host);
   if (isLocalhost(host) || host == lowerCase(localAddress) ||

@@ -88,7 +88,8 @@ class Admin {
   // Answers a parsed request (public for tests of the routes).
   AdminResponse route(const AdminRequest& request);
   // 403 for a request a browser could have been made to send: an Origin
-  // header (CSRF), or a Host that is neither this endpoint's address (as
+  // header other than "http://" + Host (CSRF; the status page's own fetch
+  // has exactly that one), or a Host that is neither this endpoint's address (as
   // configured, or `localAddress`, the connection's) nor localhost (DNS
   // rebinding). No Host at all is not a browser's request.
   std::optional<AdminResponse> refuseBrowser(const AdminRequest& request, std::string_view localAddress) const;

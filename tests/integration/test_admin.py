@@ -378,13 +378,16 @@ class StatusPage(html.parser.HTMLParser):
         self.title = ""
         self.rows = {}
         self._in_title = False
+        self._in_svg = False
         self._row = None
         self._cell = None
         self._badge = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "title":
+        if tag == "svg":
+            self._in_svg = True  # a chart's <title> is not the page's
+        elif tag == "title" and not self._in_svg:
             self._in_title = True
         elif tag == "tr" and "data-member" in a:
             self._row = {"state": a.get("data-state"), "cells": [], "badges": []}
@@ -396,7 +399,9 @@ class StatusPage(html.parser.HTMLParser):
             self._badge = [" ".join(classes), ""]
 
     def handle_endtag(self, tag):
-        if tag == "title":
+        if tag == "svg":
+            self._in_svg = False
+        elif tag == "title":
             self._in_title = False
         elif tag == "tr":
             self._row = None

@@ -166,9 +166,12 @@ class AdminSecurityTest(harness.RinglbTest):
             self.assertEqual(mh.parse_response(raw).status, 200, host)
         # A page on another site that posts here (CSRF), or a name that
         # rebinds to 127.0.0.1: refused, with the reason, even with the token.
+        # Another port, scheme or name of this host is another origin too.
         cases = [("Origin", {"Origin": "http://evil.example"}, "GET", "/metrics"),
                  ("Origin null", {"Origin": "null", **auth}, "POST", drain),
-                 ("Origin of itself", {"Origin": f"http://127.0.0.1:{self.admin}", **auth}, "POST", drain)]
+                 ("Origin of another port", {"Origin": f"http://127.0.0.1:{self.admin + 1}", **auth}, "POST", drain),
+                 ("Origin https", {"Origin": f"https://127.0.0.1:{self.admin}", **auth}, "POST", drain),
+                 ("Origin of another name", {"Origin": f"http://localhost:{self.admin}", **auth}, "POST", drain)]
         for what, headers, method, path in cases:
             with self.subTest(what):
                 r = mh.request(self.admin, method, path, headers=headers)
@@ -182,7 +185,31 @@ class AdminSecurityTest(harness.RinglbTest):
                 r = mh.parse_response(mh.raw_exchange(self.admin, data.encode())[0])
                 self.assertEqual(r.status, 403, r)
                 self.assertIn(b"Host", r.body)
+        # The same origin as a rebinding name: the Host check still refuses it.
+        host = f"evil.example:{self.admin}"
+        data = f"POST {drain} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n" \
+               f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n"
+        r = mh.parse_response(mh.raw_exchange(self.admin, data.encode())[0])
+        self.assertEqual(r.status, 403, r)
+        self.assertIn(b"Host", r.body)
         self.assertEqual(mh.member_status(self.admin, "p", "m1")["state"], "up")
+
+    def test_same_origin_requests_pass(self):
+        """The status page's own fetch: Origin http:// + the Host it was
+        loaded from (a Host that passes). It still needs the token."""
+        self.start({"token": TOKEN})
+        drain = "/pools/p/members/m1/drain"
+        for host in (f"127.0.0.1:{self.admin}", f"localhost:{self.admin}"):
+            with self.subTest(host=host):
+                head = f"POST {drain} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
+                r = mh.parse_response(mh.raw_exchange(self.admin, f"{head}Content-Length: 0\r\n\r\n".encode())[0])
+                self.assertEqual(r.status, 401, r)
+                self.assertEqual(mh.member_status(self.admin, "p", "m1")["state"], "up")
+                data = f"{head}Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n"
+                r = mh.parse_response(mh.raw_exchange(self.admin, data.encode())[0])
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(mh.member_status(self.admin, "p", "m1")["state"], "draining")
+                self.assertEqual(mh.post(self.admin, "/pools/p/members/m1/undrain", token=TOKEN).status, 200)
 
     def test_reload_rate_limited(self):
         lb = self.start({"token": TOKEN, "reload_min_interval": "1h"})

@@ -483,6 +483,41 @@ TEST_F(AdminRoutes, BrowserRequestsAreRefused) {
   EXPECT_EQ(verdict("", "127.0.0.1:9900", true), 403);
 }
 
+// The status page's own fetch (a POST from http://HOST/) sends Origin:
+// http://HOST with the Host it loaded the page from. Exactly that passes,
+// and only where that Host passes on its own; any other Origin is a page
+// of another site (or scheme, or port) and stays refused.
+TEST_F(AdminRoutes, SameOriginRequestsFromTheStatusPagePass) {
+  config::Admin settings;
+  std::string why;
+  settings.listen = config::parseAddress("127.0.0.1:9900", &why);
+  auto admin = make(settings);
+  auto verdict = [&](std::string host, std::string origin, std::string_view local = "127.0.0.1:9900") {
+    AdminRequest r = request("POST", "/pools/p/members/m/drain");
+    r.host = std::move(host);
+    r.hasOrigin = true;
+    r.origin = std::move(origin);
+    auto refused = admin->refuseBrowser(r, local);
+    return refused ? refused->status : 0;
+  };
+  EXPECT_EQ(verdict("127.0.0.1:9900", "http://127.0.0.1:9900"), 0);
+  EXPECT_EQ(verdict("localhost:9900", "http://localhost:9900"), 0);
+  EXPECT_EQ(verdict("LocalHost:9900", "http://localhost:9900"), 0);  // browsers lower-case the origin
+  EXPECT_EQ(verdict("localhost", "http://localhost"), 0);
+  EXPECT_EQ(verdict("[::1]:9900", "http://[::1]:9900", "[::1]:9900"), 0);
+  // Another origin, whatever the Host.
+  for (std::string origin : {"http://evil.example", "http://127.0.0.1:9901", "https://127.0.0.1:9900",
+                             "http://localhost:9900", "null", "", "http://127.0.0.1:9900/", "http://127.0.0.1",
+                             "127.0.0.1:9900", "http://127.0.0.1:9900.evil.example"})
+    EXPECT_EQ(verdict("127.0.0.1:9900", origin), 403) << origin;
+  // The same origin as a Host that does not pass: DNS rebinding.
+  EXPECT_EQ(verdict("evil.example:9900", "http://evil.example:9900"), 403);
+  EXPECT_EQ(verdict("127.0.0.2:9900", "http://127.0.0.2:9900"), 403);
+  // No Host: nothing to be the same as.
+  EXPECT_EQ(verdict("", "http://127.0.0.1:9900"), 403);
+  EXPECT_EQ(verdict("", ""), 403);
+}
+
 TEST_F(AdminRoutes, EventsFollowTheReadRules) {
   config::Admin settings;
   settings.token = "t";

@@ -119,7 +119,7 @@ TEST(EmptyPool, ReportsRender) {
       << json;
   std::string page = renderStatusPage(sources);
   EXPECT_NE(page.find("<h2>pool api"), std::string::npos);
-  EXPECT_NE(page.find("<td colspan=\"7\" class=\"muted\">no members</td>"), std::string::npos) << page;
+  EXPECT_NE(page.find("<td colspan=\"14\" class=\"muted\">no members</td>"), std::string::npos) << page;
 }
 
 }  // namespace
