@@ -43,7 +43,8 @@ input.weight{width:4em}
 <h1>ringlb</h1>
 <section id="controls" class="js-only" aria-label="admin token">
 <label for="token">Admin token</label> <input id="token" type="password" autocomplete="off" size="24">
-<button type="button" id="use-token">use</button> <button type="button" id="forget-token" hidden>forget the token</button>
+<button type="button" id="use-token">use</button>
+<button type="button" id="forget-token" hidden>forget the token</button>
 <span id="token-state" class="muted"></span>
 <div id="control-result" role="status" aria-live="polite"></div>
 </section>
