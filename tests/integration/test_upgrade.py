@@ -458,6 +458,12 @@ class UpgradeTest(harness.RinglbTest):
         for _ in range(20):
             self.ask()
         mh.get(self.admin, "/status")
+        # Both steps are events of this process (GET /events).
+        upgrades = [(e["who"], e["message"]) for e in mh.get(self.admin, "/events").json()["events"]
+                    if e["kind"] == "upgrade"]
+        self.assertEqual(len(upgrades), 2, upgrades)
+        self.assertEqual(upgrades[0], ("SIGUSR2", f"started process {pid}; waiting for it to be ready"))
+        self.assertTrue(upgrades[1][1].startswith(f"failed: process {pid} ended before it was ready"), upgrades)
         # A config the new process cannot put into effect: a new listener on
         # a port another process holds.
         blocker = socket.socket()
