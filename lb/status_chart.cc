@@ -10,9 +10,13 @@
 namespace lb {
 namespace {
 
+// Drawn at kWidth x kHeight pixels, in chart units: x is the sample's index
+// (0 .. samples - 1) and y 0 (the scale's max) .. kScale (zero), stretched to
+// the box (preserveAspectRatio none; the stroke keeps its width). Integers:
+// a full window is 450 points a line, so every byte of a point counts.
 constexpr int kWidth = 180;
 constexpr int kHeight = 40;
-constexpr double kInset = 2;  // keeps a line at 0 or at the max fully visible
+constexpr int kScale = 100;
 
 struct Line {
   HistoryMetric metric;
@@ -47,13 +51,11 @@ float maxOf(const std::vector<float>& values) {
   return max;
 }
 
-// "M x y L x y ..." restarting with M after every gap; a value alone between
+// "Mx y Lx y ..." restarting with M after every gap; a value alone between
 // gaps is a zero-length segment, which the round line cap draws as a dot.
 std::string pathOf(const std::vector<float>& values, float scaleMax, size_t* points) {
   std::string d;
   size_t n = values.size();
-  double step = n > 1 ? double(kWidth - 2 * kInset) / double(n - 1) : 0;
-  double span = kHeight - 2 * kInset;
   bool inLine = false;
   *points = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -62,10 +64,9 @@ std::string pathOf(const std::vector<float>& values, float scaleMax, size_t* poi
       inLine = false;
       continue;
     }
-    double x = kInset + step * double(i) + (n == 1 ? (kWidth - 2 * kInset) : 0);
-    double y = kHeight - kInset - (scaleMax > 0 ? double(std::max(v, 0.0f)) / scaleMax * span : 0);
+    long y = kScale - (scaleMax > 0 ? std::lround(double(std::max(v, 0.0f)) / scaleMax * kScale) : 0);
     bool alone = !inLine && (i + 1 == n || !std::isfinite(values[i + 1]));
-    fmt::format_to(std::back_inserter(d), "{}{}{:.1f} {:.1f}", d.empty() ? "" : " ", inLine ? 'L' : 'M', x, y);
+    fmt::format_to(std::back_inserter(d), "{}{}{} {}", d.empty() ? "" : " ", inLine ? 'L' : 'M', i, y);
     if (alone) d += " h0";
     inLine = true;
     ++*points;
@@ -159,10 +160,17 @@ std::string renderChart(const History::Series& series, std::span<const int64_t> 
                    i + 1, toString(line.metric), points, d);
   }
   fmt::format_to(std::back_inserter(title), ", over the last {} ({} samples)", window, samples);
+  // A margin of about 2 pixels around the lines, so that neither a line at
+  // an edge nor a dot's cap is cut off.
+  // A single sample sits at the right, where the newest always is.
+  double last = samples > 1 ? double(samples - 1) : 1;
+  double margin = last * 2 / kWidth;
+  double left = samples > 1 ? -margin : -last - margin;
   return fmt::format(
-      "<svg class=\"chart\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
-      "data-series=\"{2}\" data-chart=\"{3}\" data-samples=\"{4}\"><title>{5}</title>{6}</svg>",
-      kWidth, kHeight, name, spec.name, samples, title, paths);
+      "<svg class=\"chart\" width=\"{}\" height=\"{}\" viewBox=\"{:.2f} -5 {:.2f} {}\" "
+      "preserveAspectRatio=\"none\" role=\"img\" data-series=\"{}\" data-chart=\"{}\" data-samples=\"{}\">"
+      "<title>{}</title>{}</svg>",
+      kWidth, kHeight, left, last + 2 * margin, kScale + 10, name, spec.name, samples, title, paths);
 }
 
 }  // namespace lb

@@ -32,7 +32,8 @@ td.charts,td.controls,td.nowrap{white-space:nowrap}
 .up{background:#2e7d32} .down{background:#c62828} .draining{background:#ef6c00}
 .muted{color:#777}
 svg.chart{background:#fafafa;border:1px solid #eee;margin-right:4px;vertical-align:middle}
-svg.chart path{fill:none;stroke-width:1.5;stroke-linecap:round;stroke-linejoin:round}
+svg.chart path{fill:none;stroke-width:1.5;stroke-linecap:round;stroke-linejoin:round;
+  vector-effect:non-scaling-stroke}
 svg.chart .line1{stroke:#1565c0} svg.chart .line2{stroke:#ef6c00}
 .key1{color:#1565c0} .key2{color:#ef6c00}
 html:not(.js) .js-only{display:none}
@@ -43,7 +44,8 @@ input.weight{width:4em}
 <h1>ringlb</h1>
 <section id="controls" class="js-only" aria-label="admin token">
 <label for="token">Admin token</label> <input id="token" type="password" autocomplete="off" size="24">
-<button type="button" id="use-token">use</button> <button type="button" id="forget-token" hidden>forget the token</button>
+<button type="button" id="use-token">use</button>
+<button type="button" id="forget-token" hidden>forget the token</button>
 <span id="token-state" class="muted"></span>
 <div id="control-result" role="status" aria-live="polite"></div>
 </section>

@@ -59,7 +59,8 @@ inline constexpr std::string_view kStatusPageScript = R"JS(
     var url = '/pools/' + encodeURIComponent(pool) + '/members/' + encodeURIComponent(member) + '/' + action;
     var what = action + ' ' + pool + '/' + member + (action === 'weight' ? ' ' + body : '');
     try {
-      var r = await fetch(url, { method: 'POST', headers: headers(), body: body, cache: 'no-store', credentials: 'omit' });
+      var r = await fetch(url, { method: 'POST', headers: headers(), body: body, cache: 'no-store',
+                                 credentials: 'omit' });
       var text = (await r.text()).trim();
       var hint = r.status === 401 ? (token() ? ' (is the token right?)' : ' (enter the admin token above)') : '';
       say(what + ': ' + r.status + ' ' + r.statusText + ': ' + text + hint, r.ok);
