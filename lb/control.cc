@@ -400,7 +400,7 @@ bool Control::reload(std::string* errorsOut, std::string_view who) {
   discoveryChanged_ = false;  // the new generation has the members found so far
   switchTo(std::move(next), std::move(fds), "reload");
   log::info("reloaded {}: {}", configPath_, config::summary(config_));
-  addEvent(EventKind::Reload, fmt::format("ok: {}", config::summary(config_)), {}, {}, std::string(who));
+  addEvent(EventKind::Reload, config::summary(config_), {}, {}, std::string(who));
   addCertificateEvents("loaded by the reload");
   notifySystemd("READY=1");
   return true;
