@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <ctime>
 #include <limits>
 
@@ -395,6 +396,14 @@ std::vector<CertificateRow> certificateRows(const Runtime& runtime) {
   for (const auto& pool : runtime.pools)
     if (pool->tls)
       for (const auto& c : pool->tls->certificates()) rows.push_back({"pool", pool->name(), &c});
+  return rows;
+}
+
+std::vector<CertificateRow> certificateRowsSoonestFirst(const Runtime& runtime) {
+  std::vector<CertificateRow> rows = certificateRows(runtime);
+  std::stable_sort(rows.begin(), rows.end(), [](const CertificateRow& a, const CertificateRow& b) {
+    return a.info->notAfterUnix < b.info->notAfterUnix;
+  });
   return rows;
 }
 

@@ -49,6 +49,8 @@ struct CertificateRow {
   const tls::CertificateInfo* info;
 };
 std::vector<CertificateRow> certificateRows(const Runtime& runtime);
+// The same, the soonest to expire first (as the status page and text list them).
+std::vector<CertificateRow> certificateRowsSoonestFirst(const Runtime& runtime);
 // `unix` (seconds since the epoch) as "2026-11-26T14:00:00Z".
 std::string isoTime(int64_t unix);
 

@@ -170,11 +170,8 @@ void discoveryTable(std::string& out, const ReportSources& s) {
 
 // Certificates in use, the soonest to expire first.
 void certificateTable(std::string& out, const ReportSources& s) {
-  std::vector<CertificateRow> rows = certificateRows(*s.runtime);
+  std::vector<CertificateRow> rows = certificateRowsSoonestFirst(*s.runtime);
   if (rows.empty()) return;
-  std::stable_sort(rows.begin(), rows.end(), [](const CertificateRow& a, const CertificateRow& b) {
-    return a.info->notAfterUnix < b.info->notAfterUnix;
-  });
   int64_t now = static_cast<int64_t>(std::time(nullptr));
   TextTable table({"CERTIFICATE", "USED BY", "NAMES", "EXPIRES", "IN", "SERIAL"},
                   {false, false, false, false, true, false});

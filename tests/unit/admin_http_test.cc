@@ -419,6 +419,12 @@ struct AdminRoutes : testing::Test {
     r.authorization = std::move(authorization);
     return r;
   }
+
+  static AdminResponse getEvents(Admin& admin, std::string query) {
+    AdminRequest r = request("GET", "/events");
+    r.query = std::move(query);
+    return admin.route(r);
+  }
 };
 
 TEST_F(AdminRoutes, ReloadAtMostOncePerInterval) {
@@ -538,11 +544,7 @@ TEST_F(AdminRoutes, EventsSinceLimitAndFormat) {
   ReportSources sources;
   sources.events = &log;
   Admin admin(nullptr, -1, config::Admin{}, sources);
-  auto get = [&](std::string query) {
-    AdminRequest r = request("GET", "/events");
-    r.query = std::move(query);
-    return admin.route(r);
-  };
+  auto get = [&](std::string query) { return getEvents(admin, std::move(query)); };
   AdminResponse all = get("");
   EXPECT_EQ(all.status, 200);
   EXPECT_EQ(all.contentType, "application/json");
@@ -565,11 +567,7 @@ TEST_F(AdminRoutes, BadEventsParametersSayWhatIsWrong) {
   ReportSources sources;
   sources.events = &log;
   Admin admin(nullptr, -1, config::Admin{}, sources);
-  auto get = [&](std::string query) {
-    AdminRequest r = request("GET", "/events");
-    r.query = std::move(query);
-    return admin.route(r);
-  };
+  auto get = [&](std::string query) { return getEvents(admin, std::move(query)); };
   for (std::string query : {"since=", "since=-1", "since=x", "since=1x", "since=99999999999999999999999"}) {
     AdminResponse r = get(query);
     EXPECT_EQ(r.status, 400) << query;
