@@ -92,7 +92,9 @@ inline constexpr std::string_view kStatusPageScript = R"JS(
       var r = await fetch(location.pathname, { headers: headers(), cache: 'no-store', credentials: 'omit' });
       if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
       var fresh = new DOMParser().parseFromString(await r.text(), 'text/html').getElementById('live');
-      if (fresh && (now || !typing())) $('live').innerHTML = fresh.innerHTML;
+      // Never under a focused input, even after an action: the operator may
+      // have started typing while the fetch was out.
+      if (fresh && !typing()) $('live').innerHTML = fresh.innerHTML;
       $('refresh-state').textContent = 'Updated ' + new Date().toLocaleTimeString() + '.';
     } catch (e) {
       $('refresh-state').textContent = 'Refresh failed: ' + e.message + ' (retrying).';
