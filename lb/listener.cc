@@ -36,8 +36,9 @@ std::set<uint64_t> gOwnInodes;
 void rememberOwn(int fd) {
   struct stat info {};
   if (::fstat(fd, &info) != 0) return;
+  uint64_t inode = info.st_ino;
   std::lock_guard lock(gOwnMutex);
-  gOwnInodes.insert(info.st_ino);
+  gOwnInodes.insert(inode);
 }
 
 bool isOwn(uint64_t inode) {

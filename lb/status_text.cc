@@ -178,7 +178,10 @@ void certificateTable(std::string& out, const ReportSources& s) {
   for (const CertificateRow& row : rows) {
     const tls::CertificateInfo& c = *row.info;
     std::string names;
-    for (const std::string& name : c.names) names += (names.empty() ? "" : ",") + shown(name);
+    for (const std::string& name : c.names) {
+      if (!names.empty()) names += ',';
+      names += shown(name);
+    }
     int64_t left = c.notAfterUnix - now;
     table.add({shown(c.file), fmt::format("{} {}", row.kind, shown(row.owner)), names, isoTime(c.notAfterUnix),
                left <= 0 ? "expired" : humanDuration(left), shown(c.serial)});
