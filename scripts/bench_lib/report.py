@@ -1,4 +1,5 @@
-"""Medians over rounds, the markdown table, and the PERF.md targets."""
+"""Medians over rounds, the markdown tables (one per mode), and the
+PERF.md targets."""
 
 import statistics
 
@@ -14,19 +15,33 @@ class Figure:
         self.proxy_only = proxy_only
 
 
-def figures(idle_counts):
+def figures(idle_counts, with_idle=True):
+    """The rows of a table; WITH_IDLE: also those of the idle-connection
+    workloads (measured in the pinned mode only)."""
     few, many = idle_counts
-    return [
+    rows = [
         Figure("ka_rps", "keep-alive req/s (wrk -t1 -c50)", ",.0f", "higher"),
         Figure("ka_p50_ms", "keep-alive p50 latency, ms", ".3f", "lower"),
         Figure("ka_p99_ms", "keep-alive p99 latency, ms", ".3f", "lower"),
         Figure("ka_cpu", "proxy CPU s per 100k keep-alive requests", ".2f", "lower", True),
+        Figure("ka_vcsw", "proxy voluntary context switches per 1k keep-alive requests",
+               ".1f", "lower", True),
+        Figure("ka_ivcsw", "proxy involuntary context switches per 1k keep-alive requests",
+               ".1f", "lower", True),
         Figure("close_rps", "Connection: close req/s", ",.0f", "higher"),
         Figure("close_p99_ms", "Connection: close p99 latency, ms", ".3f", "lower"),
         Figure("close_cpu", "proxy CPU s per 100k closed connections", ".2f", "lower", True),
+        Figure("close_vcsw", "proxy voluntary context switches per 1k closed connections",
+               ".1f", "lower", True),
+        Figure("close_ivcsw", "proxy involuntary context switches per 1k closed connections",
+               ".1f", "lower", True),
         Figure("bulk_fwd_gbps", "iperf3 Gbit/s, client to server", ".2f", "higher"),
         Figure("bulk_rev_gbps", "iperf3 Gbit/s, server to client (-R)", ".2f", "higher"),
         Figure("bulk_cpu_per_gb", "proxy CPU s per GB bulk (both directions)", ".3f", "lower", True),
+    ]
+    if not with_idle:
+        return rows
+    return rows + [
         Figure(f"idle_kib_{few}", f"proxy RSS KiB per idle connection, {few:,} idle", ".2f", "lower", True),
         Figure(f"idle_kib_{many}", f"proxy RSS KiB per idle connection, {many:,} idle", ".2f", "lower", True),
         Figure("many_rps", f"keep-alive req/s (-c50) with {many:,} idle open", ",.0f", "higher"),
@@ -45,10 +60,13 @@ def round_figures(raw, idle_counts):
     fwd, rev = raw.get("bulk_fwd"), raw.get("bulk_rev")
     if ka:
         out.update(ka_rps=ka["rps"], ka_p50_ms=ka["p50_ms"], ka_p99_ms=ka["p99_ms"],
-                   ka_cpu=ka.get("cpu_per_100k"))
+                   ka_cpu=ka.get("cpu_per_100k"), ka_vcsw=ka.get("voluntary_per_1k"),
+                   ka_ivcsw=ka.get("involuntary_per_1k"))
     if close:
         out.update(close_rps=close["rps"], close_p99_ms=close["p99_ms"],
-                   close_cpu=close.get("cpu_per_100k"))
+                   close_cpu=close.get("cpu_per_100k"),
+                   close_vcsw=close.get("voluntary_per_1k"),
+                   close_ivcsw=close.get("involuntary_per_1k"))
     if fwd:
         out["bulk_fwd_gbps"] = fwd["gbps"]
     if rev:
@@ -86,20 +104,35 @@ def _ratio(a, b):
     return f"{a / b:.2f}x"
 
 
-def table(meds, idle_counts, contenders=CONTENDERS):
+def table(meds, idle_counts, with_idle=True, contenders=CONTENDERS):
     """The markdown table: one row per figure, one column per contender,
-    then ringlb as a ratio to HAProxy and to direct."""
-    head = ["figure"] + list(contenders) + ["ringlb/haproxy", "ringlb/direct"]
+    then ringlb as a ratio to HAProxy, nginx and direct."""
+    others = ("haproxy", "nginx", "direct")
+    head = ["figure"] + list(contenders) + [f"ringlb/{o}" for o in others]
     lines = ["| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for f in figures(idle_counts):
+    for f in figures(idle_counts, with_idle):
         values = {c: meds.get(c, {}).get(f.key) for c in contenders}
         arrow = "↑" if f.better == "higher" else "↓"
         row = [f"{f.label} {arrow}"]
         row += [_cell(values[c], f.fmt) for c in contenders]
-        row.append(_ratio(values.get("ringlb"), values.get("haproxy")))
-        row.append(_ratio(values.get("ringlb"), values.get("direct")))
+        row += [_ratio(values.get("ringlb"), values.get(o)) for o in others]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+SPREAD_FIGURES = (("ka_rps", "keep-alive req/s"), ("ka_cpu", "keep-alive CPU/request"),
+                  ("close_rps", "close req/s"), ("close_cpu", "CPU/closed connection"))
+
+
+def spread_text(per_round):
+    """ringlb/HAProxy round by round, for the figures that swing most when
+    nothing is pinned: one line per figure."""
+    ringlb, haproxy = per_round.get("ringlb", []), per_round.get("haproxy", [])
+    lines = []
+    for key, label in SPREAD_FIGURES:
+        ratios = [_ratio(r.get(key), h.get(key)) for r, h in zip(ringlb, haproxy)]
+        lines.append(f"- {label}, ringlb/haproxy by round: {', '.join(ratios) or '-'}")
     return "\n".join(lines)
 
 
@@ -127,16 +160,43 @@ def targets(meds, idle_counts):
         (f"CPU per request with {many:,} idle <= 1.25x with none",
          r.get("many_cpu_ratio"), "<=", 1.25),
     ]
-    out = []
-    for text, value, op, limit in checks:
-        met = None if value is None else (value >= limit if op == ">=" else value <= limit)
-        out.append((text, value, met))
-    return out
+    return _verdicts(checks)
 
 
-def targets_text(meds, idle_counts):
+def ahead_targets(meds):
+    """The unpinned and as-deployed targets of issue 13: ringlb ahead of
+    HAProxy and nginx on requests/s and on CPU per request."""
+    r = meds.get("ringlb", {})
+    checks = []
+    for other in ("haproxy", "nginx"):
+        o = meds.get(other, {})
+
+        def ratio(key):
+            return r[key] / o[key] if key in r and o.get(key) else None
+
+        checks += [
+            (f"keep-alive req/s > {other}", ratio("ka_rps"), ">", 1.0),
+            (f"keep-alive CPU/request < {other}", ratio("ka_cpu"), "<", 1.0),
+            (f"Connection: close req/s > {other}", ratio("close_rps"), ">", 1.0),
+            (f"CPU per closed connection < {other}", ratio("close_cpu"), "<", 1.0),
+        ]
+    return _verdicts(checks)
+
+
+_COMPARE = {">=": lambda v, limit: v >= limit, "<=": lambda v, limit: v <= limit,
+            ">": lambda v, limit: v > limit, "<": lambda v, limit: v < limit}
+
+
+def _verdicts(checks):
+    """(text, measured, met) for each (text, measured, operator, limit);
+    met is None when the value was not measured."""
+    return [(text, value, None if value is None else _COMPARE[op](value, limit))
+            for text, value, op, limit in checks]
+
+
+def targets_text(verdicts):
     lines = []
-    for text, value, met in targets(meds, idle_counts):
+    for text, value, met in verdicts:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[met]
         shown = "-" if value is None else f"{value:.2f}"
         lines.append(f"- {text}: {shown} ({verdict})")
