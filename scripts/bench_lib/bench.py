@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 import report  # noqa: E402
 from contenders import Backends, Contender, HAProxy, NginxStream, Ringlb  # noqa: E402
 from modes import NAMES as MODE_NAMES, plan as plan_modes  # noqa: E402
-from procs import ephemeral_range, pick_ports, rss_kib  # noqa: E402
+from procs import ephemeral_range, pick_ports, rss_kib, thread_count  # noqa: E402
 from workloads import IdleConnections, run_iperf, run_wrk, settled_rss  # noqa: E402
 import tls_section  # noqa: E402
 
@@ -246,6 +246,7 @@ def run_one(contender, mode, args, backends):
         result = measure(contender, mode, args, backends)
         if contender.is_proxy:
             result["rss_kib_end"] = rss_kib(contender.pids())
+            result["threads"] = thread_count(contender.pids())
     except Exception as e:
         log(f"    {contender.name} FAILED: {e}")
         result = {"errors": [str(e)]}
@@ -272,11 +273,14 @@ def errors_text(mode, raw):
 
 def mode_text(mode, descriptions, raw, per_round, meds, args):
     """The markdown of one mode: what ran, the table, the targets, errors."""
+    threads = ", ".join(f"{name} {' '.join(str(r['threads']) for r in rounds if 'threads' in r)}"
+                        for name, rounds in raw.items() if name != "direct")
     parts = [
         f"## TCP proxying, {mode.title}",
         "",
         f"- {mode.pinning}",
         "- " + "; ".join(descriptions[c] for c in report.CONTENDERS),
+        f"- threads of each proxy (all its processes) at the end of each round: {threads}",
         "",
         report.table(meds, args.idle, mode.measures_idle),
     ]

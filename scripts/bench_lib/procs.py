@@ -130,6 +130,17 @@ def context_switches(pids):
     return voluntary, involuntary
 
 
+def thread_count(pids):
+    """How many threads the processes have, together."""
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return total
+
+
 def set_affinity(pids, cpus):
     """Moves every thread of the running processes to CPUS (a taskset
     list such as "0,1")."""
