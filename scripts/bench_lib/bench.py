@@ -136,9 +136,10 @@ def measure(contender, mode, args, backends):
     """Every workload of MODE against one freshly started contender; the raw
     results.
 
-    Idle memory (pinned mode only) comes first, while the proxy holds nothing but what one
-    request warmed up: measured later, memory that earlier workloads touched
-    and freed would be reused and hide the cost of a connection."""
+    Idle memory (pinned mode only) comes first, while the proxy holds
+    nothing but what one request warmed up: measured later, memory that
+    earlier workloads touched and freed would be reused and hide the cost
+    of a connection."""
     raw, errors = {}, []
 
     def attempt(key, fn):
@@ -254,48 +255,6 @@ def run_one(contender, mode, args, backends):
         contender.stop()
     result["seconds"] = round(time.monotonic() - began, 1)
     return result
-
-
-def errors_text(mode, raw):
-    """One line per failed workload or wrk run with errors in MODE."""
-    lines = []
-    for name, rounds in raw.items():
-        for i, r in enumerate(rounds):
-            where = f"{mode.name}, {name}, round {i + 1}"
-            lines += [f"- {where}: {e}" for e in r.get("errors", [])]
-            for key in ("keepalive", "close", "many"):
-                w = r.get(key)
-                if w and (w["errors"] or w["non_2xx"]):
-                    lines.append(f"- {where}, {key}: "
-                                 f"{w.get('socket_errors', '')} non-2xx {w['non_2xx']}")
-    return "\n".join(lines)
-
-
-def mode_text(mode, descriptions, raw, per_round, meds, args):
-    """The markdown of one mode: what ran, the table, the targets, errors."""
-    threads = ", ".join(f"{name} {' '.join(str(r['threads']) for r in rounds if 'threads' in r)}"
-                        for name, rounds in raw.items() if name != "direct")
-    parts = [
-        f"## TCP proxying, {mode.title}",
-        "",
-        f"- {mode.pinning}",
-        "- " + "; ".join(descriptions[c] for c in report.CONTENDERS),
-        f"- threads of each proxy (all its processes) at the end of each round: {threads}",
-        "",
-        report.table(meds, args.idle, mode.measures_idle),
-    ]
-    if mode.measures_idle:
-        parts += ["", "PERF.md targets (ringlb):", "",
-                  report.targets_text(report.targets(meds, args.idle))]
-    else:
-        parts += ["", "Round by round (unpinned figures swing):", "",
-                  report.spread_text(per_round),
-                  "", "Issue 13 targets (ringlb ahead of HAProxy and nginx):", "",
-                  report.targets_text(report.ahead_targets(meds))]
-    errors = errors_text(mode, raw)
-    if errors:
-        parts += ["", "Errors:", "", errors]
-    return "\n".join(parts)
 
 
 def main():
@@ -431,8 +390,9 @@ def main():
     text = "\n".join(header_lines)
     if plain:
         for m in modes:
-            text += "\n\n" + mode_text(m, meta["modes"][m.name]["contenders"], raw[m.name],
-                                       per_round[m.name], meds[m.name], args)
+            text += "\n\n" + report.mode_section(m, meta["modes"][m.name]["contenders"],
+                                                 raw[m.name], per_round[m.name],
+                                                 meds[m.name], args.idle)
     if tls:
         text += "\n\n" + tls_text
 

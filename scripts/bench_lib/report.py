@@ -201,3 +201,46 @@ def targets_text(verdicts):
         shown = "-" if value is None else f"{value:.2f}"
         lines.append(f"- {text}: {shown} ({verdict})")
     return "\n".join(lines)
+
+
+def errors_text(mode, raw):
+    """One line per failed workload or wrk run with errors in MODE."""
+    lines = []
+    for name, rounds in raw.items():
+        for i, r in enumerate(rounds):
+            where = f"{mode.name}, {name}, round {i + 1}"
+            lines += [f"- {where}: {e}" for e in r.get("errors", [])]
+            for key in ("keepalive", "close", "many"):
+                w = r.get(key)
+                if w and (w["errors"] or w["non_2xx"]):
+                    lines.append(f"- {where}, {key}: "
+                                 f"{w.get('socket_errors', '')} non-2xx {w['non_2xx']}")
+    return "\n".join(lines)
+
+
+def mode_section(mode, descriptions, raw, per_round, meds, idle_counts):
+    """The markdown of one mode: what ran, the table, the targets, errors."""
+    threads = ", ".join(
+        f"{name} {' '.join(str(r['threads']) for r in rounds if 'threads' in r)}"
+        for name, rounds in raw.items() if name != "direct")
+    parts = [
+        f"## TCP proxying, {mode.title}",
+        "",
+        f"- {mode.pinning}",
+        "- " + "; ".join(descriptions[c] for c in CONTENDERS),
+        f"- threads of each proxy (all its processes) at the end of each round: {threads}",
+        "",
+        table(meds, idle_counts, mode.measures_idle),
+    ]
+    if mode.measures_idle:
+        parts += ["", "PERF.md targets (ringlb):", "",
+                  targets_text(targets(meds, idle_counts))]
+    else:
+        parts += ["", "Round by round (unpinned figures swing):", "",
+                  spread_text(per_round),
+                  "", "Issue 13 targets (ringlb ahead of HAProxy and nginx):", "",
+                  targets_text(ahead_targets(meds))]
+    errors = errors_text(mode, raw)
+    if errors:
+        parts += ["", "Errors:", "", errors]
+    return "\n".join(parts)
