@@ -265,7 +265,8 @@ def main():
     started = time.monotonic()
     all_modes = plan_modes(args.workers)
     pinned = all_modes[0]
-    modes = [m for m in all_modes if m.name in args.modes]
+    plain = "plain" in args.sections
+    modes = [m for m in all_modes if plain and m.name in args.modes]
     all_cpus = all_modes[1].load_cpus
     # The driver and what it starts without taskset (the TLS section's
     # helpers) stay off the proxy's CPUs; the unpinned modes start
@@ -318,13 +319,12 @@ def main():
     if tls:
         meta["tls_contenders"] = tls.describe()
         meta["versions"]["openssl"] = first_line(["openssl", "version"])
-    plain = "plain" in args.sections
     log(f"bench: sections {', '.join(args.sections)}; {args.rounds} round(s) of "
         f"direct, haproxy, nginx, ringlb"
         + (f" in modes {', '.join(args.modes)}" if plain else "")
         + f"; {meta['wrk']}; iperf3 -t{args.iperf_duration}; "
         f"idle {args.idle[0]:,} and {args.idle[1]:,}; idle TLS {args.tls_idle:,}")
-    for m in modes if plain else [pinned]:
+    for m in modes or [pinned]:
         log(f"bench: {m.name}: {m.pinning}")
 
     raw = {m.name: {c.name: [] for c in contenders[m.name]} for m in modes}
@@ -333,7 +333,7 @@ def main():
         if tls:
             tls.prepare()
         backends.start()
-        for r in range(args.rounds if plain else 0):
+        for r in range(args.rounds if modes else 0):
             for m in modes:
                 backends.pin(m.load_cpus)
                 for c in contenders[m.name]:
@@ -374,8 +374,10 @@ def main():
             f"- TCP proxying: {args.rounds} round(s), each running direct, haproxy, nginx, "
             f"ringlb in turn in each mode ({', '.join(args.modes)}), medians; "
             f"{meta['wrk']} (+ `-H 'Connection: close'`); iperf3 -t{args.iperf_duration} -J "
-            f"(and -R); idle connections (pinned mode) held by a separate client; "
-            f"context switches: voluntary_ctxt_switches and nonvoluntary_ctxt_switches "
+            f"(and -R); "
+            + ("idle connections (pinned mode) held by a separate client; "
+               if "pinned" in args.modes else "")
+            + f"context switches: voluntary_ctxt_switches and nonvoluntary_ctxt_switches "
             f"of every proxy thread (/proc/PID/task/*/status) over each wrk run",
         ]
     if tls:
