@@ -1,6 +1,7 @@
 """Medians over rounds, the markdown tables (one per mode), and the
 PERF.md targets."""
 
+import operator
 import statistics
 
 CONTENDERS = ("direct", "haproxy", "nginx", "ringlb")
@@ -141,10 +142,7 @@ def targets(meds, idle_counts):
     is met: a list of (text, measured, met)."""
     few, many = idle_counts
     r, h, d = meds.get("ringlb", {}), meds.get("haproxy", {}), meds.get("direct", {})
-
-    def ratio(a, b, key):
-        return a[key] / b[key] if key in a and key in b and b[key] else None
-
+    ratio = _figure_ratio
     checks = [
         ("keep-alive req/s >= 1.2x HAProxy", ratio(r, h, "ka_rps"), ">=", 1.2),
         ("keep-alive CPU/request <= 0.75x HAProxy", ratio(r, h, "ka_cpu"), "<=", 0.75),
@@ -168,23 +166,23 @@ def ahead_targets(meds):
     HAProxy and nginx on requests/s and on CPU per request."""
     r = meds.get("ringlb", {})
     checks = []
-    for other in ("haproxy", "nginx"):
-        o = meds.get(other, {})
-
-        def ratio(key):
-            return r[key] / o[key] if key in r and o.get(key) else None
-
+    for name in ("haproxy", "nginx"):
+        o = meds.get(name, {})
         checks += [
-            (f"keep-alive req/s > {other}", ratio("ka_rps"), ">", 1.0),
-            (f"keep-alive CPU/request < {other}", ratio("ka_cpu"), "<", 1.0),
-            (f"Connection: close req/s > {other}", ratio("close_rps"), ">", 1.0),
-            (f"CPU per closed connection < {other}", ratio("close_cpu"), "<", 1.0),
+            (f"keep-alive req/s > {name}", _figure_ratio(r, o, "ka_rps"), ">", 1.0),
+            (f"keep-alive CPU/request < {name}", _figure_ratio(r, o, "ka_cpu"), "<", 1.0),
+            (f"Connection: close req/s > {name}", _figure_ratio(r, o, "close_rps"), ">", 1.0),
+            (f"CPU per closed connection < {name}", _figure_ratio(r, o, "close_cpu"), "<", 1.0),
         ]
     return _verdicts(checks)
 
 
-_COMPARE = {">=": lambda v, limit: v >= limit, "<=": lambda v, limit: v <= limit,
-            ">": lambda v, limit: v > limit, "<": lambda v, limit: v < limit}
+def _figure_ratio(a, b, key):
+    """A[KEY] / B[KEY] for two contenders' medians; None when not measured."""
+    return a[key] / b[key] if key in a and b.get(key) else None
+
+
+_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
 def _verdicts(checks):
