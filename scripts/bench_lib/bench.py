@@ -268,9 +268,9 @@ def main():
     plain = "plain" in args.sections
     modes = [m for m in all_modes if plain and m.name in args.modes]
     all_cpus = all_modes[1].load_cpus
-    # The driver and what it starts without taskset (the TLS section's
-    # helpers) stay off the proxy's CPUs; the unpinned modes start
-    # everything with taskset on every CPU.
+    # The driver, and whatever it starts without taskset, stays off the
+    # pinned proxies' CPUs; the unpinned modes start everything with
+    # taskset on every CPU.
     os.sched_setaffinity(0, [int(c) for c in pinned.load_cpus.split(",")])
 
     low, _ = ephemeral_range()
@@ -278,7 +278,7 @@ def main():
     ports = pick_ports(10 + tls_section.PORTS_NEEDED, base)
     backends = Backends(args.tmp, ports[0:3], ports[3], pinned.load_cpus)
     balance = Ringlb(args.tmp, backends, ports[8:10], args.workers, None,
-                     args.ringlb).choose_balance()
+                     args.ringlb).choose_balance()  # (checks a config, starts nothing)
     contenders = {m.name: make_contenders(m, args, backends, ports[4:10], balance)
                   for m in modes}
     tls = None
