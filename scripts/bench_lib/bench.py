@@ -1,7 +1,9 @@
 """The bench run behind scripts/bench: ringlb against direct, HAProxy and
-nginx stream on the same backends, interleaved over rounds, reported as
-medians with ratios. Run it through scripts/bench, which installs the
-tools, builds ringlb, raises the descriptor limit and cleans up."""
+nginx stream on the same backends, in up to three modes (pinned, unpinned,
+as deployed: see modes.py), interleaved over rounds, reported as medians
+with ratios, one table per mode. Run it through scripts/bench, which
+installs the tools, builds ringlb, raises the descriptor limit and cleans
+up."""
 
 import argparse
 import datetime
@@ -21,7 +23,8 @@ sys.path.insert(0, HERE)
 
 import report  # noqa: E402
 from contenders import Backends, Contender, HAProxy, NginxStream, Ringlb  # noqa: E402
-from procs import ephemeral_range, pick_ports, rss_kib  # noqa: E402
+from modes import NAMES as MODE_NAMES, plan as plan_modes  # noqa: E402
+from procs import ephemeral_range, pick_ports, rss_kib, thread_count  # noqa: E402
 from workloads import IdleConnections, run_iperf, run_wrk, settled_rss  # noqa: E402
 import tls_section  # noqa: E402
 
@@ -41,8 +44,14 @@ def parse_args():
     p.add_argument("--only", choices=SECTIONS,
                    help="one section: plain (TCP proxying) or tls (TLS termination); "
                         "default: both")
+    p.add_argument("--modes", default=",".join(MODE_NAMES),
+                   help="the TCP section's modes, comma-separated: pinned (each proxy with "
+                        "--workers workers, pinned), unpinned (one worker each, nothing "
+                        "pinned), deployed (unpinned, every proxy on its defaults); "
+                        "default: all three, interleaved in each round")
     p.add_argument("--workers", type=int, default=1,
-                   help="ringlb workers = HAProxy nbthread = nginx worker_processes (1)")
+                   help="ringlb workers = HAProxy nbthread = nginx worker_processes in the "
+                        "pinned mode and the TLS section (1)")
     p.add_argument("--rounds", type=int, help="rounds (3; --quick: 2)")
     p.add_argument("--duration", type=int, help="seconds of each wrk run (5; --quick: 2)")
     p.add_argument("--iperf-duration", type=int,
@@ -67,6 +76,10 @@ def parse_args():
     if not 0 < a.tls_idle <= 8900:
         p.error("--tls-idle takes 0 < N <= 8900 (2 descriptors per proxied connection)")
     a.sections = (a.only,) if a.only else SECTIONS
+    asked = set(a.modes.split(","))
+    if not asked <= set(MODE_NAMES):
+        p.error(f"--modes takes a comma-separated list of {', '.join(MODE_NAMES)}")
+    a.modes = [m for m in MODE_NAMES if m in asked]
     a.idle = tuple(int(n) for n in (a.idle or ("500,2000" if a.quick else "2000,8000")).split(","))
     if len(a.idle) != 2 or not 0 < a.idle[0] <= a.idle[1] <= 8900:
         p.error("--idle takes FEW,MANY with 0 < FEW <= MANY <= 8900: a proxied "
@@ -106,17 +119,6 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
-def cpu_plan(workers):
-    """(proxy CPUs, load CPUs) as taskset lists: the proxies get the first
-    WORKERS CPUs, clients and backends the rest. None, None when there are
-    too few CPUs to separate them."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) <= workers:
-        return None, None
-    proxy, load = cpus[:workers], cpus[workers:]
-    return ",".join(map(str, proxy)), ",".join(map(str, load))
-
-
 def check_http(port):
     """One GET through PORT: the contender really reaches a backend."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -130,12 +132,14 @@ def check_http(port):
         conn.close()
 
 
-def measure(contender, args, backends, load_cpus):
-    """Every workload against one freshly started contender; the raw results.
+def measure(contender, mode, args, backends):
+    """Every workload of MODE against one freshly started contender; the raw
+    results.
 
-    Idle memory comes first, while the proxy holds nothing but what one
-    request warmed up: measured later, memory that earlier workloads touched
-    and freed would be reused and hide the cost of a connection."""
+    Idle memory (pinned mode only) comes first, while the proxy holds
+    nothing but what one request warmed up: measured later, memory that
+    earlier workloads touched and freed would be reused and hide the cost
+    of a connection."""
     raw, errors = {}, []
 
     def attempt(key, fn):
@@ -146,6 +150,7 @@ def measure(contender, args, backends, load_cpus):
             log(f"    {key} FAILED: {e}")
 
     pids = contender.pids
+    load_cpus = mode.load_cpus
     few, many = args.idle
 
     def wrk(conns, close=False):
@@ -188,8 +193,9 @@ def measure(contender, args, backends, load_cpus):
         finally:
             idle.close()
 
-    attempt("many", idle_then_many)
-    show(contender.name, f"keep-alive, {many:,} idle", raw.get("many"))
+    if mode.measures_idle:
+        attempt("many", idle_then_many)
+        show(contender.name, f"keep-alive, {many:,} idle", raw.get("many"))
     attempt("keepalive", lambda: wrk(WRK_CONNECTIONS))
     show(contender.name, "keep-alive", raw.get("keepalive"))
     attempt("close", lambda: wrk(WRK_CONNECTIONS, close=True))
@@ -210,10 +216,45 @@ def show(name, what, result):
     text = (f"    {name:7} {what}: {result['rps']:,.0f} req/s, "
             f"p50 {result['p50_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms")
     if "cpu_per_100k" in result:
-        text += f", {result['cpu_per_100k']:.2f} CPU s/100k"
+        text += (f", {result['cpu_per_100k']:.2f} CPU s/100k, context switches per 1k "
+                 f"{result['voluntary_per_1k']:.1f} voluntary, "
+                 f"{result['involuntary_per_1k']:.1f} involuntary")
     if result["errors"] or result["non_2xx"]:
         text += f" ({result.get('socket_errors', '')} non-2xx {result['non_2xx']})"
     log(text)
+
+
+def make_contenders(mode, args, backends, ports, balance):
+    """The four contenders of MODE, in the order they run in each round.
+    PORTS: (http, bulk) for HAProxy, nginx and ringlb in turn; the modes
+    run one after the other, so they share them."""
+    ringlb = Ringlb(args.tmp, backends, ports[4:6], mode.workers, mode.proxy_cpus, args.ringlb)
+    ringlb.balance = balance
+    return [
+        Contender(args.tmp, backends),
+        HAProxy(args.tmp, backends, ports[0:2], mode.workers, mode.proxy_cpus),
+        NginxStream(args.tmp, backends, ports[2:4], mode.workers, mode.proxy_cpus),
+        ringlb,
+    ]
+
+
+def run_one(contender, mode, args, backends):
+    """Starts CONTENDER, measures it in MODE and stops it: its raw results."""
+    began = time.monotonic()
+    try:
+        contender.start()
+        check_http(contender.http_port)
+        result = measure(contender, mode, args, backends)
+        if contender.is_proxy:
+            result["rss_kib_end"] = rss_kib(contender.pids())
+            result["threads"] = thread_count(contender.pids())
+    except Exception as e:
+        log(f"    {contender.name} FAILED: {e}")
+        result = {"errors": [str(e)]}
+    finally:
+        contender.stop()
+    result["seconds"] = round(time.monotonic() - began, 1)
+    return result
 
 
 def main():
@@ -222,28 +263,28 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     started = time.monotonic()
-    all_cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-    proxy_cpus, load_cpus = cpu_plan(args.workers)
-    if load_cpus:
-        os.sched_setaffinity(0, [int(c) for c in load_cpus.split(",")])
-    else:
-        load_cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    all_modes = plan_modes(args.workers)
+    pinned = all_modes[0]
+    plain = "plain" in args.sections
+    modes = [m for m in all_modes if plain and m.name in args.modes]
+    all_cpus = all_modes[1].load_cpus
+    # The driver, and whatever it starts without taskset, stays off the
+    # pinned proxies' CPUs; the unpinned modes start everything with
+    # taskset on every CPU.
+    os.sched_setaffinity(0, [int(c) for c in pinned.load_cpus.split(",")])
 
     low, _ = ephemeral_range()
     base = args.base_port or random.randrange(max(low - 12000, 10000), low - 2000, 100)
     ports = pick_ports(10 + tls_section.PORTS_NEEDED, base)
-    backends = Backends(args.tmp, ports[0:3], ports[3], load_cpus)
-    contenders = [
-        Contender(args.tmp, backends),
-        HAProxy(args.tmp, backends, ports[4:6], args.workers, proxy_cpus),
-        NginxStream(args.tmp, backends, ports[6:8], args.workers, proxy_cpus),
-        Ringlb(args.tmp, backends, ports[8:10], args.workers, proxy_cpus, args.ringlb),
-    ]
-    balance = contenders[3].choose_balance()
+    backends = Backends(args.tmp, ports[0:3], ports[3], pinned.load_cpus)
+    balance = Ringlb(args.tmp, backends, ports[8:10], args.workers, None,
+                     args.ringlb).choose_balance()  # (checks a config, starts nothing)
+    contenders = {m.name: make_contenders(m, args, backends, ports[4:10], balance)
+                  for m in modes}
     tls = None
     if "tls" in args.sections:
-        tls = tls_section.TlsSection(args, backends, ports[10:], proxy_cpus, load_cpus,
-                                     all_cpus, balance)
+        tls = tls_section.TlsSection(args, backends, ports[10:], pinned.proxy_cpus,
+                                     pinned.load_cpus, all_cpus, balance)
 
     date = datetime.datetime.now().astimezone()
     meta = {
@@ -252,8 +293,9 @@ def main():
         "nproc": os.cpu_count(),
         "kernel": platform.release(),
         "workers": args.workers,
-        "proxy_cpus": proxy_cpus,
-        "load_cpus": load_cpus,
+        "proxy_cpus": pinned.proxy_cpus,
+        "load_cpus": pinned.load_cpus,
+        "pinning": pinned.pinning,
         "rounds": args.rounds,
         "wrk": f"wrk -t1 -c{WRK_CONNECTIONS} -d{args.duration}s --latency",
         "iperf_seconds": args.iperf_duration,
@@ -270,61 +312,49 @@ def main():
         },
         "loadavg_start": loadavg(),
         "sections": list(args.sections),
-        "contenders": {c.name: c.describe() for c in contenders},
+        "modes": {m.name: dict(m.describe(),
+                               contenders={c.name: c.describe() for c in contenders[m.name]})
+                  for m in modes},
     }
     if tls:
         meta["tls_contenders"] = tls.describe()
         meta["versions"]["openssl"] = first_line(["openssl", "version"])
-    if proxy_cpus:
-        pinning = (f"proxies pinned to CPU {proxy_cpus}; clients (wrk, iperf3, idle "
-                   f"client) and backends (nginx, iperf3 -s) pinned to CPU {load_cpus} "
-                   f"(taskset), so \"direct\" runs client and backend on one CPU")
-    else:
-        pinning = "no CPU pinning (too few CPUs for the worker count)"
-    meta["pinning"] = pinning
     log(f"bench: sections {', '.join(args.sections)}; {args.rounds} round(s) of "
-        f"direct, haproxy, nginx, ringlb; {meta['wrk']}; iperf3 -t{args.iperf_duration}; "
+        f"direct, haproxy, nginx, ringlb"
+        + (f" in modes {', '.join(args.modes)}" if plain else "")
+        + f"; {meta['wrk']}; iperf3 -t{args.iperf_duration}; "
         f"idle {args.idle[0]:,} and {args.idle[1]:,}; idle TLS {args.tls_idle:,}")
-    log(f"bench: {pinning}")
+    for m in modes or [pinned]:
+        log(f"bench: {m.name}: {m.pinning}")
 
-    raw = {c.name: [] for c in contenders}
+    raw = {m.name: {c.name: [] for c in contenders[m.name]} for m in modes}
     tls_raw = {}
     try:
         if tls:
             tls.prepare()
         backends.start()
-        for r in range(args.rounds if "plain" in args.sections else 0):
-            for c in contenders:
-                log(f"round {r + 1}/{args.rounds}: {c.name}")
-                began = time.monotonic()
-                try:
-                    c.start()
-                    check_http(c.http_port)
-                    result = measure(c, args, backends, load_cpus)
-                    if c.is_proxy:
-                        result["rss_kib_end"] = rss_kib(c.pids())
-                except Exception as e:
-                    log(f"    {c.name} FAILED: {e}")
-                    result = {"errors": [str(e)]}
-                finally:
-                    c.stop()
-                result["seconds"] = round(time.monotonic() - began, 1)
-                raw[c.name].append(result)
-                time.sleep(0.2)
+        for r in range(args.rounds if modes else 0):
+            for m in modes:
+                backends.pin(m.load_cpus)
+                for c in contenders[m.name]:
+                    log(f"round {r + 1}/{args.rounds}, {m.name}: {c.name}")
+                    raw[m.name][c.name].append(run_one(c, m, args, backends))
+                    time.sleep(0.2)
         if tls:
+            backends.pin(pinned.load_cpus)
             tls_raw = tls.run()
     finally:
-        for c in contenders:
+        for c in (c for cs in contenders.values() for c in cs):
             c.stop()
         backends.stop()
 
     meta["loadavg_end"] = loadavg()
     meta["elapsed_seconds"] = round(time.monotonic() - started, 1)
-    per_round = {name: [report.round_figures(r, args.idle) for r in rounds]
-                 for name, rounds in raw.items()}
-    meds = {name: report.medians(rounds) for name, rounds in per_round.items()}
-    table = report.table(meds, args.idle)
-    targets = report.targets_text(meds, args.idle)
+    per_round = {m: {name: [report.round_figures(r, args.idle) for r in rounds]
+                     for name, rounds in by_name.items()}
+                 for m, by_name in raw.items()}
+    meds = {m: {name: report.medians(rounds) for name, rounds in by_name.items()}
+            for m, by_name in per_round.items()}
     tls_text = tls_per_round = tls_meds = None
     if tls:
         tls_text, tls_per_round, tls_meds = tls_section.report(tls_raw, args, meta)
@@ -335,17 +365,20 @@ def main():
         f"- command: `{meta['command_line']}`",
         f"- machine: nproc {meta['nproc']}, kernel {meta['kernel']}, "
         f"load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end",
-        f"- workers: {args.workers} for every proxy; {pinning}",
         f"- ringlb {git_revision()}, balance \"{balance}\"; "
         f"{meta['versions']['haproxy']}; {meta['versions']['nginx']}"
         + (f"; {meta['versions']['openssl']}" if tls else ""),
     ]
-    if "plain" in args.sections:
+    if plain:
         header_lines += [
-            f"- contenders: " + "; ".join(meta["contenders"][c] for c in report.CONTENDERS),
-            f"- {args.rounds} interleaved round(s) (direct, haproxy, nginx, ringlb), medians; "
+            f"- TCP proxying: {args.rounds} round(s), each running direct, haproxy, nginx, "
+            f"ringlb in turn in each mode ({', '.join(args.modes)}), medians; "
             f"{meta['wrk']} (+ `-H 'Connection: close'`); iperf3 -t{args.iperf_duration} -J "
-            f"(and -R); idle connections held by a separate client",
+            f"(and -R); "
+            + ("idle connections (pinned mode) held by a separate client; "
+               if "pinned" in args.modes else "")
+            + f"context switches: voluntary_ctxt_switches and nonvoluntary_ctxt_switches "
+            f"of every proxy thread (/proc/PID/task/*/status) over each wrk run",
         ]
     if tls:
         header_lines += [
@@ -356,22 +389,12 @@ def main():
     header_lines.append(f"- {meta['elapsed_seconds']:.0f} s in all")
     header_lines.append("- ↑ higher is better, ↓ lower is better; ratios are ringlb's value "
                         "divided by the other's")
-    header = "\n".join(header_lines)
-    errors = [f"- {name}, round {i + 1}: {e}"
-              for name, rounds in raw.items()
-              for i, r in enumerate(rounds) for e in r.get("errors", [])]
-    for name, rounds in raw.items():
-        for i, r in enumerate(rounds):
-            for key in ("keepalive", "close", "many"):
-                w = r.get(key)
-                if w and (w["errors"] or w["non_2xx"]):
-                    errors.append(f"- {name}, round {i + 1}, {key}: "
-                                  f"{w.get('socket_errors', '')} non-2xx {w['non_2xx']}")
-    text = header
-    if "plain" in args.sections:
-        text += "\n\n" + table + "\n\nPERF.md targets (ringlb):\n\n" + targets
-        if errors:
-            text += "\n\nErrors:\n\n" + "\n".join(errors)
+    text = "\n".join(header_lines)
+    if plain:
+        for m in modes:
+            text += "\n\n" + report.mode_section(m, meta["modes"][m.name]["contenders"],
+                                                 raw[m.name], per_round[m.name],
+                                                 meds[m.name], args.idle)
     if tls:
         text += "\n\n" + tls_text
 
@@ -379,6 +402,7 @@ def main():
         REPO, "build-release", "bench", f"bench-{date.strftime('%Y%m%d-%H%M%S')}.json")
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
+        # raw, per_round and medians: {mode: {contender: ...}}
         json.dump({"meta": meta, "raw": raw, "per_round": per_round,
                    "medians": meds, "tls_raw": tls_raw, "tls_per_round": tls_per_round,
                    "tls_medians": tls_meds, "table_markdown": text}, f, indent=2)

@@ -1,12 +1,16 @@
 """The backends every contender shares, and the contenders: no proxy
 ("direct"), HAProxy, nginx stream and ringlb, each with the same two
 listeners: "http" in front of the three nginx HTTP servers and "bulk" in
-front of the iperf3 server."""
+front of the iperf3 server.
+
+A proxy's worker count of None means its own default for the machine:
+ringlb without `workers` (one per online CPU), HAProxy without `nbthread`
+(one thread per CPU it may run on), nginx `worker_processes auto`."""
 
 import os
 import subprocess
 
-from procs import Daemon, wait_for_port
+from procs import Daemon, set_affinity, wait_for_port
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 # libnginx-mod-http-echo, a dependency of nginx-light.
@@ -102,6 +106,13 @@ http {{
                             self.tmp, self.cpus)
         wait_for_port(self.iperf_port, self.iperf)
 
+    def pin(self, cpus):
+        """Moves the running backends (and any iperf3 -s started later) to CPUS."""
+        self.cpus = cpus
+        for d in (self.nginx, self.iperf):
+            if d is not None:
+                set_affinity(d.pids(), cpus)
+
     def restart_iperf(self):
         """iperf3 -s can stay busy after a client that failed mid-test."""
         self.iperf.stop()
@@ -153,8 +164,8 @@ class Proxy(Contender):
     def __init__(self, tmp, backends, ports, workers, cpus):
         super().__init__(tmp, backends)
         self.ports = ports          # (http, bulk)
-        self.workers = workers
-        self.cpus = cpus
+        self.workers = workers      # None: the proxy's own default
+        self.cpus = cpus            # a taskset list, or None: inherit the driver's
         self.dir = os.path.join(tmp, self.name)
         os.makedirs(self.dir, exist_ok=True)
 
@@ -182,12 +193,12 @@ class HAProxy(Proxy):
         b = self.backends
         servers = "\n".join(f"    server s{i} 127.0.0.1:{p}"
                             for i, p in enumerate(b.http_ports, 1))
+        nbthread = "" if self.workers is None else f"    nbthread {self.workers}\n"
         # maxconn 9000 proxied connections = 18,000 fds, plus 500 pipes
         # (1,000 fds): within the 20,000 hard limit of these machines.
         conf = write(os.path.join(self.dir, "haproxy.cfg"), f"""
 global
-    nbthread {self.workers}
-    maxconn 9000
+{nbthread}    maxconn 9000
     maxpipes 500
 
 defaults
@@ -216,8 +227,9 @@ backend bulk
         return ["haproxy", "-db", "-f", conf]
 
     def describe(self):
-        return (f"HAProxy: mode tcp, balance leastconn, option splice-auto, "
-                f"nbthread {self.workers}")
+        threads = ("nbthread unset (one thread per CPU)" if self.workers is None
+                   else f"nbthread {self.workers}")
+        return f"HAProxy: mode tcp, balance leastconn, option splice-auto, {threads}"
 
 
 class NginxStream(Proxy):
@@ -229,7 +241,7 @@ class NginxStream(Proxy):
         conf = write(os.path.join(self.dir, "nginx.conf"), f"""
 load_module {NGINX_STREAM_MODULE};
 daemon off;
-worker_processes {self.workers};
+worker_processes {self.worker_processes()};
 worker_rlimit_nofile 20000;
 pid {self.dir}/nginx.pid;
 error_log {self.dir}/error.log error;
@@ -258,8 +270,11 @@ stream {{
 """)
         return ["nginx", "-p", self.dir, "-e", f"{self.dir}/error.log", "-c", conf]
 
+    def worker_processes(self):
+        return "auto" if self.workers is None else self.workers
+
     def describe(self):
-        return f"nginx stream: least_conn, worker_processes {self.workers}"
+        return f"nginx stream: least_conn, worker_processes {self.worker_processes()}"
 
 
 class Ringlb(Proxy):
@@ -274,10 +289,10 @@ class Ringlb(Proxy):
         b = self.backends
         members = "".join(f'\n[[pool.http.member]]\naddress = "127.0.0.1:{p}"\n'
                           for p in b.http_ports)
+        workers = "" if self.workers is None else f"workers = {self.workers}\n"
         return f"""
 [global]
-workers = {self.workers}
-access_log = "off"
+{workers}access_log = "off"
 log_level = "warn"
 shutdown_timeout = "2s"
 
@@ -312,7 +327,7 @@ address = "127.0.0.1:{b.iperf_port}"
     def choose_balance(self):
         """least_conn when this build accepts it, else round_robin."""
         for balance in ("least_conn", "round_robin"):
-            path = write(os.path.join(self.dir, "ringlb.toml"), self.config(balance))
+            path = write(os.path.join(self.dir, "ringlb-check.toml"), self.config(balance))
             check = subprocess.run([self.binary, "--check", path],
                                    capture_output=True, text=True)
             if check.returncode == 0:
@@ -322,7 +337,10 @@ address = "127.0.0.1:{b.iperf_port}"
         raise RuntimeError(f"ringlb --check rejects the bench config:\n{last_error}")
 
     def argv(self):
-        return [self.binary, os.path.join(self.dir, "ringlb.toml")]
+        return [self.binary, write(os.path.join(self.dir, "ringlb.toml"),
+                                   self.config(self.balance))]
 
     def describe(self):
-        return f'ringlb: balance "{self.balance}", workers {self.workers}'
+        workers = ("workers unset (one per online CPU)" if self.workers is None
+                   else f"workers {self.workers}")
+        return f'ringlb: balance "{self.balance}", {workers}'

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from procs import Daemon, cpu_seconds, established_count, rss_kib
+from procs import Daemon, context_switches, cpu_seconds, established_count, rss_kib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -52,8 +52,9 @@ def parse_wrk(out):
 def run_wrk(port, seconds, connections, close, load_cpus, proxy_pids, url=None, env=None,
             extra=()):
     """wrk -t1 against 127.0.0.1:PORT (or URL, with ENV added to its
-    environment and EXTRA arguments), with the proxy's CPU seconds over the run and CPU seconds
-    per 100,000 requests, and wrk's own CPU seconds."""
+    environment and EXTRA arguments), with the proxy's CPU seconds over the
+    run and per 100,000 requests, its voluntary and involuntary context
+    switches per 1,000 requests, and wrk's own CPU seconds."""
     argv = ["taskset", "-c", load_cpus, "wrk", "-t1", f"-c{connections}",
             f"-d{seconds}s", "--latency"]
     if close:
@@ -61,10 +62,12 @@ def run_wrk(port, seconds, connections, close, load_cpus, proxy_pids, url=None, 
     argv += extra
     argv.append(url or f"http://127.0.0.1:{port}/")
     cpu_before = cpu_seconds(proxy_pids)
+    switches_before = context_switches(proxy_pids)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
                          env=dict(os.environ, **env) if env else None)
     cpu = cpu_seconds(proxy_pids) - cpu_before
+    switches_after = context_switches(proxy_pids)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (children.ru_utime + children.ru_stime
                   - children_before.ru_utime - children_before.ru_stime)
@@ -75,6 +78,12 @@ def run_wrk(port, seconds, connections, close, load_cpus, proxy_pids, url=None, 
     if proxy_pids:
         result["proxy_cpu_s"] = cpu
         result["cpu_per_100k"] = cpu / max(result["requests"], 1) * 100_000
+        voluntary, involuntary = (after - before for after, before
+                                  in zip(switches_after, switches_before))
+        result["voluntary_ctxt_switches"] = voluntary
+        result["involuntary_ctxt_switches"] = involuntary
+        result["voluntary_per_1k"] = voluntary / max(result["requests"], 1) * 1000
+        result["involuntary_per_1k"] = involuntary / max(result["requests"], 1) * 1000
     return result
 
 
