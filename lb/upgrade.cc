@@ -185,9 +185,15 @@ std::string encodeSockets(const HandedSockets& sockets) {
   for (const HandedSockets::Listener& listener : sockets.listeners) {
     if (!text.empty()) text += ';';
     text += encode(listener.name) + "@" + encode(listener.bind) + "=";
-    for (size_t i = 0; i < listener.fds.size(); ++i) text += (i ? "," : "") + std::to_string(listener.fds[i]);
+    for (size_t i = 0; i < listener.fds.size(); ++i) {
+      if (i) text += ',';
+      text += std::to_string(listener.fds[i]);
+    }
   }
-  if (sockets.admin >= 0) text += (text.empty() ? "admin=" : ";admin=") + std::to_string(sockets.admin);
+  if (sockets.admin >= 0) {
+    text += text.empty() ? "admin=" : ";admin=";
+    text += std::to_string(sockets.admin);
+  }
   return text;
 }
 
