@@ -112,49 +112,45 @@ def context_switches(pids):
     over their threads (/proc/PID/task/*/status). A thread that exits
     takes its counts with it: sample long-lived processes only."""
     voluntary = involuntary = 0
+    for pid, tid in threads_of(pids):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary += int(line.split()[1])
+        except OSError:
+            continue
+    return voluntary, involuntary
+
+
+def threads_of(pids):
+    """(pid, tid) of every thread of the running processes (those gone
+    are skipped)."""
     for pid in pids:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    for line in f:
-                        if line.startswith("voluntary_ctxt_switches:"):
-                            voluntary += int(line.split()[1])
-                        elif line.startswith("nonvoluntary_ctxt_switches:"):
-                            involuntary += int(line.split()[1])
-            except OSError:
-                continue
-    return voluntary, involuntary
+            yield pid, tid
 
 
 def thread_count(pids):
     """How many threads the processes have, together."""
-    total = 0
-    for pid in pids:
-        try:
-            total += len(os.listdir(f"/proc/{pid}/task"))
-        except OSError:
-            continue
-    return total
+    return sum(1 for _ in threads_of(pids))
 
 
 def set_affinity(pids, cpus):
     """Moves every thread of the running processes to CPUS (a taskset
     list such as "0,1")."""
     allowed = {int(c) for c in cpus.split(",")}
-    for pid in pids:
+    for _, tid in threads_of(pids):
         try:
-            tids = os.listdir(f"/proc/{pid}/task")
+            os.sched_setaffinity(int(tid), allowed)
         except OSError:
             continue
-        for tid in tids:
-            try:
-                os.sched_setaffinity(int(tid), allowed)
-            except OSError:
-                continue
 
 
 def rss_kib(pids):
