@@ -107,6 +107,11 @@ struct Flow {
   FlowState state;
   bool bulk = false;        // the last receive filled its buffer: splice until a short read
   bool starved = false;     // the last receive found no ring buffer free
+  // The last receive left bytes or a FIN in the source (the kernel's
+  // IORING_CQE_F_SOCK_NONEMPTY, which TCP also sets once a FIN is in): its
+  // bytes go out with MSG_MORE and the next receive starts at once, so a
+  // FIN right behind them leaves in the same segment (see sendBuffer).
+  bool sourceNonEmpty = false;
   Pipe pipe;
   uint32_t inPipe = 0;      // bytes read from the source, not yet written on
   uint64_t bytes = 0;       // bytes written to the destination

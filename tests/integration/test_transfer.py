@@ -105,6 +105,42 @@ class TransferTest(harness.RinglbTest):
             e = self.lb.entry_for(client)
             self.assertEqual((e["bytes_in"], e["bytes_out"]), (size, len(expected)), e)
 
+    def test_burst_then_silence_arrives_whole(self):
+        """A member writes bursts of small messages back to back, then waits
+        with the connection open. ringlb sends with MSG_MORE while its
+        receive finds more behind (so that a FIN can share the last
+        segment): whatever it holds back must leave as soon as the burst
+        has been read. A held tail is not lost, it is late: the kernel lets
+        corked bytes go after about 200 ms, which makes these 40 bursts
+        take 16 s instead of a tenth of one. The last burst ends with the
+        member's close, which must arrive after all bytes."""
+        rounds, messages, size = 40, 30, 97
+
+        def handler(conn, backend):
+            for r in range(rounds):
+                if harness.recv_exact(conn, 1) != b"n":
+                    raise AssertionError("the client's turn byte is wrong")
+                for m in range(messages):
+                    conn.sendall(bytes([65 + (r + m) % 26]) * size)
+            conn.sendall(b"bye")
+
+        self.start(handler, workers=1)
+        with harness.connect(self.port, timeout=5 * harness.SCALE) as s:
+            started = time.monotonic()
+            for r in range(rounds):
+                s.sendall(b"n")
+                got = harness.recv_exact(s, messages * size)
+                expected = b"".join(bytes([65 + (r + m) % 26]) * size for m in range(messages))
+                self.assertTrue(got == expected, f"round {r}: the burst differs")
+            elapsed = time.monotonic() - started
+            # 100 ms a burst: half of what one held tail costs.
+            self.assertLess(elapsed, rounds * 0.1 * harness.SCALE,
+                            "bursts were held back (a tail kept with MSG_MORE)")
+            tail, reset = harness.recv_all(s)
+        self.assertFalse(reset)
+        self.assertEqual(tail, b"bye")
+        self.assertEqual(self.member_backend.errors, [])
+
     def test_slow_reader_backpressure(self):
         """A member pushes far more than the kernel buffers hold to a client
         that reads nothing: the member must block and ringlb's memory must
