@@ -391,6 +391,7 @@ bool Control::reload(std::string* errorsOut, std::string_view who) {
   if (resolver_ && resolverSettings(fresh.global.dns) != resolverSettings(config_.global.dns))
     log::warn("reload: changes to [global.dns] servers, timeout and attempts take effect at the next restart");
   // Accepted: from here on the running generation's shared state may change.
+  next->pipeBudget->setLimit(sessions->maxPipes);
   if (next->global.maxConnections != runtime_->global.maxConnections)
     log::info("reload: max_connections {} ({}), was {}; {} sessions open", next->global.maxConnections,
               sessions->how, runtime_->global.maxConnections, next->globalSessions->open());

@@ -68,19 +68,24 @@ std::optional<SessionLimit> planSessions(const config::Config& config, int worke
     uint64_t needed = static_cast<uint64_t>(configured) * kDescriptorsPerSession + reserve.total;
     if (needed > openFiles) {
       *whyNot = fmt::format(
-          "[global] max_connections = {} needs {} open files ({} x {} per session: 2 sockets and 2 pipes "
-          "+ {} for the process: {}) but the open-file limit is {} (room for {} sessions): lower "
-          "max_connections or raise the hard limit (LimitNOFILE=, ulimit -Hn)",
+          "[global] max_connections = {} needs {} open files ({} x {} per session (its sockets) + {} for the "
+          "process: {}) but the open-file limit is {} (room for {} sessions): lower max_connections or raise the "
+          "hard limit (LimitNOFILE=, ulimit -Hn)",
           configured, needed, configured, kDescriptorsPerSession, reserve.total, reserve.breakdown, openFiles,
           fits);
       return std::nullopt;
     }
     limit.maxConnections = configured;
-    limit.how = fmt::format("configured; needs {} of {} open files", needed, openFiles);
+    limit.maxPipes = (openFiles - needed) / kDescriptorsPerPipe;
+    limit.how = fmt::format("configured; needs {} of {} open files; the other {} allow {} pipes", needed, openFiles,
+                            openFiles - needed, limit.maxPipes);
     return limit;
   }
   limit.derived = true;
-  if (fits == 0) {
+  // sessions * kDescriptorsPerSession + sessions / kSessionsPerPipe * kDescriptorsPerPipe <= room
+  uint64_t sessions = std::min<uint64_t>(
+      room * kSessionsPerPipe / (kDescriptorsPerSession * kSessionsPerPipe + kDescriptorsPerPipe), INT_MAX);
+  if (sessions == 0) {
     // Not the config's fault: start without a global maximum (as before
     // there was one) and say what running out will look like.
     limit.how = fmt::format(
@@ -90,9 +95,11 @@ std::optional<SessionLimit> planSessions(const config::Config& config, int worke
         openFiles, reserve.total, reserve.breakdown);
     return limit;
   }
-  limit.maxConnections = static_cast<int>(fits);
-  limit.how = fmt::format("derived: ({} open files - {} for the process) / {} per session (2 sockets, 2 pipes)",
-                          openFiles, reserve.total, kDescriptorsPerSession);
+  limit.maxConnections = static_cast<int>(sessions);
+  limit.maxPipes = (room - sessions * kDescriptorsPerSession) / kDescriptorsPerPipe;
+  limit.how = fmt::format(
+      "derived: {} open files - {} for the process, {} per session and a pipe ({}) per {} sessions; {} pipes",
+      openFiles, reserve.total, kDescriptorsPerSession, kDescriptorsPerPipe, kSessionsPerPipe, limit.maxPipes);
   return limit;
 }
 

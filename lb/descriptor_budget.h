@@ -3,13 +3,22 @@
 // [global] max_connections fits in it. Pure: the limit and the worker count
 // are inputs (the process raises and reads the limit, lb/process.cc).
 //
-// A session costs up to six descriptors: its client and member sockets and,
-// while a direction moves bulk data, a pipe (two ends) for that direction
-// (lb/ring/pipe_pool.h: a pipe is held only while bytes are in it, so both
-// directions splicing at once is the worst case). Apart from sessions the
-// process holds a reserve that does not grow with them (processReserve).
+// A session holds two descriptors, its client and member sockets, and,
+// while a direction moves bulk data, a pipe (two more) for that direction
+// (lb/ring/pipe_pool.h: a pipe is held only while bytes are in it). Pipes
+// are budgeted apart: the pipes in use at once, over every worker, are
+// capped (GlobalPipes, lb/runtime.h), and a bulk direction that finds the
+// budget spent copies through the ring buffers instead, which only costs
+// CPU. So the open-file limit is split: what the process keeps for itself
+// (processReserve), two per session, and the rest for pipes. A derived
+// max_connections leaves one pipe per kSessionsPerPipe sessions: 20,000
+// open files hold 8,800 sessions (PERF.md sizes tests for 8,000) with
+// 1,100 pipes (HAProxy's default maxpipes is a quarter of maxconn; an eighth
+// is 1,100 bulk directions at once here). An explicit max_connections gets
+// whatever is left as pipes, possibly none.
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -17,7 +26,10 @@
 
 namespace lb {
 
-inline constexpr uint64_t kDescriptorsPerSession = 6;
+inline constexpr uint64_t kDescriptorsPerSession = 2;  // its two sockets
+inline constexpr uint64_t kDescriptorsPerPipe = 2;
+inline constexpr uint64_t kSessionsPerPipe = 8;         // derived max_connections only
+inline constexpr uint64_t kNoPipeLimit = std::numeric_limits<uint64_t>::max();
 
 // What the process keeps open besides its sessions, with where it goes
 // (for the messages).
@@ -31,6 +43,9 @@ DescriptorReserve processReserve(const config::Config& config, int workers);
 struct SessionLimit {
   int maxConnections = 0;  // [global] max_connections in effect; 0: none (no room to derive one)
   bool derived = false;    // from the open-file limit (the config left it 0)
+  // Pipes in use at once over every worker (beyond the spare ones each
+  // worker keeps, counted in the reserve); kNoPipeLimit with no maximum.
+  uint64_t maxPipes = kNoPipeLimit;
   std::string how;         // for the start line: how it was derived, or what it needs
 };
 

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "lb/access_log.h"
+#include "lb/descriptor_budget.h"
 #include "lb/log.h"
 
 namespace lb {
@@ -281,6 +282,16 @@ void workerMetrics(std::string& out, const ReportSources& s) {
                    load(s.workers[i]->stats().pipesInUse));
     fmt::format_to(Out(out), "ringlb_worker_pipes{{worker=\"{}\",state=\"spare\"}} {}\n", i,
                    load(s.workers[i]->stats().pipesSpare));
+  }
+  family(out, "ringlb_worker_pipes_over_budget_total", "counter",
+         "Bulk directions that found the process's pipe budget spent and copied through ring buffers instead.");
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    fmt::format_to(Out(out), "ringlb_worker_pipes_over_budget_total{{worker=\"{}\"}} {}\n", i,
+                   load(s.workers[i]->stats().pipesOverBudget));
+  if (uint64_t budget = s.runtime->pipeBudget->limit(); budget != kNoPipeLimit) {
+    family(out, "ringlb_pipe_budget", "gauge",
+           "Splice pipes all workers may hold in use at once (what the open-file limit leaves after sessions).");
+    fmt::format_to(Out(out), "ringlb_pipe_budget {}\n", budget);
   }
 }
 

@@ -93,7 +93,7 @@ std::vector<std::vector<ListenFd>> assignSockets(const std::vector<std::vector<i
 // Raises the open-file limit, puts [global] max_connections in effect in
 // `config` (configured or derived) and logs the figures; false when the
 // config's limits cannot be met.
-bool planDescriptors(config::Config* config, int workers) {
+bool planDescriptors(config::Config* config, int workers, uint64_t* maxPipes) {
   OpenFileLimit files = raiseOpenFileLimit();
   if (files.raiseError != 0)
     log::warn("open files: cannot raise the soft limit {} to the hard limit {}: {}", files.before, files.hard,
@@ -112,6 +112,7 @@ bool planDescriptors(config::Config* config, int workers) {
   else
     log::warn("open files: soft {}{}, hard {}; max_connections {}", files.soft, raised, files.hard, limit->how);
   config->global.maxConnections = limit->maxConnections;
+  *maxPipes = limit->maxPipes;
   return true;
 }
 
@@ -148,7 +149,8 @@ int runProcess(const std::string& configPath, const config::Config& config, upgr
   // The generation runs with the max_connections in effect; `config` stays
   // as written (reloads compare against it).
   config::Config effective = config;
-  if (!planDescriptors(&effective, count)) return 1;
+  uint64_t maxPipes = kNoPipeLimit;
+  if (!planDescriptors(&effective, count, &maxPipes)) return 1;
   auto sink = AccessLogSink::open(config.global.accessLog, &error);
   if (!sink) {
     log::error("{}", error);
@@ -163,6 +165,7 @@ int runProcess(const std::string& configPath, const config::Config& config, upgr
       log::error("{}", config::formatError(error));
     return 1;
   }
+  runtime->pipeBudget->setLimit(maxPipes);
   if (runtime->usesTls()) log::info("{}", tls::describe(tls::detectKtls()));
   std::vector<std::vector<int>> fds;
   if (!bindAll(*runtime, count, inherited ? &*inherited : nullptr, &fds)) return 1;

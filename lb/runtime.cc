@@ -69,6 +69,7 @@ std::shared_ptr<const Runtime> buildRuntime(const config::Config& config, const 
   runtime->generation = previous ? previous->generation + 1 : 1;
   runtime->global = config.global;
   runtime->globalSessions = previous ? previous->globalSessions : std::make_shared<GlobalSessions>();
+  runtime->pipeBudget = previous ? previous->pipeBudget : std::make_shared<PipeBudget>();
   runtime->ticketKeys = tickets ? std::move(tickets) : previous ? previous->ticketKeys : nullptr;
   for (const config::Pool& spec : config.pools) {
     const Pool* old = nullptr;

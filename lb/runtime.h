@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
+#include "lb/ring/pipe_pool.h"
 
 namespace lb {
 
@@ -50,6 +51,7 @@ struct Runtime {
   // on every reload. 0 only where no process runs it (--check, tests).
   config::Global global;
   std::shared_ptr<GlobalSessions> globalSessions;  // never null
+  std::shared_ptr<PipeBudget> pipeBudget;          // never null
   std::vector<std::shared_ptr<Pool>> pools;
   std::vector<std::shared_ptr<Listener>> listeners;
   // The process's session-ticket keys, handed from generation to generation.

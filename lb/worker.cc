@@ -47,6 +47,7 @@ Worker::Worker(WorkerOptions options)
       pipes_(kPipeBytes, kSparePipes),
       accessLog_(options_.accessLog) {
   offerKernelTx_ = tls::offerKernelTx();
+  pipes_.setBudget(options_.runtime->pipeBudget);
   current_ = makeGeneration(options_.runtime);
   for (const ListenFd& socket : options_.listenFds)
     listenerSlots_.push_back(ListenerSlot{socket.fd, socket.listener, true, false, false});

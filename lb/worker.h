@@ -82,6 +82,8 @@ struct WorkerStats {
   std::atomic<uint64_t> sessionsOpenAtDeadline{0};
   std::atomic<uint64_t> pipesInUse{0};
   std::atomic<uint64_t> pipesSpare{0};
+  // Bulk directions that found the process's pipe budget spent and copied.
+  std::atomic<uint64_t> pipesOverBudget{0};
   LocalErrorCounters localErrors;
 };
 

@@ -416,13 +416,17 @@ void Worker::pump(Session& s, int flow) {
   armPause(s, flow, false);
 }
 
-// No pipe could be made (descriptors ran out): the flow carries on through
+// No pipe could be made (descriptors ran out), or the process's pipe budget
+// is spent (lb/descriptor_budget.h): the flow carries on through
 // ring buffers, the copy path, and asks for a pipe again at its next full
 // buffer. If every ring buffer is in flight too, it waits a moment and
 // tries again, so a starved flow neither spins nor ends.
 void Worker::copyWithoutPipe(Session& s, int flow, int error) {
   Flow& f = s.flows[flow];
-  localError(LocalError::Pipe, error, "no pipe for a bulk transfer (copying instead)");
+  if (-error == PipePool::kBudgetSpent)  // as planned for this open-file limit: not an error
+    stats_.pipesOverBudget.fetch_add(1, std::memory_order_relaxed);
+  else
+    localError(LocalError::Pipe, error, "no pipe for a bulk transfer (copying instead)");
   f.bulk = false;
   if (!buffers_.ready() || f.starved) return armPause(s, flow, true);
   armRead(s, flow);

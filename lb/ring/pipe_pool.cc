@@ -12,6 +12,7 @@ PipePool::~PipePool() {
 }
 
 int PipePool::acquire(Pipe* pipe) {
+  if (budget_ && !budget_->tryTake()) return kBudgetSpent;
   if (!spare_.empty()) {
     *pipe = spare_.back();
     spare_.pop_back();
@@ -19,7 +20,11 @@ int PipePool::acquire(Pipe* pipe) {
     return 0;
   }
   int fds[2];
-  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+    int error = errno;
+    if (budget_) budget_->give();
+    return -error;
+  }
   // Best effort: a refusal leaves the default size, which still works.
   (void)fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(pipeBytes_));
   pipe->readFd = fds[0];
@@ -31,6 +36,7 @@ int PipePool::acquire(Pipe* pipe) {
 void PipePool::release(Pipe* pipe) {
   if (!pipe->valid()) return;
   --inUse_;
+  if (budget_) budget_->give();
   if (spare_.size() < maxSpare_) {
     spare_.push_back(*pipe);
     *pipe = Pipe{};
@@ -42,6 +48,7 @@ void PipePool::release(Pipe* pipe) {
 void PipePool::drop(Pipe* pipe) {
   if (!pipe->valid()) return;
   --inUse_;
+  if (budget_) budget_->give();
   closePipe(pipe);
 }
 

@@ -5,7 +5,13 @@
 //
 // Invariant: every pipe in the pool is empty.
 
+#include <atomic>
+#include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <utility>
 #include <vector>
 
 namespace lb {
@@ -14,6 +20,34 @@ struct Pipe {
   int readFd = -1;
   int writeFd = -1;
   bool valid() const { return readFd >= 0; }
+};
+
+// Splice pipes in use over every worker, against the budget the open-file
+// limit leaves them (lb/descriptor_budget.h): a worker takes one before it
+// opens or reuses a pipe for a bulk direction and gives it back when the
+// direction lets the pipe go. Past the budget the direction copies. Shared
+// by every generation (Runtime::pipeBudget); the limit is set at start and
+// by each accepted reload.
+class PipeBudget {
+ public:
+  void setLimit(uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
+  uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  // One more pipe in use, unless the budget is spent (false then). Each
+  // true is matched by one give().
+  bool tryTake() {
+    uint64_t inUse = inUse_.fetch_add(1, std::memory_order_relaxed);
+    if (inUse >= limit()) {
+      inUse_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void give() { inUse_.fetch_sub(1, std::memory_order_relaxed); }
+  uint64_t inUse() const { return inUse_.load(std::memory_order_relaxed); }
+
+ private:
+  alignas(64) std::atomic<uint64_t> inUse_{0};
+  std::atomic<uint64_t> limit_{std::numeric_limits<uint64_t>::max()};
 };
 
 class PipePool {
@@ -26,7 +60,13 @@ class PipePool {
   PipePool(const PipePool&) = delete;
   PipePool& operator=(const PipePool&) = delete;
 
-  // A pipe from the pool or a new one; returns -errno when none can be made.
+  // Pipes this pool hands out count against `budget` (the process's; null:
+  // no budget). Set before the first acquire().
+  void setBudget(std::shared_ptr<PipeBudget> budget) { budget_ = std::move(budget); }
+  // What acquire() returns when the budget is spent (not an errno of pipe2).
+  static constexpr int kBudgetSpent = -EDQUOT;
+  // A pipe from the pool or a new one; returns kBudgetSpent, or -errno when
+  // none can be made.
   int acquire(Pipe* pipe);
   // Returns an EMPTY pipe to the pool (or closes it when the pool is full).
   void release(Pipe* pipe);
@@ -42,6 +82,7 @@ class PipePool {
   size_t maxSpare_;
   size_t inUse_ = 0;
   std::vector<Pipe> spare_;
+  std::shared_ptr<PipeBudget> budget_;
 
   static void closePipe(Pipe* pipe);
 };

@@ -300,15 +300,69 @@ class LocalErrorsTest(harness.RinglbTest):
         self.assertEqual(data, harness.reply_for(hashlib.sha256(b"request").hexdigest()))
 
     def test_descriptor_figures_at_start(self):
-        # 2 sockets + 2 pipes (4 descriptors) = 6 per session: the global
-        # max_connections is what 256 leaves after the process's own.
+        # Two sockets per session and a pipe (two descriptors) per 8
+        # sessions: the global max_connections and the pipe budget are what
+        # 256 leaves after the process's own.
         backend = self.backend(harness.echo_handler, name=MEMBER)
         lb = self.start(self.config(backend.address, listener={"max_connections": 1000}), nofile=256)
         line = more_harness.wait_log(lb, "open files: soft 256, hard 256; max_connections")
-        m = re.search(r"max_connections (\d+) \(derived: \(256 open files - (\d+) for the process\) / 6 per "
-                      r"session", line)
+        m = re.search(r"max_connections (\d+) \(derived: 256 open files - (\d+) for the process, 2 per session "
+                      r"and a pipe \(2\) per 8 sessions; (\d+) pipes\)", line)
         self.assertTrue(m, line)
-        self.assertEqual(int(m.group(1)), (256 - int(m.group(2))) // 6, line)
+        sessions, reserve, pipes = map(int, m.groups())
+        room = 256 - reserve
+        self.assertEqual(sessions, room * 8 // 18, line)
+        self.assertEqual(pipes, (room - 2 * sessions) // 2, line)
+        self.assertEqual(more_harness.scrape(self.admin_port).value("ringlb_pipe_budget"), pipes)
+
+    def test_bulk_transfers_past_the_pipe_budget_copy(self):
+        # 256 open files leave a budget of a few pipes (above); eight bulk
+        # transfers at once: those past the budget copy through ring buffers,
+        # quietly (not a local error), and every byte arrives.
+        backend = self.backend(harness.sink_handler, name=MEMBER)
+        lb = self.start(self.config(backend.address), nofile=256)
+        line = more_harness.wait_log(lb, "open files: soft 256, hard 256; max_connections")
+        pipes = int(re.search(r"; (\d+) pipes\)", line).group(1))
+        count = 8
+        self.assertLess(pipes, count, line)
+        self.end_one_session()
+        clients = [self.connect(self.port) for _ in range(count)]
+        wait_until(lambda: backend.accepted == count + 1, what="every session connected to the member")
+        streams = [harness.Stream(4 * MiB, seed=i) for i in range(count)]
+        sent = [0] * count
+        results = [None] * count
+
+        def transfer(i):
+            s = clients[i]
+            try:
+                for c in streams[i].chunks():
+                    s.sendall(c)
+                    sent[i] += len(c)
+                s.shutdown(socket.SHUT_WR)
+                results[i] = harness.recv_all(s)
+            except OSError as e:
+                results[i] = (repr(e).encode(), True)
+
+        # As above: every flow goes bulk at once and asks for a pipe.
+        os.kill(lb.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, lb.pid, signal.SIGCONT)
+        threads = [threading.Thread(target=transfer, args=(i,)) for i in range(count)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: all(n >= 256 * 1024 for n in sent), what="every client sending")
+        os.kill(lb.pid, signal.SIGCONT)
+        for t in threads:
+            t.join(60 * harness.SCALE)
+        failed = [(i, results[i]) for i in range(count)
+                  if results[i] != (f"{4 * MiB} {streams[i].sha256()}\n".encode(), False)]
+        self.assertEqual(failed, [], f"{len(failed)} of {count} transfers failed")
+        m = more_harness.scrape(self.admin_port)
+        self.assertGreaterEqual(m.value("ringlb_worker_pipes_over_budget_total", worker="0"), 1)
+        self.assertEqual(m.value("ringlb_local_errors_total", kind="pipe"), 0)
+        self.assertEqual(m.value("ringlb_pipe_budget"), pipes)
+        wait_until(lambda: more_harness.scrape(self.admin_port).value(
+            "ringlb_worker_pipes", worker="0", state="in_use") == 0, what="every pipe given back")
+        self.assertBackendsClean(backend)
 
 
 if __name__ == "__main__":

@@ -174,38 +174,39 @@ class PrivilegesTest(harness.RinglbTest):
         lb = self.start_ringlb(self.figures_config(), wrapper=("prlimit", "--nofile=1024:4096", "--"))
         line = mh.wait_log(lb, "open files: ")
         m = re.search(r"open files: soft 4096 \(raised from 1024\), hard 4096; max_connections (\d+) \(derived: "
-                      r"\(4096 open files - (\d+) for the process\) / 6 per session \(2 sockets, 2 pipes\)\)", line)
+                      r"4096 open files - (\d+) for the process, 2 per session and a pipe \(2\) per 8 sessions; "
+                      r"\d+ pipes\)", line)
         self.assertTrue(m, line)
-        self.assertEqual(int(m.group(1)), (4096 - int(m.group(2))) // 6, line)
+        self.assertEqual(int(m.group(1)), (4096 - int(m.group(2))) * 8 // 18, line)
         with open(f"/proc/{lb.pid}/limits") as f:
             self.assertRegex(f.read(), r"Max open files\s+4096\s+4096")
 
     def test_explicit_max_connections_over_the_hard_limit_is_refused(self):
-        lb = self.start_ringlb(self.figures_config({"max_connections": 1000}), wait_ready=False,
+        lb = self.start_ringlb(self.figures_config({"max_connections": 3000}), wait_ready=False,
                                wrapper=("prlimit", "--nofile=1024:4096", "--"))
         self.assertEqual(lb.wait_exit(), 1, lb.stderr_text())
         m = re.search(r"cannot start: open files: soft 4096 \(raised from 1024\), hard 4096; \[global\] "
-                      r"max_connections = 1000 needs (\d+) open files \(1000 x 6 per session: 2 sockets and 2 "
-                      r"pipes \+ (\d+) for the process: .*\) but the open-file limit is 4096 \(room for (\d+) "
+                      r"max_connections = 3000 needs (\d+) open files \(3000 x 2 per session \(its sockets\) "
+                      r"\+ (\d+) for the process: .*\) but the open-file limit is 4096 \(room for (\d+) "
                       r"sessions\)", lb.stderr_text())
         self.assertTrue(m, lb.stderr_text())
         needed, reserve, room = map(int, m.groups())
         self.assertEqual(needed, 6000 + reserve)
-        self.assertEqual(room, (4096 - reserve) // 6)
+        self.assertEqual(room, (4096 - reserve) // 2)
         self.assertNotIn("ready:", lb.stderr_text())
 
     def test_reload_checks_an_explicit_max_connections_again(self):
         lb = self.start_ringlb(self.figures_config(), wrapper=("prlimit", "--nofile=4096:4096", "--"))
         derived = int(re.search(r"max_connections (\d+) \(derived", mh.wait_log(lb, "open files: ")).group(1))
-        self.write_config(self.figures_config({"max_connections": 1000}))
+        self.write_config(self.figures_config({"max_connections": 3000}))
         lb.signal(signal.SIGHUP)
-        line = mh.wait_log(lb, "reload: [global] max_connections = 1000 needs")
+        line = mh.wait_log(lb, "reload: [global] max_connections = 3000 needs")
         self.assertIn("but the open-file limit is 4096", line)
         mh.wait_log(lb, "reload of ")
         self.write_config(self.figures_config({"max_connections": 100}))
         lb.signal(signal.SIGHUP)
         line = mh.wait_log(lb, "reload: max_connections 100 (configured; needs ")
-        self.assertIn(f"of 4096 open files), was {derived}", line)
+        self.assertRegex(line, rf"of 4096 open files; the other \d+ allow \d+ pipes\), was {derived};")
         mh.wait_log(lb, "reloaded ")
 
 
