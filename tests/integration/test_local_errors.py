@@ -140,6 +140,40 @@ class LocalErrorsTest(harness.RinglbTest):
         s.connect((LOOPBACK, self.port))
         return s
 
+    def bulk_transfers_at_once(self, lb, clients):
+        """Each client sends 4 MiB and half-closes, all at once; returns
+        the failures (index, what came back) against the sink's answers.
+        ringlb is stopped while the clients start, so each session's first
+        receive finds a full buffer waiting: every flow goes bulk at once
+        and asks for a pipe."""
+        count = len(clients)
+        streams = [harness.Stream(4 * MiB, seed=i) for i in range(count)]
+        sent = [0] * count
+        results = [None] * count
+
+        def transfer(i):
+            s = clients[i]
+            try:
+                for c in streams[i].chunks():
+                    s.sendall(c)
+                    sent[i] += len(c)
+                s.shutdown(socket.SHUT_WR)
+                results[i] = harness.recv_all(s)
+            except OSError as e:
+                results[i] = (repr(e).encode(), True)
+
+        os.kill(lb.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, lb.pid, signal.SIGCONT)
+        threads = [threading.Thread(target=transfer, args=(i,)) for i in range(count)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: all(n >= 256 * 1024 for n in sent), what="every client sending")
+        os.kill(lb.pid, signal.SIGCONT)
+        for t in threads:
+            t.join(60 * harness.SCALE)
+        return [(i, results[i]) for i in range(count)
+                if results[i] != (f"{4 * MiB} {streams[i].sha256()}\n".encode(), False)]
+
     def test_descriptors_exhausted_blame_no_member(self):
         backend = self.backend(harness.echo_handler, name=MEMBER)
         health = {"kind": "tcp", "interval": "100ms", "timeout": "500ms", "rise": 1, "fall": 2,
@@ -225,39 +259,7 @@ class LocalErrorsTest(harness.RinglbTest):
         wait_until(lambda: backend.accepted == count + 1, what="every session connected to the member")
         # One descriptor left: no pipe (two descriptors) can be made.
         limit_free(lb.pid, 1)
-
-        streams = [harness.Stream(4 * MiB, seed=i) for i in range(count)]
-        sent = [0] * count
-        results = [None] * count
-
-        def transfer(i):
-            s = clients[i]
-            try:
-                for c in streams[i].chunks():
-                    s.sendall(c)
-                    sent[i] += len(c)
-                s.shutdown(socket.SHUT_WR)
-                results[i] = harness.recv_all(s)
-            except OSError as e:
-                results[i] = (repr(e).encode(), True)
-
-        # ringlb is stopped while the clients start, so each session's first
-        # receive finds a full buffer waiting: every flow goes bulk at once
-        # and asks for a pipe.
-        os.kill(lb.pid, signal.SIGSTOP)
-        self.addCleanup(os.kill, lb.pid, signal.SIGCONT)
-        threads = [threading.Thread(target=transfer, args=(i,)) for i in range(count)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: all(n >= 256 * 1024 for n in sent), what="every client sending")
-        os.kill(lb.pid, signal.SIGCONT)
-        for t in threads:
-            t.join(60 * harness.SCALE)
-        failed = []
-        for i in range(count):
-            want = f"{4 * MiB} {streams[i].sha256()}\n".encode()
-            if results[i] != (want, False):
-                failed.append((i, results[i]))
+        failed = self.bulk_transfers_at_once(lb, clients)
         self.assertEqual(failed, [], f"{len(failed)} of {count} transfers failed")
         entries = [lb.entry_for(harness.client_name(s)) for s in clients]
         self.assertEqual([e["end"] for e in entries if e["end"] == "reset"], [])
@@ -328,33 +330,7 @@ class LocalErrorsTest(harness.RinglbTest):
         self.end_one_session()
         clients = [self.connect(self.port) for _ in range(count)]
         wait_until(lambda: backend.accepted == count + 1, what="every session connected to the member")
-        streams = [harness.Stream(4 * MiB, seed=i) for i in range(count)]
-        sent = [0] * count
-        results = [None] * count
-
-        def transfer(i):
-            s = clients[i]
-            try:
-                for c in streams[i].chunks():
-                    s.sendall(c)
-                    sent[i] += len(c)
-                s.shutdown(socket.SHUT_WR)
-                results[i] = harness.recv_all(s)
-            except OSError as e:
-                results[i] = (repr(e).encode(), True)
-
-        # As above: every flow goes bulk at once and asks for a pipe.
-        os.kill(lb.pid, signal.SIGSTOP)
-        self.addCleanup(os.kill, lb.pid, signal.SIGCONT)
-        threads = [threading.Thread(target=transfer, args=(i,)) for i in range(count)]
-        for t in threads:
-            t.start()
-        wait_until(lambda: all(n >= 256 * 1024 for n in sent), what="every client sending")
-        os.kill(lb.pid, signal.SIGCONT)
-        for t in threads:
-            t.join(60 * harness.SCALE)
-        failed = [(i, results[i]) for i in range(count)
-                  if results[i] != (f"{4 * MiB} {streams[i].sha256()}\n".encode(), False)]
+        failed = self.bulk_transfers_at_once(lb, clients)
         self.assertEqual(failed, [], f"{len(failed)} of {count} transfers failed")
         m = more_harness.scrape(self.admin_port)
         self.assertGreaterEqual(m.value("ringlb_worker_pipes_over_budget_total", worker="0"), 1)
