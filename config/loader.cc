@@ -110,7 +110,7 @@ void Loader::loadGlobal(const toml::table& table) {
   reader_.readDuration(table, "upgrade_timeout", global.upgradeTimeout);
   readAccountName(table, "user", global.user, global.userPosition);
   readAccountName(table, "group", global.group, global.groupPosition);
-  // Up to 4 descriptors per session must still fit an int.
+  // Its sessions' descriptors (lb/descriptor_budget.h) must still fit an int.
   reader_.readInt(table, "max_connections", 1, 100'000'000, global.maxConnections);
   reader_.readInt(table, "source_table_size", 16, 16'777'216, global.sourceTableSize);
   discover_.loadDns(table, global.dns);
