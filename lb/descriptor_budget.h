@@ -7,7 +7,7 @@
 // while a direction moves bulk data, a pipe (two more) for that direction
 // (lb/ring/pipe_pool.h: a pipe is held only while bytes are in it). Pipes
 // are budgeted apart: the pipes in use at once, over every worker, are
-// capped (GlobalPipes, lb/runtime.h), and a bulk direction that finds the
+// capped (PipeBudget, lb/ring/pipe_pool.h), and a bulk direction that finds the
 // budget spent copies through the ring buffers instead, which only costs
 // CPU. So the open-file limit is split: what the process keeps for itself
 // (processReserve), two per session, and the rest for pipes. A derived
@@ -18,18 +18,17 @@
 // whatever is left as pipes, possibly none.
 
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <string>
 
 #include "config/config.h"
+#include "lb/ring/pipe_pool.h"  // kNoPipeLimit
 
 namespace lb {
 
 inline constexpr uint64_t kDescriptorsPerSession = 2;  // its two sockets
 inline constexpr uint64_t kDescriptorsPerPipe = 2;
 inline constexpr uint64_t kSessionsPerPipe = 8;         // derived max_connections only
-inline constexpr uint64_t kNoPipeLimit = std::numeric_limits<uint64_t>::max();
 
 // What the process keeps open besides its sessions, with where it goes
 // (for the messages).

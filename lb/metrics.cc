@@ -9,7 +9,6 @@
 #include <limits>
 
 #include "lb/access_log.h"
-#include "lb/descriptor_budget.h"
 #include "lb/log.h"
 
 namespace lb {

@@ -524,10 +524,10 @@ char* Worker::flowData(const Flow& f) const {
 // comes, since the next receive returns at once: more bytes (their send, or
 // a splice, without MSG_MORE once nothing more waits, pushes everything),
 // or the FIN, whose shutdown() leaves with the held bytes in one segment;
-// an error ends the session and its close sends what is held. A request answered and
-// closed at once ("Connection: close") so costs two segments fewer per
-// connection: 20.0 -> 18.6 per proxied connection measured (nstat; HAProxy 18.45),
-// and 3% less CPU per closed connection (README, Performance).
+// an error ends the session and its close sends what is held. A request
+// answered and closed at once ("Connection: close") so costs fewer
+// segments: 20.0 -> 18.6 per proxied connection measured (nstat; HAProxy
+// 18.45), and 3% less CPU per closed connection (README, Performance).
 void Worker::sendBuffer(Session& s, int flow) {
   Flow& f = s.flows[flow];
   bool more = f.sourceNonEmpty && !s.tls;

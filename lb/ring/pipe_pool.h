@@ -22,6 +22,9 @@ struct Pipe {
   bool valid() const { return readFd >= 0; }
 };
 
+// A PipeBudget's limit when there is none.
+inline constexpr uint64_t kNoPipeLimit = std::numeric_limits<uint64_t>::max();
+
 // Splice pipes in use over every worker, against the budget the open-file
 // limit leaves them (lb/descriptor_budget.h): a worker takes one before it
 // opens or reuses a pipe for a bulk direction and gives it back when the
@@ -47,7 +50,7 @@ class PipeBudget {
 
  private:
   alignas(64) std::atomic<uint64_t> inUse_{0};
-  std::atomic<uint64_t> limit_{std::numeric_limits<uint64_t>::max()};
+  std::atomic<uint64_t> limit_{kNoPipeLimit};
 };
 
 class PipePool {
