@@ -112,6 +112,10 @@ struct Flow {
   // bytes go out with MSG_MORE and the next receive starts at once, so a
   // FIN right behind them leaves in the same segment (see sendBuffer).
   bool sourceNonEmpty = false;
+  // A synchronous splice read returned 0: taken as the FIN only when the
+  // next one does too, after a poll, so that completions already posted
+  // (a send that hit the member's reset, say) are handled first (see pump).
+  bool emptyReadSeen = false;
   Pipe pipe;
   uint32_t inPipe = 0;      // bytes read from the source, not yet written on
   uint64_t bytes = 0;       // bytes written to the destination

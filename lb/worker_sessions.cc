@@ -405,6 +405,14 @@ void Worker::pump(Session& s, int flow) {
       continue;
     }
     if (n == 0) {
+      // A reset also reads as 0 once a send on that socket took its error,
+      // and that send's completion may still be waiting in the ring: a poll
+      // (complete at once on a socket that ended) lets it be seen first, so
+      // the session ends `reset`, not as if the source had sent FIN.
+      if (!f.emptyReadSeen) {
+        f.emptyReadSeen = true;
+        return armPoll(s, flow, false);
+      }
       sourceEnded(s, flow);
       continue;
     }
