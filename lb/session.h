@@ -198,7 +198,6 @@ struct SessionTls {
   bool peeked = false;           // hello saw bytes (sni and alpn come from it)
   std::string_view route;        // how the pool was chosen; empty: no routes
   std::string alpnOffered;       // the peek's ALPN list, comma-separated
-  std::string clientCert;        // subject of a verified client certificate
   uint64_t memberHandshakeNs = 0;  // when the handshake with the member began
   // The client's handshake failed; its alert is being sent, then the
   // session ends with the reason already set.
@@ -225,7 +224,6 @@ struct SessionTls {
     peeked = false;
     route = {};
     alpnOffered.clear();
-    clientCert.clear();
     memberHandshakeNs = 0;
     failing = memberFailed = handOverPending = false;
   }

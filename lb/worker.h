@@ -217,7 +217,7 @@ class Worker {
   void startFlow(Session& s, int flow);
   void handOverTx(Session& s);
   void checkTlsDeadlines(Session& s);
-  void logTls(const Session& s, AccessRecord& record, std::string& alpn) const;
+  void logTls(const Session& s, AccessRecord& record) const;
   void proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const;
   void closeRejected(uint32_t listenerIndex, int clientFd, EndReason reason);
 

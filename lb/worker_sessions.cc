@@ -280,7 +280,7 @@ void Worker::startProxying(Session& s) {
   s.lastActiveNs = nowNs_;
   if (s.tls && (s.tls->client.active() || s.tls->member.active())) {
     const tls::Leg& client = s.tls->client;
-    s.tls->handOverPending = client.kernelTxReady() && (client.sending() || client.hasOutput());
+    s.tls->handOverPending = offerKernelTx_ && client.kernelTxReady() && (client.sending() || client.hasOutput());
     if (!s.tls->handOverPending) handOverTx(s);
     for (int flow = 0; flow < 2 && s.state == SessionState::Proxying; ++flow)
       if (!(flow == 1 && s.tls->handOverPending)) startFlow(s, flow);
@@ -768,8 +768,7 @@ void Worker::logSession(const Session& s) {
   record.durationMs = msBetween(s.acceptedNs, nowNs_);
   record.attempts = s.attempts;
   record.end = s.endReason;
-  std::string alpn;
-  logTls(s, record, alpn);
+  logTls(s, record);
   accessLog_.record(record);
 }
 

@@ -29,8 +29,6 @@ namespace lb {
 namespace {
 
 constexpr size_t kSpareTls = 1024;
-// What one SSL_read asks for: one record of plaintext.
-constexpr size_t kPlainRecordBytes = 16 * 1024;
 
 uint64_t msToNs(std::chrono::milliseconds d) { return static_cast<uint64_t>(d.count()) * 1'000'000u; }
 
@@ -181,7 +179,8 @@ void Worker::startHandshake(Session& s) {
   s.state = SessionState::Handshaking;
   SSL_CTX* context = s.runtime->serverContexts[s.listenerIndex].get();
   if (!context) return failHandshake(s, HandshakeResult::Protocol);
-  if (!s.tls->client.open(context, true, &blocks_, offerKernelTx_)) {
+  // Detached after a TLS 1.3 handshake (lb/tls/leg.h): no SSL object while proxying.
+  if (!s.tls->client.open(context, true, &blocks_, offerKernelTx_, true)) {
     localError(LocalError::Io, ENOMEM, "no TLS object for a client (closed)");
     return endSession(s, EndReason::LocalError);
   }
@@ -213,15 +212,10 @@ void Worker::handshakeStep(Session& s) {
 void Worker::handshakeDone(Session& s) {
   const Listener& listener = listenerOf(s);
   TlsListenerCounters& counters = listener.state->counters.tls;
-  SSL* ssl = s.tls->client.ssl();
+  const tls::HandshakeFacts& facts = s.tls->client.facts();
   bump(counters.handshakes[static_cast<size_t>(HandshakeResult::Ok)]);
-  if (SSL_session_reused(ssl)) bump(counters.resumed);
+  if (facts.resumed) bump(counters.resumed);
   counters.handshakeDuration.record(static_cast<double>(nowNs_ - s.acceptedNs) / 1e9);
-  X509* peer = SSL_get0_peer_certificate(ssl);
-  if (peer && SSL_get_verify_result(ssl) == X509_V_OK) {
-    char subject[256];
-    if (X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject)) s.tls->clientCert = subject;
-  }
   Flow& f = s.flows[0];
   if (f.state.idle() && s.tls->client.inputConsumed()) {
     s.tls->client.dropInput();
@@ -231,8 +225,7 @@ void Worker::handshakeDone(Session& s) {
     s.state = SessionState::Connecting;
     return startConnect(s);
   }
-  const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  routeBy(s, sni ? sni : "");
+  routeBy(s, facts.serverName);
 }
 
 // A failed handshake never reaches a member. Its alert, if OpenSSL made
@@ -412,7 +405,7 @@ void Worker::flushLeg(Session& s, int side) {
 // the kernel refuses, the leg goes on sealing in user space.
 void Worker::handOverTx(Session& s) {
   tls::Leg& leg = s.tls->client;
-  if (!leg.kernelTxReady() || leg.sending() || leg.hasOutput()) return;
+  if (!offerKernelTx_ || !leg.kernelTxReady() || leg.sending() || leg.hasOutput()) return;
   TlsListenerCounters& counters = listenerOf(s).state->counters.tls;
   const tls::KernelKeyBlock& keys = leg.kernelKeys();
   if (::setsockopt(s.clientFd, SOL_TCP, TCP_ULP, "tls", sizeof "tls") != 0 ||
@@ -536,7 +529,7 @@ void Worker::tlsPump(Session& s, int flow) {
     }
     if (!f.block && !(f.block = blocks_.acquire())) return pauseForResources(s, flow, ENOMEM, "TLS buffer");
     size_t n = 0;
-    tls::LegStatus status = from->read(f.block, kPlainRecordBytes, &n);
+    tls::LegStatus status = from->read(f.block, tls::BlockPool::kBlockBytes, &n);
     flushLeg(s, flow);
     switch (status) {
       case tls::LegStatus::Ok:
@@ -629,45 +622,40 @@ void Worker::checkTlsDeadlines(Session& s) {
 // v2 TLVs of the PROXY header to a member: what the client's terminated
 // handshake settled (ALPN, SNI, version, cipher, a verified client
 // certificate), or the SNI of a peeked ClientHello. The views point into
-// the SSL object or the parser, which outlive the header's writing.
+// the leg's facts or the parser, which outlive the header's writing.
 void Worker::proxyHeaderExtras(const Session& s, edge::HeaderExtras& extras) const {
   if (!s.tls) return;
   if (s.tls->client.active() && s.tls->client.handshakeDone()) {
-    SSL* ssl = s.tls->client.ssl();
-    const unsigned char* protocol = nullptr;
-    unsigned length = 0;
-    SSL_get0_alpn_selected(ssl, &protocol, &length);
-    if (protocol) extras.alpn = std::string_view(reinterpret_cast<const char*>(protocol), length);
-    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) extras.authority = sni;
+    const tls::HandshakeFacts& facts = s.tls->client.facts();
+    if (!facts.alpn.empty()) extras.alpn = facts.alpn;
+    if (!facts.serverName.empty()) extras.authority = facts.serverName;
     extras.tls = true;
-    extras.clientCertVerified = SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK;
-    extras.tlsVersion = SSL_get_version(ssl);
-    extras.tlsCipher = SSL_get_cipher_name(ssl);
+    extras.clientCertVerified = facts.clientCertVerified;
+    extras.tlsVersion = facts.version;
+    extras.tlsCipher = facts.cipher;
   } else if (s.tls->peeked) {
     extras.authority = s.tls->hello.serverName();
   }
 }
 
-void Worker::logTls(const Session& s, AccessRecord& record, std::string& alpn) const {
+void Worker::logTls(const Session& s, AccessRecord& record) const {
   if (!s.tls) return;
   if (!listenerOf(s).routePools.empty()) {
     record.route = s.tls->route;
     if (!s.tls->route.empty()) record.pool = poolOf(s).name();
   }
-  if (s.tls->client.active()) {
-    SSL* ssl = s.tls->client.ssl();
-    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) record.sni = sni;
-    if (!s.tls->client.handshakeDone()) return;
+  const tls::Leg& client = s.tls->client;
+  if (client.active() && !client.handshakeDone()) {
+    if (const char* sni = SSL_get_servername(client.ssl(), TLSEXT_NAMETYPE_host_name)) record.sni = sni;
+  } else if (client.active()) {
+    const tls::HandshakeFacts& facts = client.facts();
+    record.sni = facts.serverName;
     record.tls = true;
-    record.tlsResumed = SSL_session_reused(ssl);
-    record.tlsVersion = SSL_get_version(ssl);
-    record.tlsCipher = SSL_get_cipher_name(ssl);
-    const unsigned char* protocol = nullptr;
-    unsigned length = 0;
-    SSL_get0_alpn_selected(ssl, &protocol, &length);
-    if (protocol) alpn.assign(reinterpret_cast<const char*>(protocol), length);
-    record.alpn = alpn;
-    record.clientCert = s.tls->clientCert;
+    record.tlsResumed = facts.resumed;
+    record.tlsVersion = facts.version;
+    record.tlsCipher = facts.cipher;
+    record.alpn = facts.alpn;
+    record.clientCert = facts.clientCert;
   } else if (s.tls->peeked) {
     record.sni = s.tls->hello.serverName();
     record.alpn = s.tls->alpnOffered;

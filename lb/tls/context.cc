@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "lb/tls/certificates.h"
+#include "lb/tls/leg.h"
 #include "lb/tls/server_names.h"
 #include "lb/tls/ticket_keys.h"
 
@@ -143,6 +144,7 @@ bool configureServerContext(SSL_CTX* ctx, const std::shared_ptr<const ServerConf
   SSL_CTX_set_timeout(ctx, kSessionTimeoutSeconds);
   SSL_CTX_set_num_tickets(ctx, kTls13Tickets);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, onTicketKey);
+  Leg::enableDetach(ctx);  // on every context: the key log is the one SNI chose
   ERR_clear_error();
   return true;
 }

@@ -1,7 +1,9 @@
 #include "lb/tls/leg.h"
 
 #include <linux/tls.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 #include <cstdlib>
@@ -9,6 +11,9 @@
 #include <new>
 
 namespace lb::tls {
+namespace {
+constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+}  // namespace
 
 BlockPool::~BlockPool() {
   for (char* block : spare_) std::free(block);
@@ -69,7 +74,7 @@ int legIndex() {
 
 Leg::~Leg() { reset(); }
 
-bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx) noexcept {
+bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx, bool detach) noexcept {
   if (ssl_) return false;
   BIO_METHOD* method = legMethod(&Leg::bioRead, &Leg::bioWrite, &Leg::bioCtrl);
   if (!method) return false;
@@ -86,7 +91,8 @@ bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx) n
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_ex_data(ssl, legIndex(), this);
-  if (offerKernelTx) SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
+  // Detaching needs the transmit keys handed to the leg's sealer too.
+  if (offerKernelTx || (detach && server)) SSL_set_options(ssl, SSL_OP_ENABLE_KTLS);
   if (server)
     SSL_set_accept_state(ssl);
   else
@@ -96,6 +102,8 @@ bool Leg::open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx) n
   failure_ = HandshakeFailure::Protocol;
   failureText_ = "";
   shutdownSent_ = false;
+  server_ = server;
+  detachWanted_ = detach && server;
   return true;
 }
 
@@ -118,6 +126,19 @@ void Leg::reset() noexcept {
   recordType_ = 23;
   outputType_ = 0;
   sealer_.reset();
+  server_ = detachWanted_ = detached_ = closed_ = false;
+  OPENSSL_cleanse(clientSecret_.data(), clientSecret_.size());
+  OPENSSL_cleanse(serverSecret_.data(), serverSecret_.size());
+  clientSecretBytes_ = serverSecretBytes_ = 0;
+  suite_ = 0;
+  keyUpdateOwed_ = false;
+  opener_.reset();
+  releasePartial();
+  facts_.serverName.clear();
+  facts_.alpn.clear();
+  facts_.clientCert.clear();
+  facts_.version = facts_.cipher = "";
+  facts_.resumed = facts_.clientCertVerified = false;
   ERR_clear_error();
 }
 
@@ -236,7 +257,7 @@ int Leg::writeRecord(const char* data, size_t length) noexcept {
   constexpr uint8_t kHandshakeRecord = 22, kKeyUpdate = 24;
   uint8_t type = recordType_;
   recordType_ = 23;
-  if (type == kHandshakeRecord && length > 0 && static_cast<uint8_t>(data[0]) == kKeyUpdate &&
+  if (type == kHandshakeRecord && length > 0 && static_cast<uint8_t>(data[0]) == kKeyUpdate && ssl_ &&
       SSL_version(ssl_) == TLS1_3_VERSION)
     return -1;
   size_t needed = txMode_ == TxMode::Sealer ? length + RecordSealer::kOverheadBytes : length;
@@ -301,21 +322,38 @@ void Leg::releaseBlockIfSent() noexcept {
 }
 
 LegStatus Leg::handshake() noexcept {
+  if (detached_) return LegStatus::Ok;
   ERR_clear_error();
   int result = SSL_do_handshake(ssl_);
-  if (result == 1) return LegStatus::Ok;
-  return statusOf(result, true);
+  if (result != 1) return statusOf(result, true);
+  if (server_) captureFacts();
+  if (detachWanted_) detach();
+  return LegStatus::Ok;
 }
 
-bool Leg::handshakeDone() const { return ssl_ && SSL_is_init_finished(ssl_); }
+bool Leg::handshakeDone() const { return detached_ || (ssl_ && SSL_is_init_finished(ssl_)); }
 
 LegStatus Leg::read(char* out, size_t capacity, size_t* n) noexcept {
+  if (detached_) return readDetached(out, capacity, n);
   ERR_clear_error();
   if (SSL_read_ex(ssl_, out, capacity, n) == 1) return LegStatus::Ok;
   return statusOf(0, false);
 }
 
 LegStatus Leg::write(const char* data, size_t length, size_t* n) noexcept {
+  if (detached_) {
+    int owed = sendOwedKeyUpdate();
+    if (owed < 0) return failDetached("key update not sealed");
+    if (owed == 0) return LegStatus::WantWrite;
+    // One record per call, as SSL_write_ex with partial writes.
+    size_t chunk = length < kMaxRecordPlaintext ? length : kMaxRecordPlaintext;
+    recordType_ = 23;
+    int result = chunk == 0 ? 1 : writeRecord(data, chunk);
+    if (result < 0) return failDetached("record too large for the output");
+    if (result == 0) return LegStatus::WantWrite;
+    *n = chunk;
+    return LegStatus::Ok;
+  }
   ERR_clear_error();
   if (SSL_write_ex(ssl_, data, length, n) == 1) return LegStatus::Ok;
   return statusOf(0, false);
@@ -323,6 +361,19 @@ LegStatus Leg::write(const char* data, size_t length, size_t* n) noexcept {
 
 LegStatus Leg::shutdown() noexcept {
   if (shutdownSent_) return LegStatus::Ok;
+  if (detached_) {
+    static constexpr char kCloseNotify[] = {1, 0};  // level warning, close_notify
+    int owed = sendOwedKeyUpdate();
+    if (owed < 0) return failDetached("key update not sealed");
+    if (owed == 0) return LegStatus::WantWrite;
+    recordType_ = 21;
+    int result = writeRecord(kCloseNotify, sizeof kCloseNotify);
+    if (result < 0) return failDetached("close_notify not sealed");
+    recordType_ = 23;
+    if (result == 0) return LegStatus::WantWrite;  // asked again once the output is sent
+    shutdownSent_ = true;
+    return LegStatus::Ok;
+  }
   shutdownSent_ = true;
   ERR_clear_error();
   int result = SSL_shutdown(ssl_);
@@ -388,6 +439,210 @@ void Leg::classifyFailure(unsigned long error) noexcept {
           return;
       }
     default: return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Detached server legs
+
+void Leg::enableDetach(SSL_CTX* ctx) noexcept { SSL_CTX_set_keylog_callback(ctx, &Leg::onKeylog); }
+
+// NSS key-log lines: "LABEL <client random, hex> <secret, hex>". Only the
+// application traffic secrets are kept, by legs that will detach.
+void Leg::onKeylog(const SSL* ssl, const char* line) {
+  constexpr std::string_view kClient = "CLIENT_TRAFFIC_SECRET_0 ", kServer = "SERVER_TRAFFIC_SECRET_0 ";
+  auto* leg = static_cast<Leg*>(SSL_get_ex_data(ssl, legIndex()));
+  if (!leg || !leg->detachWanted_) return;
+  bool client = std::strncmp(line, kClient.data(), kClient.size()) == 0;
+  if (!client && std::strncmp(line, kServer.data(), kServer.size()) != 0) return;
+  std::array<uint8_t, 48>& into = client ? leg->clientSecret_ : leg->serverSecret_;
+  const char* secret = std::strchr(line + kClient.size(), ' ');
+  if (!secret) return;
+  ++secret;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  size_t bytes = 0;
+  for (; secret[0] && secret[1] && bytes < into.size(); secret += 2) {
+    int high = nibble(secret[0]), low = nibble(secret[1]);
+    if (high < 0 || low < 0) break;
+    into[bytes++] = static_cast<uint8_t>(high << 4 | low);
+  }
+  (client ? leg->clientSecretBytes_ : leg->serverSecretBytes_) = bytes;
+}
+
+void Leg::captureFacts() noexcept {
+  if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) facts_.serverName = name;
+  const unsigned char* protocol = nullptr;
+  unsigned length = 0;
+  SSL_get0_alpn_selected(ssl_, &protocol, &length);
+  if (protocol) facts_.alpn.assign(reinterpret_cast<const char*>(protocol), length);
+  facts_.version = SSL_get_version(ssl_);
+  facts_.cipher = SSL_get_cipher_name(ssl_);
+  facts_.resumed = SSL_session_reused(ssl_) == 1;
+  X509* peer = SSL_get0_peer_certificate(ssl_);
+  facts_.clientCertVerified = peer && SSL_get_verify_result(ssl_) == X509_V_OK;
+  if (facts_.clientCertVerified) {
+    char subject[256];
+    if (X509_NAME_oneline(X509_get_subject_name(peer), subject, sizeof subject)) facts_.clientCert = subject;
+  }
+}
+
+// Lets go of the SSL object when everything after the handshake can be
+// done without it: TLS 1.3, transmit keys in the sealer, the client's
+// secret from the key log, and no byte OpenSSL read but did not process.
+// Otherwise the leg simply stays with OpenSSL.
+void Leg::detach() noexcept {
+  if (SSL_version(ssl_) != TLS1_3_VERSION || txMode_ != TxMode::Sealer || clientSecretBytes_ == 0 ||
+      serverSecretBytes_ != clientSecretBytes_ || SSL_has_pending(ssl_) || SSL_get_shutdown(ssl_) != 0)
+    return;
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
+  if (!cipher) return;
+  suite_ = static_cast<uint16_t>(SSL_CIPHER_get_protocol_id(cipher));
+  opener_.reset(new (std::nothrow) RecordOpener);
+  if (!opener_ || !opener_->start(suite_, {clientSecret_.data(), clientSecretBytes_})) {
+    opener_.reset();
+    return;
+  }
+  OPENSSL_cleanse(clientSecret_.data(), clientSecret_.size());
+  clientSecretBytes_ = 0;
+  SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN);  // keeps its session resumable (see reset)
+  SSL_free(ssl_);
+  ssl_ = nullptr;
+  detached_ = true;
+  ERR_clear_error();
+}
+
+void Leg::releasePartial() noexcept {
+  if (partial_ && pool_) pool_->release(partial_);
+  partial_ = nullptr;
+  partialLength_ = 0;
+}
+
+LegStatus Leg::failDetached(const char* why) noexcept {
+  failureText_ = why;
+  return LegStatus::Failed;
+}
+
+// The KeyUpdate the client asked for (RFC 8446 4.6.3): sealed with the
+// current keys ahead of anything else, then the sealer takes the next
+// ones. 1 done (or none owed), 0 no room yet, -1 failed.
+int Leg::sendOwedKeyUpdate() noexcept {
+  static constexpr char kKeyUpdate[] = {24, 0, 0, 1, 0};  // update_not_requested
+  if (!keyUpdateOwed_) return 1;
+  if (txMode_ != TxMode::Sealer) return -1;  // the kernel's keys cannot follow
+  recordType_ = 22;
+  int result = writeRecord(kKeyUpdate, sizeof kKeyUpdate);
+  recordType_ = 23;
+  if (result <= 0) return result;
+  keyUpdateOwed_ = false;
+  Tls13Suite suite;
+  std::span<uint8_t> secret{serverSecret_.data(), serverSecretBytes_};
+  if (!tls13Suite(suite_, &suite) || !nextTrafficSecret(suite, secret) || !sealer_->startTls13(suite_, secret))
+    return -1;
+  return 1;
+}
+
+// The next whole record: in the input itself (no copy), or gathered in
+// partial_ across inputs. Null when the input ran out first (what there
+// was is in partial_), or with *error set: a header no record may have, or
+// no block to gather in.
+const uint8_t* Leg::nextRecord(size_t* length, const char** error) noexcept {
+  constexpr const char* kNotARecord = "not a TLS 1.3 record";
+  auto in = reinterpret_cast<const uint8_t*>(input_) + inputOffset_;
+  size_t left = inputLength_ - inputOffset_;
+  if (partialLength_ == 0 && left >= RecordOpener::kHeaderBytes) {
+    size_t whole = RecordOpener::recordBytes(in);
+    if (whole == 0) {
+      *error = kNotARecord;
+      return nullptr;
+    }
+    if (left >= whole) {
+      inputOffset_ += whole;
+      *length = whole;
+      return in;
+    }
+  }
+  if (partialLength_ == 0 && left == 0) return nullptr;
+  if (!partial_ && !(partial_ = pool_->acquire())) {
+    *error = "no memory for a record";
+    return nullptr;
+  }
+  auto gathered = reinterpret_cast<uint8_t*>(partial_);
+  for (;;) {
+    size_t want = RecordOpener::kHeaderBytes;
+    if (partialLength_ >= RecordOpener::kHeaderBytes && (want = RecordOpener::recordBytes(gathered)) == 0) {
+      *error = kNotARecord;
+      return nullptr;
+    }
+    if (partialLength_ == want) {
+      partialLength_ = 0;  // partial_ itself is released once opened
+      *length = want;
+      return gathered;
+    }
+    size_t take = want - partialLength_ < left ? want - partialLength_ : left;
+    if (take == 0) return nullptr;
+    std::memcpy(gathered + partialLength_, in, take);
+    partialLength_ += take;
+    in += take;
+    left -= take;
+    inputOffset_ += take;
+  }
+}
+
+// Records of a detached leg, opened straight from the input into `out`.
+// Application data comes back; close_notify is Closed; a KeyUpdate from
+// the client moves to its next keys; anything else (another alert, a
+// handshake message, a record that does not authenticate) fails the leg.
+LegStatus Leg::readDetached(char* out, size_t capacity, size_t* n) noexcept {
+  constexpr uint8_t kAlert = 21, kHandshake = 22, kApplicationData = 23, kKeyUpdate = 24;
+  if (closed_) return LegStatus::Closed;
+  if (capacity < RecordOpener::kMaxBodyBytes) return failDetached("read buffer smaller than a record");
+  auto plain = reinterpret_cast<uint8_t*>(out);
+  for (;;) {
+    size_t length = 0;
+    const char* error = nullptr;
+    const uint8_t* record = nextRecord(&length, &error);
+    if (error) return failDetached(error);
+    if (!record) {
+      if (partialLength_ == 0) releasePartial();
+      return LegStatus::WantRead;
+    }
+    uint8_t type = 0;
+    size_t content = 0;
+    bool opened = opener_->open(record, length, plain, &type, &content);
+    if (record == reinterpret_cast<const uint8_t*>(partial_)) releasePartial();
+    if (!opened) return failDetached("bad record mac");
+    switch (type) {
+      case kApplicationData:
+        if (content == 0) continue;  // allowed, and nothing to pass on
+        *n = content;
+        return LegStatus::Ok;
+      case kAlert:
+        if (content == 2 && plain[1] == 0) {
+          closed_ = true;
+          return LegStatus::Closed;
+        }
+        return failDetached("alert from the client");
+      case kHandshake:
+        // KeyUpdate (RFC 8446 4.6.3): type, a 3-byte length of 1, and
+        // whether ours is asked for too; it must end its record.
+        if (content == 5 && plain[0] == kKeyUpdate && plain[1] == 0 && plain[2] == 0 && plain[3] == 1 &&
+            plain[4] <= 1) {
+          if (!opener_->update()) return failDetached("key update failed");
+          if (plain[4] == 1) {
+            if (txMode_ != TxMode::Sealer) return failDetached("key update requested after the kTLS hand-over");
+            keyUpdateOwed_ = true;
+            if (sendOwedKeyUpdate() < 0) return failDetached("key update not sealed");
+          }
+          continue;
+        }
+        return failDetached("handshake message after the handshake");
+      default: return failDetached("unexpected record type");
+    }
   }
 }
 

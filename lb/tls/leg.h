@@ -30,19 +30,37 @@
 //           socket is plaintext, and a record OpenSSL still writes (an
 //           alert, close_notify) is output with its record type, to be
 //           sent as one control message (outputRecordType()).
-// Receiving stays with OpenSSL: OpenSSL 3.0 hands no TLS 1.3 receive keys
-// to a BIO. A TLS 1.3 key update the client asks for fails the leg (see
-// writeRecord).
+// Receiving stays with OpenSSL until the leg detaches: OpenSSL 3.0 hands
+// no TLS 1.3 receive keys to a BIO. A TLS 1.3 key update the client asks
+// for fails the leg (see writeRecord).
+//
+// Detaching (open with detach, server legs): once a TLS 1.3 handshake is
+// done and its last bytes are sealed into the output, the leg frees its
+// SSL object. What the handshake settled is kept (facts()); records from
+// the client are opened by a RecordOpener with keys from the client's
+// traffic secret (which OpenSSL gives to the key-log callback,
+// enableDetach), records to it are sealed by the RecordSealer as above.
+// An idle detached leg holds two cipher contexts and no buffer: about a
+// tenth of an SSL object's memory. A record split across inputs is
+// gathered in one pool block (`partial_`), so nothing beyond one record is
+// read ahead. TLS 1.2, or a handshake OpenSSL still has bytes of, stays
+// with OpenSSL. The client's KeyUpdate is followed; one that asks for ours
+// in return is answered (a KeyUpdate sealed with the old keys, then the
+// sealer moves to the next ones, from the server's secret), except after a
+// kTLS hand-over, where it fails the leg.
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "lb/tls/record_opener.h"
 #include "lb/tls/record_sealer.h"
 
 namespace lb::tls {
@@ -86,6 +104,18 @@ enum class HandshakeFailure : uint8_t {
   Protocol,        // not TLS, malformed, truncated, anything else
 };
 
+// What a server leg's handshake settled, kept past the SSL object. The
+// version and cipher names are OpenSSL's static strings.
+struct HandshakeFacts {
+  std::string serverName;  // SNI, as the client sent it; empty: none
+  std::string alpn;        // the protocol chosen; empty: none
+  const char* version = "";
+  const char* cipher = "";
+  bool resumed = false;
+  bool clientCertVerified = false;
+  std::string clientCert;  // subject of a verified client certificate
+};
+
 class Leg {
  public:
   Leg() = default;
@@ -98,12 +128,20 @@ class Leg {
   // first handshake()). False when OpenSSL had no memory. The leg must be
   // inactive.
   // offerKernelTx: let OpenSSL hand over its transmit keys (see above).
-  bool open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx = false) noexcept;
+  // detach (server legs, implies offerKernelTx): free the SSL object after
+  // a TLS 1.3 handshake (see above); the context needs enableDetach().
+  bool open(SSL_CTX* ctx, bool server, BlockPool* pool, bool offerKernelTx = false, bool detach = false) noexcept;
   // Frees the SSL object and any block; the leg is inactive again. Only
   // when no send of its output is in flight.
   void reset() noexcept;
-  bool active() const { return ssl_ != nullptr; }
+  bool active() const { return ssl_ != nullptr || detached_; }
+  // Null once detached.
   SSL* ssl() const { return ssl_; }
+  bool detached() const { return detached_; }
+  // Server legs, once handshake() said Ok.
+  const HandshakeFacts& facts() const { return facts_; }
+  // Lets legs on `ctx` (server contexts) detach: the key-log callback.
+  static void enableDetach(SSL_CTX* ctx) noexcept;
 
   // Ciphertext that arrived. The previous input must be consumed.
   void setInput(const char* data, size_t length) noexcept;
@@ -113,7 +151,8 @@ class Leg {
 
   LegStatus handshake() noexcept;
   bool handshakeDone() const;
-  // Decrypts at most `capacity` bytes into `out`; *n set on Ok.
+  // Decrypts at most `capacity` bytes into `out`; *n set on Ok. A detached
+  // leg opens a whole record into `out`: capacity BlockPool::kBlockBytes.
   LegStatus read(char* out, size_t capacity, size_t* n) noexcept;
   // Encrypts from `data` (at most one record per call, partial writes on);
   // *n set on Ok. After WantWrite, call again with the same bytes.
@@ -156,6 +195,14 @@ class Leg {
   static int bioWrite(BIO* bio, const char* data, size_t length, size_t* done);
   static long bioCtrl(BIO* bio, int command, long number, void* pointer);
   static int onNewSession(SSL* ssl, SSL_SESSION* session);
+  static void onKeylog(const SSL* ssl, const char* line);
+  void captureFacts() noexcept;
+  void detach() noexcept;
+  LegStatus readDetached(char* out, size_t capacity, size_t* n) noexcept;
+  const uint8_t* nextRecord(size_t* length, const char** error) noexcept;
+  void releasePartial() noexcept;
+  LegStatus failDetached(const char* why) noexcept;
+  int sendOwedKeyUpdate() noexcept;
   LegStatus statusOf(int result, bool handshaking) noexcept;
   long takeKernelKeys(long isTransmit, const void* keyBlock) noexcept;
   int writeRecord(const char* data, size_t length) noexcept;
@@ -179,6 +226,22 @@ class Leg {
   uint8_t outputType_ = 0;   // Kernel: of the record in the output
   std::unique_ptr<RecordSealer> sealer_;
   SSL_SESSION** sessionSlot_ = nullptr;
+  bool server_ = false;
+  bool detachWanted_ = false;
+  bool detached_ = false;
+  bool closed_ = false;  // detached: the client's close_notify was read
+  // From the key log: the client's until detached, the server's (the
+  // sealer's next keys come from it) for as long as the leg lives.
+  std::array<uint8_t, 48> clientSecret_{};
+  size_t clientSecretBytes_ = 0;
+  std::array<uint8_t, 48> serverSecret_{};
+  size_t serverSecretBytes_ = 0;
+  uint16_t suite_ = 0;             // detached: the TLS 1.3 cipher suite
+  bool keyUpdateOwed_ = false;     // detached: the client asked for our KeyUpdate, not yet sealed
+  std::unique_ptr<RecordOpener> opener_;
+  char* partial_ = nullptr;  // detached: a record begun in an earlier input (a pool block)
+  size_t partialLength_ = 0;
+  HandshakeFacts facts_;
   HandshakeFailure failure_ = HandshakeFailure::Protocol;
   const char* failureText_ = "";
 };

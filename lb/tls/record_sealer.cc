@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "lb/tls/record_opener.h"
+
 namespace lb::tls {
 namespace {
 
@@ -85,6 +87,33 @@ bool RecordSealer::start(std::span<const uint8_t> keyBlock) noexcept {
   sequence_ = block_.bytes.data() + seqAt;
   nonceCounter_ = explicitNonce_ ? block_.bytes.data() + ivAt : nullptr;
   return true;
+}
+
+bool RecordSealer::startTls13(uint16_t suite, std::span<const uint8_t> secret) noexcept {
+  Tls13Suite use;
+  uint8_t key[32], iv[12];
+  if (!tls13Suite(suite, &use) || !trafficKeys(use, secret, key, iv)) return false;
+  // The layouts of <linux/tls.h>: GCM splits the 12-byte IV into a 4-byte
+  // salt and 8 bytes of iv; ChaCha20 keeps all 12 in iv.
+  KernelKeyBlock block;
+  auto lay = [&](auto crypto, uint16_t type, size_t saltBytes) {
+    crypto.info.version = TLS_1_3_VERSION;
+    crypto.info.cipher_type = type;
+    std::memcpy(crypto.key, key, sizeof crypto.key);
+    std::memcpy(crypto.salt, iv, saltBytes);
+    std::memcpy(crypto.iv, iv + saltBytes, sizeof crypto.iv);
+    std::memcpy(block.bytes.data(), &crypto, sizeof crypto);
+    block.length = sizeof crypto;
+  };
+  switch (suite) {
+    case 0x1301: lay(tls12_crypto_info_aes_gcm_128{}, TLS_CIPHER_AES_GCM_128, 4); break;
+    case 0x1302: lay(tls12_crypto_info_aes_gcm_256{}, TLS_CIPHER_AES_GCM_256, 4); break;
+    default: lay(tls12_crypto_info_chacha20_poly1305{}, TLS_CIPHER_CHACHA20_POLY1305, 0); break;
+  }
+  OPENSSL_cleanse(key, sizeof key);
+  bool ok = start({block.bytes.data(), block.length});
+  OPENSSL_cleanse(block.bytes.data(), block.bytes.size());
+  return ok;
 }
 
 size_t RecordSealer::seal(uint8_t type, std::span<const uint8_t> plaintext, std::span<uint8_t> out) noexcept {

@@ -42,6 +42,9 @@ class RecordSealer {
   // (and nothing kept) for a version or cipher this does not know, a short
   // block, or no memory.
   bool start(std::span<const uint8_t> keyBlock) noexcept;
+  // TLS 1.3 from a traffic secret instead (a KeyUpdate's next keys), as
+  // start() with the key block OpenSSL would make of it, sequence 0.
+  bool startTls13(uint16_t suite, std::span<const uint8_t> secret) noexcept;
   bool started() const { return cipher_ != nullptr; }
 
   // Seals one record of `type` (23 application data, 21 alert, 22

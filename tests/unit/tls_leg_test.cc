@@ -116,7 +116,7 @@ class LegPair : public ::testing::Test {
       carry(from, to, wire);
       for (;;) {
         size_t n = 0;
-        LegStatus status = to.read(plain.data(), 16384, &n);
+        LegStatus status = to.read(plain.data(), plain.size(), &n);
         if (status != LegStatus::Ok) {
           EXPECT_EQ(status, LegStatus::WantRead);
           EXPECT_TRUE(to.inputConsumed()) << "WantRead means the input was used up";
@@ -425,6 +425,186 @@ TEST_P(KeyUpdateWithKernelTx, FailsTheLeg) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BeforeAndAfterTheHandOver, KeyUpdateWithKernelTx, ::testing::Bool());
+
+// ---------------------------------------------------------------------------
+// Detached server legs: after a TLS 1.3 handshake the SSL object is freed;
+// the client (plain OpenSSL) must read every record the leg seals, and the
+// leg must open every record the client writes, whatever the suite.
+
+class Detached : public LegPair, public ::testing::WithParamInterface<const char*> {
+ protected:
+  void openDetaching() {
+    Leg::enableDetach(server.ctx);
+    ASSERT_EQ(SSL_CTX_set_ciphersuites(server.ctx, GetParam()), 1);
+    ASSERT_TRUE(serverLeg.open(server.ctx, true, &pool, false, true));
+    ASSERT_TRUE(clientLeg.open(client.ctx, false, &pool));
+  }
+
+  void handshakeAndDetach() {
+    openDetaching();
+    LegStatus s, c;
+    handshake(&s, &c);
+    ASSERT_EQ(s, LegStatus::Ok);
+    ASSERT_EQ(c, LegStatus::Ok);
+    ASSERT_TRUE(serverLeg.detached());
+    ASSERT_EQ(serverLeg.ssl(), nullptr);
+  }
+
+  std::string serverReads() {
+    std::string got;
+    std::vector<char> plain(BlockPool::kBlockBytes);
+    size_t n = 0;
+    LegStatus status;
+    while ((status = serverLeg.read(plain.data(), plain.size(), &n)) == LegStatus::Ok) got.append(plain.data(), n);
+    EXPECT_EQ(status, LegStatus::WantRead) << serverLeg.failureText();
+    return got;
+  }
+
+  // What the client wrote, handed to the server `step` bytes per input.
+  std::string dribble(size_t step) {
+    std::string wire;
+    while (clientLeg.hasOutput()) {
+      std::span<const char> out = clientLeg.takeOutput();
+      wire.append(out.data(), out.size());
+      clientLeg.outputSent(out.size());
+    }
+    std::string got;
+    for (size_t at = 0; at < wire.size(); at += step) {
+      std::string piece = wire.substr(at, step);
+      serverLeg.setInput(piece.data(), piece.size());
+      got += serverReads();
+      EXPECT_TRUE(serverLeg.inputConsumed());
+    }
+    return got;
+  }
+};
+
+TEST_P(Detached, BytesBothWaysThenCloseNotify) {
+  handshakeAndDetach();
+  EXPECT_STREQ(serverLeg.facts().version, "TLSv1.3");
+  EXPECT_STREQ(serverLeg.facts().cipher, SSL_get_cipher_name(clientLeg.ssl()));
+  EXPECT_FALSE(serverLeg.facts().resumed);
+
+  std::string down(300000, '\0');
+  for (size_t i = 0; i < down.size(); ++i) down[i] = static_cast<char>(i * 13 + i / 999);
+  EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, down), down) << "tickets and data sealed by the leg";
+  std::string up(1 << 20, '\0');
+  for (size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>(i * 7 + i / 4096);
+  EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, up), up);
+
+  ASSERT_EQ(clientLeg.shutdown(), LegStatus::Ok);
+  ASSERT_TRUE(carry(clientLeg, serverLeg, &toServer));
+  std::vector<char> plain(BlockPool::kBlockBytes);
+  size_t n = 0;
+  EXPECT_EQ(serverLeg.read(plain.data(), plain.size(), &n), LegStatus::Closed);
+  EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, "after"), "after") << "half-closed, the server still writes";
+  ASSERT_EQ(serverLeg.shutdown(), LegStatus::Ok);
+  ASSERT_TRUE(carry(serverLeg, clientLeg, &toClient));
+  EXPECT_EQ(clientLeg.read(plain.data(), plain.size(), &n), LegStatus::Closed) << "our close_notify";
+  EXPECT_EQ(pool.inUse(), 0u) << "an idle detached leg holds no block";
+}
+
+TEST_P(Detached, RecordsSplitAcrossInputsAreGathered) {
+  handshakeAndDetach();
+  transfer(serverLeg, clientLeg, &toClient, "tickets");
+  std::string data;
+  for (int i = 0; i < 5; ++i) {
+    std::string record(i == 2 ? 16384 : 100 + i, static_cast<char>('a' + i));
+    size_t n = 0;
+    ASSERT_EQ(clientLeg.write(record.data(), record.size(), &n), LegStatus::Ok);
+    ASSERT_EQ(n, record.size());
+    data += record;
+  }
+  EXPECT_EQ(dribble(1), data) << "one byte per input";
+  EXPECT_EQ(pool.inUse(), 0u) << "the gathering block goes back with the last record";
+  size_t n = 0;
+  ASSERT_EQ(clientLeg.write(data.data(), 16384, &n), LegStatus::Ok);
+  EXPECT_EQ(dribble(7000), data.substr(0, 16384)) << "a record over three inputs";
+}
+
+TEST_P(Detached, TheClientsKeyUpdatesAreFollowedAndAnswered) {
+  handshakeAndDetach();
+  transfer(serverLeg, clientLeg, &toClient, "tickets");
+  ASSERT_EQ(SSL_key_update(clientLeg.ssl(), SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+  EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "after ours"), "after ours");
+  EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, "down"), "down");
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(SSL_key_update(clientLeg.ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+    EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "x"), "x");
+    // The leg's own KeyUpdate goes out under the old keys, then the next.
+    EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, "under new keys"), "under new keys") << round;
+    EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "and back"), "and back") << round;
+  }
+}
+
+TEST_P(Detached, ATamperedRecordFailsTheLeg) {
+  handshakeAndDetach();
+  size_t n = 0;
+  ASSERT_EQ(clientLeg.write("secret", 6, &n), LegStatus::Ok);
+  std::span<const char> out = clientLeg.takeOutput();
+  std::string wire(out.data(), out.size());
+  clientLeg.outputSent(out.size());
+  wire[wire.size() - 20] ^= 1;
+  serverLeg.setInput(wire.data(), wire.size());
+  std::vector<char> plain(BlockPool::kBlockBytes);
+  EXPECT_EQ(serverLeg.read(plain.data(), plain.size(), &n), LegStatus::Failed);
+  EXPECT_STREQ(std::string(serverLeg.failureText()).c_str(), "bad record mac");
+}
+
+TEST_P(Detached, NotARecordFailsTheLeg) {
+  handshakeAndDetach();
+  std::string wire = "\x17\x03\x03\x48\x00";  // longer than any record may be
+  wire.append(100, 'x');
+  serverLeg.setInput(wire.data(), wire.size());
+  std::vector<char> plain(BlockPool::kBlockBytes);
+  size_t n = 0;
+  EXPECT_EQ(serverLeg.read(plain.data(), plain.size(), &n), LegStatus::Failed);
+  EXPECT_STREQ(std::string(serverLeg.failureText()).c_str(), "not a TLS 1.3 record");
+}
+
+TEST_P(Detached, BytesRightBehindTheClientsFinishedAreRead) {
+  openDetaching();
+  LegStatus c = LegStatus::WantRead, s = LegStatus::WantRead;
+  // Client hello, server flight, then the client's Finished and its first
+  // data in one input.
+  ASSERT_EQ(clientLeg.handshake(), LegStatus::WantRead);
+  ASSERT_TRUE(carry(clientLeg, serverLeg, &toServer));
+  ASSERT_EQ(serverLeg.handshake(), LegStatus::WantRead);
+  ASSERT_TRUE(carry(serverLeg, clientLeg, &toClient));
+  c = clientLeg.handshake();
+  ASSERT_EQ(c, LegStatus::Ok);
+  size_t n = 0;
+  ASSERT_EQ(clientLeg.write("right behind", 12, &n), LegStatus::Ok);
+  ASSERT_TRUE(carry(clientLeg, serverLeg, &toServer));
+  s = serverLeg.handshake();
+  ASSERT_EQ(s, LegStatus::Ok);
+  ASSERT_TRUE(serverLeg.detached());
+  EXPECT_FALSE(serverLeg.inputConsumed()) << "the data is still the leg's to open";
+  EXPECT_EQ(serverReads(), "right behind");
+}
+
+INSTANTIATE_TEST_SUITE_P(Suites, Detached,
+                         ::testing::Values("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                                           "TLS_CHACHA20_POLY1305_SHA256"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param[4] == 'A' ? (info.param[8] == '1' ? "aes128" : "aes256")
+                                                                   : "chacha");
+                         });
+
+TEST_F(LegPair, ATls12LegStaysWithOpenSsl) {
+  Leg::enableDetach(server.ctx);
+  SSL_CTX_set_max_proto_version(server.ctx, TLS1_2_VERSION);
+  ASSERT_TRUE(serverLeg.open(server.ctx, true, &pool, false, true));
+  ASSERT_TRUE(clientLeg.open(client.ctx, false, &pool));
+  LegStatus s, c;
+  handshake(&s, &c);
+  ASSERT_EQ(s, LegStatus::Ok);
+  EXPECT_FALSE(serverLeg.detached());
+  EXPECT_NE(serverLeg.ssl(), nullptr);
+  EXPECT_STREQ(serverLeg.facts().version, "TLSv1.2");
+  EXPECT_EQ(transfer(clientLeg, serverLeg, &toServer, "up"), "up");
+  EXPECT_EQ(transfer(serverLeg, clientLeg, &toClient, "down"), "down");
+}
 
 }  // namespace
 }  // namespace lb::tls
