@@ -583,6 +583,53 @@ TEST_P(Detached, BytesRightBehindTheClientsFinishedAreRead) {
   EXPECT_EQ(serverReads(), "right behind");
 }
 
+// The client holds the keys, so it can send whatever it likes under them:
+// the test seals records with the client's own secret (its key log), at the
+// sequence number the client is at (none sent since the handshake).
+std::string clientSecretLine;
+
+TEST_P(Detached, AuthenticRecordsNoClientMaySendFailTheLeg) {
+  struct Case {
+    uint8_t type;
+    std::string content;
+    const char* why;
+  };
+  const Case cases[] = {
+      {21, std::string("\x02\x28", 2), "alert from the client"},
+      {22, std::string("\x04\x00\x00\x01\x00", 5), "handshake message after the handshake"},
+      {22, std::string("\x18\x00\x00\x01\x02", 5), "handshake message after the handshake"},
+      {20, std::string("\x01", 1), "unexpected record type"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.why);
+    SSL_CTX_set_keylog_callback(client.ctx, [](const SSL*, const char* line) {
+      if (std::strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) clientSecretLine = line;
+    });
+    handshakeAndDetach();
+    std::string hex = clientSecretLine.substr(clientSecretLine.rfind(' ') + 1);
+    std::vector<uint8_t> secret;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) secret.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    const SSL_CIPHER* cipher = SSL_get_current_cipher(clientLeg.ssl());
+    RecordSealer forged;
+    ASSERT_TRUE(forged.startTls13(static_cast<uint16_t>(SSL_CIPHER_get_protocol_id(cipher)), secret));
+
+    std::vector<uint8_t> wire(1024);
+    size_t n = forged.seal(23, {reinterpret_cast<const uint8_t*>("ok"), 2}, wire);
+    n += forged.seal(c.type, {reinterpret_cast<const uint8_t*>(c.content.data()), c.content.size()},
+                     {wire.data() + n, wire.size() - n});
+    toServer.assign(reinterpret_cast<const char*>(wire.data()), n);
+    serverLeg.setInput(toServer.data(), toServer.size());
+    std::vector<char> plain(BlockPool::kBlockBytes);
+    size_t got = 0;
+    ASSERT_EQ(serverLeg.read(plain.data(), plain.size(), &got), LegStatus::Ok) << "the forger has the right keys";
+    EXPECT_EQ(std::string(plain.data(), got), "ok");
+    EXPECT_EQ(serverLeg.read(plain.data(), plain.size(), &got), LegStatus::Failed);
+    EXPECT_EQ(serverLeg.failureText(), c.why);
+    serverLeg.reset();
+    clientLeg.reset();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, Detached,
                          ::testing::Values("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                                            "TLS_CHACHA20_POLY1305_SHA256"),
