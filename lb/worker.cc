@@ -67,7 +67,7 @@ std::unique_ptr<WorkerGeneration> Worker::makeGeneration(std::shared_ptr<const R
     uint64_t seed = static_cast<uint64_t>(options_.index + 1) * 0x9e3779b97f4a7c15ull ^ monotonicNs();
     generation->pickers.push_back(std::make_unique<PoolPicker>(*pool, seed));
     if (pool->tls && !generation->clientContexts.count(pool)) {
-      tls::SslCtxPtr context = pool->tls->newContext();
+      tls::SslCtxPtr context = pool->tls->newContext(tlsLibrary());
       if (context)
         tls::Leg::enableSessionStore(context.get());
       else
@@ -83,7 +83,7 @@ std::unique_ptr<WorkerGeneration> Worker::makeGeneration(std::shared_ptr<const R
     for (const Pool* pool : listener->routePools) routes.push_back(pickerFor(pool));
     tls::SslCtxPtr context;
     if (listener->tls) {
-      context = listener->tls->newWorkerContext();
+      context = listener->tls->newWorkerContext(tlsLibrary());
       if (!context)
         log::error("worker {}: listener {}: no TLS context; its handshakes fail", options_.index,
                    listener->config.name);
@@ -91,6 +91,21 @@ std::unique_ptr<WorkerGeneration> Worker::makeGeneration(std::shared_ptr<const R
     generation->serverContexts.push_back(std::move(context));
   }
   return generation;
+}
+
+// Made on first use (a config with no TLS never has one). The worker's
+// thread makes it its default, here if this runs on that thread (a reload
+// that brings the first TLS), else in start().
+OSSL_LIB_CTX* Worker::tlsLibrary() {
+  if (!libraryTried_) {
+    libraryTried_ = true;
+    library_ = tls::newLibrary();
+    if (!library_)
+      log::warn("worker {}: no OpenSSL library context of its own; sharing the process's", options_.index);
+    else if (threadStarted_)
+      OSSL_LIB_CTX_set0_default(library_.get());
+  }
+  return library_.get();
 }
 
 WorkerGeneration::~WorkerGeneration() {
@@ -129,6 +144,8 @@ Worker::~Worker() {
 }
 
 int Worker::start() {
+  threadStarted_ = true;
+  if (library_) OSSL_LIB_CTX_set0_default(library_.get());
   io_uring_params params{};
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
                  IORING_SETUP_SUBMIT_ALL;

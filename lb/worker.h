@@ -128,6 +128,7 @@ class Worker {
   void closeListenerSlot(uint32_t slot, bool stopping);
   void listenerSlotIdle(uint32_t slot);
   void drainAccept(uint32_t slot);
+  OSSL_LIB_CTX* tlsLibrary();
   std::unique_ptr<WorkerGeneration> makeGeneration(std::shared_ptr<const Runtime> runtime);
   void applyPending();
   void computeTick();
@@ -238,6 +239,11 @@ class Worker {
   static constexpr uint32_t kNoSlot = UINT32_MAX;
 
   WorkerOptions options_;
+  // This worker's OpenSSL library context (lb/tls/context.h), made with the
+  // first TLS context; declared first so that it outlives every SSL object.
+  tls::LibraryPtr library_;
+  bool libraryTried_ = false;
+  bool threadStarted_ = false;  // start() ran: this is the worker's thread
   io_uring ring_{};
   bool ringReady_ = false;
   ring::Submitter submitter_;  // every SQE of ring_ comes from here

@@ -277,11 +277,45 @@ std::optional<std::vector<X509Ptr>> loadCaFile(const config::FilePath& file, std
   return certificates;
 }
 
-X509_STORE* newStore(const std::vector<X509Ptr>& certificates) {
+X509_STORE* newStore(const std::vector<X509Ptr>& certificates, OSSL_LIB_CTX* library) {
   X509_STORE* store = X509_STORE_new();
-  for (const X509Ptr& cert : certificates) X509_STORE_add_cert(store, cert.get());
+  for (const X509Ptr& cert : certificates) {
+    if (!library) {
+      X509_STORE_add_cert(store, cert.get());
+      continue;
+    }
+    X509Ptr copy = copyInto(library, cert.get());
+    if (copy) X509_STORE_add_cert(store, copy.get());  // takes its own reference
+  }
   ERR_clear_error();  // duplicates in a bundle are not an error
   return store;
+}
+
+X509Ptr copyInto(OSSL_LIB_CTX* library, X509* cert) {
+  BioPtr pem(BIO_new(BIO_s_mem()));
+  if (!pem || PEM_write_bio_X509(pem.get(), cert) != 1) return nullptr;
+  X509* copy = X509_new_ex(library, nullptr);
+  if (copy && !PEM_read_bio_X509(pem.get(), &copy, nullptr, nullptr)) {
+    X509_free(copy);
+    copy = nullptr;
+  }
+  return X509Ptr(copy);
+}
+
+bool copyInto(OSSL_LIB_CTX* library, const LoadedCertificate& from, CertificateCopy* to) {
+  to->cert = copyInto(library, from.cert.get());
+  to->chain.reset(sk_X509_new_null());
+  bool ok = to->cert && to->chain;
+  for (int i = 0; ok && from.chain && i < sk_X509_num(from.chain.get()); ++i) {
+    X509Ptr link = copyInto(library, sk_X509_value(from.chain.get(), i));
+    ok = link && sk_X509_push(to->chain.get(), link.get()) > 0;
+    if (ok) (void)link.release();
+  }
+  BioPtr pem(BIO_new(BIO_s_secmem()));  // the key's PEM text is wiped when freed
+  ok = ok && pem && PEM_write_bio_PrivateKey(pem.get(), from.key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  if (ok) to->key.reset(PEM_read_bio_PrivateKey_ex(pem.get(), nullptr, nullptr, nullptr, library, nullptr));
+  ERR_clear_error();
+  return ok && to->key;
 }
 
 }  // namespace lb::tls

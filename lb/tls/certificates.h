@@ -64,6 +64,16 @@ CertificateInfo describeCertificate(X509* cert, std::string_view owner, std::str
 
 // A store of the CA certificates (each worker's context gets its own: an
 // X509_STORE has a lock that verification takes).
-X509_STORE* newStore(const std::vector<X509Ptr>& certificates);
+X509_STORE* newStore(const std::vector<X509Ptr>& certificates, OSSL_LIB_CTX* library = nullptr);
+
+// Copies of a loaded certificate, its chain and key made in `library`
+// (lb/tls/context.h, LibraryPtr), through PEM. False when OpenSSL failed.
+struct CertificateCopy {
+  X509Ptr cert;
+  X509StackPtr chain;
+  PkeyPtr key;
+};
+bool copyInto(OSSL_LIB_CTX* library, const LoadedCertificate& from, CertificateCopy* to);
+X509Ptr copyInto(OSSL_LIB_CTX* library, X509* cert);
 
 }  // namespace lb::tls

@@ -1,8 +1,10 @@
 #include "lb/tls/context.h"
 
 #include <arpa/inet.h>
+#include <openssl/conf.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/x509v3.h>
 
 #include <ctime>
@@ -112,7 +114,7 @@ int onTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX
 
 // What every context of a listener has, whichever certificate it holds.
 bool configureServerContext(SSL_CTX* ctx, const std::shared_ptr<const ServerConfig>& config,
-                            size_t certificate, X509_STORE* clientStore) {
+                            size_t certificate, X509_STORE* clientStore, OSSL_LIB_CTX* library) {
   auto* data = new ContextData{config, {}};
   if (SSL_CTX_set_ex_data(ctx, contextDataIndex(), data) != 1) {
     delete data;
@@ -127,7 +129,11 @@ bool configureServerContext(SSL_CTX* ctx, const std::shared_ptr<const ServerConf
   if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1 || SSL_CTX_set1_groups_list(ctx, kGroups) != 1)
     return false;
   const LoadedCertificate& loaded = config->certificates[certificate];
-  if (SSL_CTX_use_cert_and_key(ctx, loaded.cert.get(), loaded.key.get(), loaded.chain.get(), 1) != 1)
+  CertificateCopy copy;
+  if (library && !copyInto(library, loaded, &copy)) return false;
+  if (SSL_CTX_use_cert_and_key(ctx, library ? copy.cert.get() : loaded.cert.get(),
+                               library ? copy.key.get() : loaded.key.get(),
+                               library ? copy.chain.get() : loaded.chain.get(), 1) != 1)
     return false;
   if (!config->alpnWire.empty())
     SSL_CTX_set_alpn_select_cb(ctx, onAlpn, const_cast<std::string*>(&config->alpnWire));
@@ -153,15 +159,15 @@ class ServerSettingsImpl final : public ServerSettings {
  public:
   explicit ServerSettingsImpl(std::shared_ptr<const ServerConfig> config) : config_(std::move(config)) {}
 
-  SslCtxPtr newWorkerContext() const override {
-    X509_STORE* clientStore = config_->verifyClient != config::VerifyClient::None ? newStore(config_->clientCa)
-                                                                                 : nullptr;
-    SslCtxPtr main = newContextFor(0, clientStore);
+  SslCtxPtr newWorkerContext(OSSL_LIB_CTX* library) const override {
+    X509_STORE* clientStore =
+        config_->verifyClient != config::VerifyClient::None ? newStore(config_->clientCa, library) : nullptr;
+    SslCtxPtr main = newContextFor(0, clientStore, library);
     if (main) {
       auto* data = static_cast<ContextData*>(SSL_CTX_get_ex_data(main.get(), contextDataIndex()));
       data->byCertificate.resize(config_->certificates.size());
       for (size_t i = 1; i < config_->certificates.size() && main; ++i) {
-        data->byCertificate[i] = newContextFor(i, clientStore);
+        data->byCertificate[i] = newContextFor(i, clientStore, library);
         if (!data->byCertificate[i]) main.reset();
       }
       if (main) {
@@ -179,9 +185,9 @@ class ServerSettingsImpl final : public ServerSettings {
   std::chrono::milliseconds handshakeTimeout() const override { return config_->handshakeTimeout; }
 
  private:
-  SslCtxPtr newContextFor(size_t certificate, X509_STORE* clientStore) const {
-    SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-    if (!ctx || !configureServerContext(ctx.get(), config_, certificate, clientStore)) return nullptr;
+  SslCtxPtr newContextFor(size_t certificate, X509_STORE* clientStore, OSSL_LIB_CTX* library) const {
+    SslCtxPtr ctx(SSL_CTX_new_ex(library, nullptr, TLS_server_method()));
+    if (!ctx || !configureServerContext(ctx.get(), config_, certificate, clientStore, library)) return nullptr;
     return ctx;
   }
 
@@ -200,8 +206,8 @@ class ClientSettingsImpl final : public ClientSettings {
  public:
   explicit ClientSettingsImpl(std::shared_ptr<const ClientConfig> config) : config_(std::move(config)) {}
 
-  SslCtxPtr newContext() const override {
-    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  SslCtxPtr newContext(OSSL_LIB_CTX* library) const override {
+    SslCtxPtr ctx(SSL_CTX_new_ex(library, nullptr, TLS_client_method()));
     if (!ctx) return nullptr;
     SSL_CTX* c = ctx.get();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
@@ -215,15 +221,20 @@ class ClientSettingsImpl final : public ClientSettings {
     if (config_->verify) {
       SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
       if (config_->ca)
-        SSL_CTX_set_cert_store(c, newStore(*config_->ca));
+        SSL_CTX_set_cert_store(c, newStore(*config_->ca, library));
       else if (SSL_CTX_set_default_verify_paths(c) != 1)
         return nullptr;
     } else {
       SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
     }
-    if (const auto& own = config_->clientCertificate)
-      if (SSL_CTX_use_cert_and_key(c, own->cert.get(), own->key.get(), own->chain.get(), 1) != 1)
+    if (const auto& own = config_->clientCertificate) {
+      CertificateCopy copy;
+      if (library && !copyInto(library, *own, &copy)) return nullptr;
+      if (SSL_CTX_use_cert_and_key(c, library ? copy.cert.get() : own->cert.get(),
+                                   library ? copy.key.get() : own->key.get(),
+                                   library ? copy.chain.get() : own->chain.get(), 1) != 1)
         return nullptr;
+    }
     ERR_clear_error();
     return ctx;
   }
@@ -251,6 +262,27 @@ bool isIpAddress(const std::string& text) {
 }
 
 }  // namespace
+
+void LibraryFree::operator()(OSSL_LIB_CTX* library) const { OSSL_LIB_CTX_free(library); }
+
+LibraryPtr newLibrary() {
+  LibraryPtr library(OSSL_LIB_CTX_new());
+  if (!library) return nullptr;
+  // The system's config (OPENSSL_CONF, else openssl.cnf): absent or
+  // unreadable, OpenSSL's own defaults hold, as for the process's context.
+  if (char* file = CONF_get1_default_config_file()) {
+    (void)OSSL_LIB_CTX_load_config(library.get(), file);
+    OPENSSL_free(file);
+  }
+  ERR_clear_error();
+  // Unless the config chose providers (FIPS, say), the default one.
+  if (!OSSL_PROVIDER_available(library.get(), "default") && !OSSL_PROVIDER_available(library.get(), "fips") &&
+      !OSSL_PROVIDER_load(library.get(), "default")) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  return library;
+}
 
 std::shared_ptr<const ServerSettings> buildServerSettings(const config::Listener& listener,
                                                           std::shared_ptr<TicketKeys> tickets,
