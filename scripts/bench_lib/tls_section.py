@@ -20,6 +20,7 @@ with 1 and with 2 workers (the 2-worker / 1-worker ratio)."""
 import http.client
 import os
 import ssl
+import subprocess
 import sys
 import time
 
@@ -95,6 +96,13 @@ def figures(idle_count):
                "higher", (">=", 1.8, None)),
         Figure("scale_cpu_ratio", "scale_2w", "proxy CPU per handshake, 2 workers / 1 worker",
                ".2f", "lower"),
+        Figure("memory_1_hs", "memory", "in memory: full handshakes/s, 1 thread (ringlb's worker context)",
+               ",.0f", "higher"),
+        Figure("memory_2_hs", "memory", "in memory: full handshakes/s, 2 threads", ",.0f", "higher"),
+        Figure("memory_ratio", "memory", "in memory: 2 threads / 1 thread", ".2f", "higher",
+               (">=", 1.8, None)),
+        Figure("memory_shared_ratio", "memory",
+               "in memory: 2 threads / 1, one OpenSSL library context shared", ".2f", "higher"),
     ]
 
 
@@ -298,7 +306,37 @@ class TlsSection:
                         result.setdefault("errors", []).append(f"{key}: {e}")
                         log(f"    {name:7} {key} FAILED: {e}")
                     time.sleep(0.2)
+            try:
+                raw["ringlb"][-1]["memory"] = self.in_memory()
+                m = raw["ringlb"][-1]["memory"]
+                log(f"    ringlb  in memory: {m['own_1']:,.0f} full handshakes/s with 1 thread, "
+                    f"{m['own_2']:,.0f} with 2 ({m['shared_1']:,.0f} and {m['shared_2']:,.0f} "
+                    f"sharing one library context)")
+            except Exception as e:
+                raw["ringlb"][-1].setdefault("errors", []).append(f"memory: {e}")
+                log(f"    ringlb  in memory FAILED: {e}")
         return raw
+
+    def in_memory(self):
+        """Full handshakes/s through memory (no sockets, no load generator)
+        with 1 and 2 threads, each holding a worker's TLS context as ringlb
+        builds it, and the same with the process's one OpenSSL library
+        context shared (what OpenSSL 3.0's locks cost): two threads on two
+        cores, which the socket rows cannot show with wrk on one of them."""
+        tool = os.path.join(os.path.dirname(os.path.abspath(self.args.ringlb)), "ringlb-handshake-threads")
+        c = self.contender("ringlb", 1, self.all_cpus)
+        c.check()  # writes its config
+        out = {}
+        for label, extra in (("own", []), ("shared", ["--shared-library"])):
+            for threads in (1, 2):
+                argv = ["taskset", "-c", self.all_cpus, tool, c.path, "tls-ecdsa", str(threads),
+                        str(self.args.duration)] + extra  # every CPU: the driver runs on fewer
+                run = subprocess.run(argv,
+                                     capture_output=True, text=True, timeout=self.args.duration + 60)
+                if run.returncode != 0 or not run.stdout.startswith("handshakes/s "):
+                    raise RuntimeError(f"{tool}: {(run.stdout + run.stderr).strip()}")
+                out[f"{label}_{threads}"] = float(run.stdout.split()[1])
+        return out
 
 
 def download_gbps(r):
@@ -369,6 +407,11 @@ def round_figures(raw, idle_count):
     idle = raw.get("idle")
     if idle and str(idle_count) in idle["rss_kib"]:
         out["idle_kib"] = (idle["rss_kib"][str(idle_count)] - idle["rss_kib"]["0"]) / idle_count
+    memory = raw.get("memory")
+    if memory:
+        out["memory_1_hs"], out["memory_2_hs"] = memory["own_1"], memory["own_2"]
+        out["memory_ratio"] = memory["own_2"] / memory["own_1"]
+        out["memory_shared_ratio"] = memory["shared_2"] / memory["shared_1"]
     one, two = raw.get("scale_1w"), raw.get("scale_2w")
     if one:
         out["scale_1w_hs"] = one["rps"]
@@ -454,6 +497,11 @@ def report(raw, args, meta):
         f"(Gbit/s of bodies answered), so the proxy encrypts or decrypts at the "
         f"rate the client decrypts or encrypts; idle: "
         f"{n:,} connections that completed a TLS handshake (Python ssl), RSS growth / {n:,}",
+        f"- in memory: `ringlb-handshake-threads` (built beside ringlb) runs full ECDSA "
+        f"handshakes for {args.duration} s between a server leg on ringlb's worker context "
+        f"and a client, through memory, in 1 and in 2 threads, each thread with its own "
+        f"context as a worker has; then with one OpenSSL library context shared by both "
+        f"threads (what ringlb did before, and OpenSSL 3.0's default)",
         "- proxy CPU: utime+stime of the proxy's processes over the run; the "
         "\"busy\" rows: CPU seconds over the run's wall seconds (a proxy well under "
         "100% was held back by the client side or the machine, not by its own cost)",
