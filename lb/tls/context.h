@@ -34,8 +34,8 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 // A worker's own OpenSSL library context. OpenSSL 3.0 looks algorithms up
 // in its library context, under read locks every handshake takes several
 // times; two workers sharing the process's one spend their time on those
-// locks (in memory, 2 threads made 1.53x the handshakes of one; with a
-// library context each, 1.96x). Each worker's contexts, certificates and
+// locks (in memory, 2 threads make 1.4-1.6x the handshakes of one; with a
+// library context each, 1.9x: scripts/bench, TLS section). Each worker's contexts, certificates and
 // keys live in its own, and the worker thread makes it its default
 // (OSSL_LIB_CTX_set0_default) so that implicit fetches stay in it too.
 // It must outlive everything made in it. The system's OpenSSL config is

@@ -771,5 +771,27 @@ class Origination(TlsTest):
         self.assertEqual(hashlib.sha256(received).hexdigest(), hashlib.sha256(payload).hexdigest())
 
 
+# --------------------------------------------------------------------------
+# The bench's in-memory handshake tool (scripts/bench, TLS section)
+
+
+class HandshakeTool(TlsTest):
+    def test_threads_complete_handshakes_on_worker_contexts(self):
+        tool = os.path.join(os.path.dirname(harness.RINGLB), "ringlb-handshake-threads")
+        path = os.path.join(self.tmp.name, "tool.toml")
+        with open(path, "w") as f:
+            f.write(config(harness.free_port(), {"web": {"members": [f"{LOOPBACK}:9"]}},
+                           tls={"certificates": [self.pki.issue("a.test", ["a.test"])]}))
+        for extra in ([], ["--shared-library"]):
+            run = subprocess.run([tool, path, "front", "2", "0.3", *extra], capture_output=True, text=True,
+                                 timeout=WAIT * 4)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertRegex(run.stdout, r"^handshakes/s [1-9][0-9]*\n$", extra)
+        run = subprocess.run([tool, path, "no-such-listener", "1", "0.1"], capture_output=True, text=True,
+                             timeout=WAIT)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("no TLS listener no-such-listener", run.stderr)
+
+
 if __name__ == "__main__":
     harness.main()
