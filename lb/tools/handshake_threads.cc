@@ -26,21 +26,13 @@
 
 #include "config/config.h"
 #include "lb/tls/context.h"
+#include "lb/tls/in_memory.h"
 #include "lb/tls/leg.h"
 
 namespace {
 
 std::atomic<bool> stopping{false};
 std::atomic<bool> failed{false};
-
-// Hands what `from` wrote to `to`; `wire` keeps the bytes while `to` reads them.
-void carry(lb::tls::Leg& from, lb::tls::Leg& to, std::string* wire) {
-  if (!from.hasOutput() || !to.inputConsumed()) return;
-  std::span<const char> out = from.takeOutput();
-  wire->assign(out.data(), out.size());
-  from.outputSent(out.size());
-  to.setInput(wire->data(), wire->size());
-}
 
 void run(const lb::tls::ServerSettings* settings, bool ownLibrary, long* count) {
   lb::tls::LibraryPtr library;
@@ -64,9 +56,9 @@ void run(const lb::tls::ServerSettings* settings, bool ownLibrary, long* count) 
     lb::tls::LegStatus s = lb::tls::LegStatus::WantRead, c = lb::tls::LegStatus::WantRead;
     for (int round = 0; round < 10 && (s != lb::tls::LegStatus::Ok || c != lb::tls::LegStatus::Ok); ++round) {
       if (c != lb::tls::LegStatus::Ok) c = clientLeg.handshake();
-      carry(clientLeg, serverLeg, &toServer);
+      lb::tls::carryOutput(clientLeg, serverLeg, &toServer);
       if (s != lb::tls::LegStatus::Ok) s = serverLeg.handshake();
-      carry(serverLeg, clientLeg, &toClient);
+      lb::tls::carryOutput(serverLeg, clientLeg, &toClient);
     }
     if (s != lb::tls::LegStatus::Ok || c != lb::tls::LegStatus::Ok) {
       std::fprintf(stderr, "handshake failed: %.*s\n", static_cast<int>(serverLeg.failureText().size()),

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "lb/tls/in_memory.h"
 #include "lb/tls/leg.h"
 #include "lb/tls/record_opener.h"
 #include "lb/tls/record_sealer.h"
@@ -68,15 +69,6 @@ struct Contexts {
   }
 };
 
-bool carry(Leg& from, Leg& to, std::string* wire) {
-  if (!from.hasOutput() || !to.inputConsumed()) return false;
-  std::span<const char> out = from.takeOutput();
-  wire->assign(out.data(), out.size());
-  from.outputSent(out.size());
-  to.setInput(wire->data(), wire->size());
-  return true;
-}
-
 std::vector<uint8_t> hexBytes(const std::string& hex) {
   std::vector<uint8_t> bytes;
   for (size_t i = 0; i + 1 < hex.size(); i += 2) bytes.push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
@@ -99,9 +91,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   LegStatus s = LegStatus::WantRead, c = LegStatus::WantRead;
   for (int round = 0; round < 10 && (s != LegStatus::Ok || c != LegStatus::Ok); ++round) {
     if (c != LegStatus::Ok) c = client.handshake();
-    carry(client, server, &toServer);
+    lb::tls::carryOutput(client, server, &toServer);
     if (s != LegStatus::Ok) s = server.handshake();
-    carry(server, client, &toClient);
+    lb::tls::carryOutput(server, client, &toClient);
   }
   FUZZ_CHECK(s == LegStatus::Ok && c == LegStatus::Ok);
   FUZZ_CHECK(server.detached());

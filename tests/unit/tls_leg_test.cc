@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "lb/tls/in_memory.h"
+
 namespace lb::tls {
 namespace {
 
@@ -60,16 +62,7 @@ void clientCtx(Ctx* c, const Identity& trusted) {
   SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, nullptr);
 }
 
-// Hands what `from` wrote to `to` as input, as one receive would.
-// Returns whether anything moved. `to`'s previous input must be consumed.
-bool carry(Leg& from, Leg& to, std::string* wire) {
-  if (!from.hasOutput() || !to.inputConsumed()) return false;
-  std::span<const char> out = from.takeOutput();
-  wire->assign(out.data(), out.size());
-  from.outputSent(out.size());
-  to.setInput(wire->data(), wire->size());
-  return true;
-}
+bool carry(Leg& from, Leg& to, std::string* wire) { return carryOutput(from, to, wire); }
 
 class LegPair : public ::testing::Test {
  protected:
