@@ -54,8 +54,10 @@ struct ServerConfig {
   std::chrono::milliseconds handshakeTimeout{};
 };
 
-// Attached to every SSL_CTX newWorkerContext() makes (ex_data, freed with
-// the context). The worker's main context is certificate 0's and the one
+// Attached to every SSL_CTX newWorkerContext() makes (ex_data), freed by
+// SslCtxFree: not by an ex_data free callback, because OpenSSL keeps those
+// per library context, and a worker's contexts live in its own (LibraryPtr)
+// where the process's registration does not exist. The worker's main context is certificate 0's and the one
 // the SSL objects are made from (their session context: the session cache
 // and tickets); the SNI callback moves a handshake to the context of
 // another certificate, which the main context's data owns.
@@ -64,12 +66,8 @@ struct ContextData {
   std::vector<SslCtxPtr> byCertificate;  // main context only; [0] empty (itself)
 };
 
-void freeContextData(void*, void* data, CRYPTO_EX_DATA*, int, long, void*) {
-  delete static_cast<ContextData*>(data);
-}
-
 int contextDataIndex() {
-  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, freeContextData);
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
 }
 
@@ -264,6 +262,14 @@ bool isIpAddress(const std::string& text) {
 }  // namespace
 
 void LibraryFree::operator()(OSSL_LIB_CTX* library) const { OSSL_LIB_CTX_free(library); }
+
+void SslCtxFree::operator()(SSL_CTX* ctx) const {
+  if (auto* data = static_cast<ContextData*>(SSL_CTX_get_ex_data(ctx, contextDataIndex()))) {
+    SSL_CTX_set_ex_data(ctx, contextDataIndex(), nullptr);
+    delete data;  // and with it the contexts of the other certificates
+  }
+  SSL_CTX_free(ctx);
+}
 
 LibraryPtr newLibrary() {
   LibraryPtr library(OSSL_LIB_CTX_new());

@@ -26,8 +26,9 @@
 
 namespace lb::tls {
 
+// Also frees what ringlb attached to the context (its ex_data).
 struct SslCtxFree {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+  void operator()(SSL_CTX* ctx) const;
 };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 

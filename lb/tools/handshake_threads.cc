@@ -34,15 +34,12 @@ namespace {
 std::atomic<bool> stopping{false};
 std::atomic<bool> failed{false};
 
-void run(const lb::tls::ServerSettings* settings, bool ownLibrary, long* count) {
-  lb::tls::LibraryPtr library;
-  if (ownLibrary) {
-    library = lb::tls::newLibrary();
-    if (!library) return failed.store(true);
-    OSSL_LIB_CTX_set0_default(library.get());
-  }
-  lb::tls::SslCtxPtr server = settings->newWorkerContext(library.get());
-  lb::tls::SslCtxPtr client(SSL_CTX_new_ex(library.get(), nullptr, TLS_client_method()));
+// `library`: the thread's own (as a worker's), or null for the process's.
+// Like a worker's, it is freed only after the thread has ended.
+void run(const lb::tls::ServerSettings* settings, OSSL_LIB_CTX* library, long* count) {
+  if (library) OSSL_LIB_CTX_set0_default(library);
+  lb::tls::SslCtxPtr server = settings->newWorkerContext(library);
+  lb::tls::SslCtxPtr client(SSL_CTX_new_ex(library, nullptr, TLS_client_method()));
   if (!server || !client) return failed.store(true);
   SSL_CTX_set_session_cache_mode(client.get(), SSL_SESS_CACHE_OFF);  // every handshake a full one
   SSL_CTX_set_verify(client.get(), SSL_VERIFY_NONE, nullptr);
@@ -99,8 +96,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<long> counts(static_cast<size_t>(threads));
+  std::vector<lb::tls::LibraryPtr> libraries(static_cast<size_t>(threads));
   std::vector<std::thread> running;
-  for (int i = 0; i < threads; ++i) running.emplace_back(run, settings.get(), ownLibrary, &counts[static_cast<size_t>(i)]);
+  for (int i = 0; i < threads; ++i) {
+    auto& library = libraries[static_cast<size_t>(i)];
+    if (ownLibrary && !(library = lb::tls::newLibrary())) {
+      std::fprintf(stderr, "no OpenSSL library context\n");
+      return 1;
+    }
+    running.emplace_back(run, settings.get(), library.get(), &counts[static_cast<size_t>(i)]);
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stopping = true;
   long total = 0;
