@@ -289,6 +289,16 @@ int Leg::writeRecord(const char* data, size_t length) noexcept {
   return 1;
 }
 
+// A record of the leg's own (detached: data, close_notify, KeyUpdate), as
+// writeRecord takes one of OpenSSL's. A retry is the caller's to make, so
+// the type is not kept for it.
+int Leg::writeOwnRecord(uint8_t type, const char* data, size_t length) noexcept {
+  recordType_ = type;
+  int result = writeRecord(data, length);
+  recordType_ = 23;
+  return result;
+}
+
 const KernelKeyBlock& Leg::kernelKeys() const {
   static const KernelKeyBlock none;
   return sealer_ ? sealer_->keyBlock() : none;
@@ -347,8 +357,7 @@ LegStatus Leg::write(const char* data, size_t length, size_t* n) noexcept {
     if (owed == 0) return LegStatus::WantWrite;
     // One record per call, as SSL_write_ex with partial writes.
     size_t chunk = length < kMaxRecordPlaintext ? length : kMaxRecordPlaintext;
-    recordType_ = 23;
-    int result = chunk == 0 ? 1 : writeRecord(data, chunk);
+    int result = chunk == 0 ? 1 : writeOwnRecord(23, data, chunk);
     if (result < 0) return failDetached("record too large for the output");
     if (result == 0) return LegStatus::WantWrite;
     *n = chunk;
@@ -366,10 +375,8 @@ LegStatus Leg::shutdown() noexcept {
     int owed = sendOwedKeyUpdate();
     if (owed < 0) return failDetached("key update not sealed");
     if (owed == 0) return LegStatus::WantWrite;
-    recordType_ = 21;
-    int result = writeRecord(kCloseNotify, sizeof kCloseNotify);
+    int result = writeOwnRecord(21, kCloseNotify, sizeof kCloseNotify);
     if (result < 0) return failDetached("close_notify not sealed");
-    recordType_ = 23;
     if (result == 0) return LegStatus::WantWrite;  // asked again once the output is sent
     shutdownSent_ = true;
     return LegStatus::Ok;
@@ -451,6 +458,7 @@ void Leg::enableDetach(SSL_CTX* ctx) noexcept { SSL_CTX_set_keylog_callback(ctx,
 // application traffic secrets are kept, by legs that will detach.
 void Leg::onKeylog(const SSL* ssl, const char* line) {
   constexpr std::string_view kClient = "CLIENT_TRAFFIC_SECRET_0 ", kServer = "SERVER_TRAFFIC_SECRET_0 ";
+  static_assert(kClient.size() == kServer.size());  // the random starts at the same place
   auto* leg = static_cast<Leg*>(SSL_get_ex_data(ssl, legIndex()));
   if (!leg || !leg->detachWanted_) return;
   bool client = std::strncmp(line, kClient.data(), kClient.size()) == 0;
@@ -534,9 +542,7 @@ int Leg::sendOwedKeyUpdate() noexcept {
   static constexpr char kKeyUpdate[] = {24, 0, 0, 1, 0};  // update_not_requested
   if (!keyUpdateOwed_) return 1;
   if (txMode_ != TxMode::Sealer) return -1;  // the kernel's keys cannot follow
-  recordType_ = 22;
-  int result = writeRecord(kKeyUpdate, sizeof kKeyUpdate);
-  recordType_ = 23;
+  int result = writeOwnRecord(22, kKeyUpdate, sizeof kKeyUpdate);
   if (result <= 0) return result;
   keyUpdateOwed_ = false;
   Tls13Suite suite;

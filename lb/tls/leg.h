@@ -206,6 +206,7 @@ class Leg {
   LegStatus statusOf(int result, bool handshaking) noexcept;
   long takeKernelKeys(long isTransmit, const void* keyBlock) noexcept;
   int writeRecord(const char* data, size_t length) noexcept;
+  int writeOwnRecord(uint8_t type, const char* data, size_t length) noexcept;
   void classifyFailure(unsigned long error) noexcept;
   void releaseBlockIfSent() noexcept;
 
