@@ -6,7 +6,9 @@
 //
 // What a flow waits for (its one operation in flight):
 //
-//   Nothing --start(Receive)--> Receive   a receive into a ring buffer
+//   Nothing --start(Receive)--> Receive   a receive into a ring buffer, or the
+//                                         next completion of the flow's
+//                                         multishot receive (below)
 //   Nothing --start(Send)-----> Send      the send of the ring buffer it holds
 //   Nothing --start(PollIn)---> PollIn    the source readable (splice path)
 //   Nothing --start(PollOut)--> PollOut   the destination writable (bytes in the pipe)
@@ -19,7 +21,13 @@
 //
 // Every operation starts from Nothing and ends in Nothing, so a flow never
 // has two operations in flight, and cancelling the one in wait() cancels
-// everything the flow has.
+// everything the flow has. One exception, outside this class: a plaintext
+// flow of small messages keeps one multishot receive armed across its
+// sends (Flow::multishot, lb/session.h). It is the only thing reading the
+// source while armed; what it delivers while the flow is busy waits in the
+// flow's ReceivedQueue and is taken, in order, at the flow's next
+// start(Receive), which then needs no SQE. It is cancelled on its own when
+// two buffers wait, when the flow turns to splice, and when the session ends.
 //
 // How far the stream has got, only forward:
 //

@@ -287,6 +287,11 @@ void workerMetrics(std::string& out, const ReportSources& s) {
   for (size_t i = 0; i < s.workers.size(); ++i)
     fmt::format_to(Out(out), "ringlb_worker_pipes_over_budget_total{{worker=\"{}\"}} {}\n", i,
                    load(s.workers[i]->stats().pipesOverBudget));
+  family(out, "ringlb_worker_receives_stopped_total", "counter",
+         "Multishot receives stopped: their flow fell behind its source, or turned to splice.");
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    fmt::format_to(Out(out), "ringlb_worker_receives_stopped_total{{worker=\"{}\"}} {}\n", i,
+                   load(s.workers[i]->stats().receivesStopped));
   if (uint64_t budget = s.runtime->pipeBudget->limit(); budget != kNoPipeLimit) {
     family(out, "ringlb_pipe_budget", "gauge",
            "Splice pipes all workers may hold in use at once (what the open-file limit leaves after sessions).");

@@ -54,6 +54,7 @@
 #include "lb/edge/source_limits.h"
 #include "lb/flow_state.h"
 #include "lb/ring/pipe_pool.h"
+#include "lb/ring/received_queue.h"
 #include "lb/ring/user_data.h"
 #include "lb/tls/client_hello.h"
 #include "lb/tls/leg.h"
@@ -127,6 +128,22 @@ struct Flow {
   uint32_t bufferSent = 0;
   char* block = nullptr;    // a worker BlockPool block (decrypted or peeked bytes), or null
   uint8_t outputLeg = 0;    // in Output: whose leg's send it waits for (0 client, 1 member)
+  // A flow that copies without TLS receives with one multishot receive,
+  // armed until it ends (a completion without IORING_CQE_F_MORE): its
+  // completions that come while the flow is busy wait in `received`, in
+  // order. `multishotStopping`: its cancel was asked (the queue reached
+  // its high-water mark, or the flow turns to splice).
+  //
+  // Only a flow that has carried small messages and never a bulk burst
+  // receives so (`smallSeen`, `wentBulk`): a multishot receive reads on
+  // while its completions wait, so on a burst it would copy through many
+  // ring buffers what splice moves without a copy. A flow starts, and a
+  // flow that once went bulk stays, with single-shot receives.
+  bool smallSeen = false;
+  bool wentBulk = false;
+  bool multishot = false;
+  bool multishotStopping = false;
+  ReceivedQueue received;
 };
 
 constexpr uint32_t kMaxAttempts = 17;  // 1 + the largest `retries` config allows

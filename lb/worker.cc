@@ -162,6 +162,7 @@ int Worker::start() {
   if (result < 0) return result;
   ringReady_ = true;
   result = buffers_.setup(&ring_, kRingBuffers, kRingBufferBytes, 0);
+  received_.setBufferCount(kRingBuffers);
   if (result < 0)
     log::warn("worker {}: no provided-buffer ring ({}); every flow uses splice", options_.index,
               std::strerror(-result));

@@ -84,6 +84,9 @@ struct WorkerStats {
   std::atomic<uint64_t> pipesSpare{0};
   // Bulk directions that found the process's pipe budget spent and copied.
   std::atomic<uint64_t> pipesOverBudget{0};
+  // Multishot receives stopped: their flow fell behind its source, or
+  // turned to splice.
+  std::atomic<uint64_t> receivesStopped{0};
   LocalErrorCounters localErrors;
 };
 
@@ -163,6 +166,13 @@ class Worker {
   void armPoll(Session& s, int flow, bool writable);
   void armPause(Session& s, int flow, bool delayed);
   void armRead(Session& s, int flow, bool pollFirst = true);
+  bool receivesMultishot(Session& s, int flow) const;
+  void awaitMultishot(Session& s, int flow);
+  void armMultishot(Session& s, int flow);
+  void stopMultishot(const Session& s, Flow& f, int flow);
+  void onMultishot(Session& s, int flow, int result, uint32_t cqeFlags);
+  void takeReceived(Session& s, int flow, ReceivedCompletion completion);
+  void dropReceived(Flow& f);
   void waitForSource(Session& s, int flow);
   void copyWithoutPipe(Session& s, int flow, int error);
   void pauseForResources(Session& s, int flow, int error, const char* what);
@@ -255,6 +265,7 @@ class Worker {
   uint32_t liveSessions_ = 0; // not Free
   PipePool pipes_;
   BufferRing buffers_;
+  ReceivedQueues received_;  // multishot completions flows took no time for yet
   tls::BlockPool blocks_;
   // The kernel takes TLS transmit keys (lb/tls/ktls.h): client legs offer
   // OpenSSL to hand them over.

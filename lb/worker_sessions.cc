@@ -308,6 +308,8 @@ void Worker::handleSession(Op op, uint32_t index, int result, uint32_t cqeFlags)
     case Op::WatchClient: onClientWatch(s, result); break;
     case Op::LegSend0: onLegSent(s, 0, result); break;
     case Op::LegSend1: onLegSent(s, 1, result); break;
+    case Op::RecvMultishot0: onMultishot(s, 0, result, cqeFlags); break;
+    case Op::RecvMultishot1: onMultishot(s, 1, result, cqeFlags); break;
     default:
       if (std::optional<FlowOp> done = flowOpOf(op))
         onFlowCompletion(s, done->flow, done->wait, result, cqeFlags);
@@ -365,6 +367,7 @@ void Worker::track(Session& s, int flow, FlowWait wait, io_uring_sqe* sqe) {
 void Worker::pump(Session& s, int flow) {
   Flow& f = s.flows[flow];
   RINGLB_CHECK(f.state.canStart());
+  RINGLB_CHECK(!f.multishot && f.received.empty());  // nothing may read the source beside splice
   if (!f.state.canStart()) return;
   int from = sourceFd(s, flow);
   int to = destinationFd(s, flow);
@@ -479,6 +482,10 @@ void Worker::armRead(Session& s, int flow, bool pollFirst) {
   RINGLB_CHECK(f.inPipe == 0);
   pipes_.release(&f.pipe);  // idle flows hold no pipe
   if (!buffers_.ready()) return armPoll(s, flow, false);
+  // Completions of the multishot receive come first, and while it is
+  // armed (even being stopped) nothing else may read the source.
+  if (!f.received.empty()) return takeReceived(s, flow, received_.pop(f.received));
+  if (f.multishot || receivesMultishot(s, flow)) return awaitMultishot(s, flow);
   io_uring_sqe* sqe = getSqe();
   io_uring_prep_recv(sqe, sourceFd(s, flow), nullptr, buffers_.bufferSize(), 0);
   // The source has just been drained (or the session just connected): go
@@ -488,6 +495,105 @@ void Worker::armRead(Session& s, int flow, bool pollFirst) {
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = buffers_.group();
   track(s, flow, FlowWait::Receive, sqe);
+}
+
+// A plaintext flow of small messages receives with a multishot receive: it
+// stays armed across the flow's sends, so the source's socket keeps its
+// poll instead of arming a new one per message. Measured (README,
+// Performance): CPU per keep-alive request -6%, and +3% requests/s, pinned.
+// Flows through a TLS leg keep single-shot receives (their input is
+// gathered by record); see Flow for the rest.
+bool Worker::receivesMultishot(Session& s, int flow) const {
+  const Flow& f = s.flows[flow];
+  return f.smallSeen && !f.wentBulk && s.state == SessionState::Proxying &&
+         !legsCarry(s, flow);
+}
+
+// The flow waits for its multishot receive's next completion, arming the
+// receive unless it is. (A receive being stopped is still armed: its last
+// completion comes, then the flow turns to splice or waits again:
+// takeReceived.)
+void Worker::awaitMultishot(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  bool legal = f.state.start(FlowWait::Receive);
+  RINGLB_CHECK(legal);
+  if (!f.multishot) armMultishot(s, flow);
+}
+
+void Worker::armMultishot(Session& s, int flow) {
+  Flow& f = s.flows[flow];
+  io_uring_sqe* sqe = getSqe();
+  io_uring_prep_recv_multishot(sqe, sourceFd(s, flow), nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group();
+  prepare(sqe, flow == 0 ? Op::RecvMultishot0 : Op::RecvMultishot1, s.index, s.generation);
+  ++s.inflight;
+  f.multishot = true;
+  f.multishotStopping = false;
+}
+
+void Worker::stopMultishot(const Session& s, Flow& f, int flow) {
+  if (!f.multishot || f.multishotStopping) return;
+  cancel(s, flow == 0 ? Op::RecvMultishot0 : Op::RecvMultishot1);
+  f.multishotStopping = true;
+  stats_.receivesStopped.fetch_add(1, std::memory_order_relaxed);
+}
+
+// At most this many filled buffers wait for a busy flow: then its receive
+// is stopped, so a source faster than its destination holds few ring
+// buffers and the rest waits in its socket (TCP's window pushes back). A
+// stopped receive may still post what it had read: one kernel pass reads
+// until the socket is empty, or a few dozen times.
+constexpr uint16_t kQueuedHighWater = 2;
+
+// A completion of a flow's multishot receive. The receive stays in flight
+// (and counted in `inflight`) until one comes without IORING_CQE_F_MORE.
+void Worker::onMultishot(Session& s, int flow, int result, uint32_t cqeFlags) {
+  Flow& f = s.flows[flow];
+  if (cqeFlags & IORING_CQE_F_MORE)
+    ++s.inflight;  // handleSession counted this completion down: the receive goes on
+  else
+    f.multishot = f.multishotStopping = false;
+  if (s.state != SessionState::Proxying) {
+    if (cqeFlags & IORING_CQE_F_BUFFER) buffers_.recycle(static_cast<uint16_t>(cqeFlags >> IORING_CQE_BUFFER_SHIFT));
+    return;
+  }
+  bool hasBuffer = cqeFlags & IORING_CQE_F_BUFFER;
+  if (hasBuffer && result <= 0) {  // a buffer that holds nothing
+    buffers_.recycle(static_cast<uint16_t>(cqeFlags >> IORING_CQE_BUFFER_SHIFT));
+    hasBuffer = false;
+  }
+  ReceivedCompletion completion{result, hasBuffer ? cqeFlags & ~IORING_CQE_F_MORE : 0};
+  if (f.state.wait() == FlowWait::Receive) {  // then nothing is queued (armRead)
+    RINGLB_CHECK(f.received.empty());
+    bool legal = f.state.complete(FlowWait::Receive);
+    RINGLB_CHECK(legal);
+    return takeReceived(s, flow, completion);
+  }
+  received_.push(f.received, completion);
+  if (f.received.buffers >= kQueuedHighWater) stopMultishot(s, f, flow);
+}
+
+// A completion the flow takes now, with nothing in flight of its own. The
+// receive's end by its own cancel is no event of the stream: the flow
+// turns to splice if it is bulk, else arms a new receive.
+void Worker::takeReceived(Session& s, int flow, ReceivedCompletion completion) {
+  Flow& f = s.flows[flow];
+  bool hasBuffer = completion.flags & IORING_CQE_F_BUFFER;
+  if (!hasBuffer && completion.result == -ECANCELED) {
+    if (f.bulk) return pump(s, flow);
+    return armRead(s, flow);
+  }
+  onReceived(s, flow, completion.result, completion.flags);
+}
+
+// Buffers a flow had queued when its session ended go back to the ring.
+void Worker::dropReceived(Flow& f) {
+  while (!f.received.empty()) {
+    ReceivedCompletion completion = received_.pop(f.received);
+    if (completion.flags & IORING_CQE_F_BUFFER)
+      buffers_.recycle(static_cast<uint16_t>(completion.flags >> IORING_CQE_BUFFER_SHIFT));
+  }
 }
 
 void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
@@ -504,6 +610,8 @@ void Worker::onReceived(Session& s, int flow, int result, uint32_t cqeFlags) {
     f.bufferLength = static_cast<uint32_t>(result);
     f.bufferSent = 0;
     f.bulk = f.bufferLength == buffers_.bufferSize();
+    f.wentBulk |= f.bulk;
+    f.smallSeen |= !f.bulk;
     f.sourceNonEmpty = cqeFlags & IORING_CQE_F_SOCK_NONEMPTY;
     s.lastActiveNs = nowNs_;
     return sendBuffer(s, flow);
@@ -577,7 +685,12 @@ void Worker::onSent(Session& s, int flow, int result) {
   f.bufferLength = f.bufferSent = 0;
   bool sourceNonEmpty = std::exchange(f.sourceNonEmpty, false);
   if (f.state.sourceEnded()) return finishFlow(s, flow);  // peeked bytes, then the client's FIN
-  if (f.bulk) return pump(s, flow);
+  if (f.bulk) {
+    // Splice takes over once the multishot receive has ended and every
+    // completion it posted has been sent on (takeReceived).
+    stopMultishot(s, f, flow);
+    if (!f.multishot && f.received.empty()) return pump(s, flow);
+  }
   armRead(s, flow, !sourceNonEmpty);
 }
 
@@ -645,7 +758,12 @@ void Worker::endSession(Session& s, EndReason reason) {
   if (s.tls && s.tls->member.sending()) cancel(s, Op::LegSend1);
   for (int flow = 0; flow < 2; ++flow) {
     Flow& f = s.flows[flow];
-    if (!f.state.idle() && f.state.wait() != FlowWait::Output) cancel(s, flowOp(flow, f.state.wait()));
+    // A flow waiting for its multishot receive has no operation of its own.
+    bool waitsForMultishot = f.multishot && f.state.wait() == FlowWait::Receive;
+    if (!f.state.idle() && f.state.wait() != FlowWait::Output && !waitsForMultishot)
+      cancel(s, flowOp(flow, f.state.wait()));
+    if (f.multishot) cancel(s, flow == 0 ? Op::RecvMultishot0 : Op::RecvMultishot1);
+    dropReceived(f);
     // A send in flight still reads its buffer: returned when it completes.
     if (f.state.wait() != FlowWait::Send) releaseBuffer(f);
     if (f.inPipe > 0)
@@ -688,7 +806,10 @@ void Worker::closeLater(int fd) {
 void Worker::maybeFree(Session& s) {
   if (s.state != SessionState::Closing || s.inflight > 0) return;
   // Nothing in flight reads them any more.
-  for (Flow& f : s.flows) releaseBuffer(f);
+  for (Flow& f : s.flows) {
+    releaseBuffer(f);
+    RINGLB_CHECK(!f.multishot && f.received.empty());
+  }
   releaseProxyHeader(s);
   releaseTls(s);
   s.state = SessionState::Free;

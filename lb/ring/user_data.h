@@ -136,6 +136,8 @@ enum class Op : uint8_t {
   LegSend1,       // send of the member TLS leg's output (ciphertext to the member)
   ProxyHeaderSend,     // send of the PROXY header to a just-connected member
   ProxyHeaderTimeout,  // linked timeout of ProxyHeaderSend
+  RecvMultishot0,      // direction 0: the flow's multishot receive (many completions)
+  RecvMultishot1,      // direction 1: the same from the member
   Count,
 };
 static_assert(static_cast<unsigned>(Op::Count) <= ring::kMaxOp + 1u, "Op must fit the codec's op field");

@@ -10,16 +10,23 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import MiB, member  # noqa: E402
+import more_harness  # noqa: E402
+from harness import LOOPBACK, MiB, member, wait_until  # noqa: E402
 
 
 class TransferTest(harness.RinglbTest):
 
-    def start(self, handler, workers=2, **config):
+    def start(self, handler, workers=2, admin=False, **config):
         self.member_backend = self.backend(handler, name="m1")
         self.port = harness.free_port()
-        self.lb = self.start_ringlb(harness.make_config(
-            self.port, [member("m1", self.member_backend.address)], workers=workers, **config))
+        text = harness.make_config(self.port, [member("m1", self.member_backend.address)], workers=workers, **config)
+        if admin:
+            self.admin_port = harness.free_port()
+            text += f'\n[admin]\nlisten = "{LOOPBACK}:{self.admin_port}"\n'
+        self.lb = self.start_ringlb(text)
+
+    def receives_stopped(self):
+        return more_harness.scrape(self.admin_port).value("ringlb_worker_receives_stopped_total", worker="0")
 
     def test_concurrent_echo(self):
         """4 clients x 64 MiB, each sending and receiving at the same time."""
@@ -140,6 +147,81 @@ class TransferTest(harness.RinglbTest):
         self.assertFalse(reset)
         self.assertEqual(tail, b"bye")
         self.assertEqual(self.member_backend.errors, [])
+
+    def test_message_sizes_change_on_one_connection(self):
+        """Small messages (a flow that carried them receives with one
+        multishot receive), then a bulk burst both ways (the receive is
+        stopped and splice takes over after what it had read), then small
+        messages again (single-shot receives): every byte comes back in
+        order."""
+        self.start(harness.echo_handler, workers=1, admin=True)
+
+        def round_trips(s, count, salt):
+            for i in range(count):
+                message = bytes([(i + salt) % 251]) * (1 + (i * 37) % 300)
+                s.sendall(message)
+                self.assertEqual(harness.recv_exact(s, len(message)), message, f"round trip {i}")
+            return sum(1 + (i * 37) % 300 for i in range(count))
+
+        with harness.connect(self.port, timeout=60 * harness.SCALE) as s:
+            client = harness.client_name(s)
+            total = round_trips(s, 300, 0)
+            burst = harness.Stream(16 * MiB, seed=11)
+            sender = threading.Thread(target=lambda: [s.sendall(c) for c in burst.chunks()], daemon=True)
+            sender.start()
+            echoed = harness.recv_exact(s, burst.total)
+            sender.join(60 * harness.SCALE)
+            self.assertEqual(hashlib.sha256(echoed).hexdigest(), burst.sha256(), "the burst came back changed")
+            total += burst.total
+            total += round_trips(s, 300, 7)
+            s.shutdown(socket.SHUT_WR)
+            rest, reset = harness.recv_all(s)
+        self.assertEqual((rest, reset), (b"", False))
+        self.assertGreaterEqual(self.receives_stopped(), 1, "the burst never stopped a multishot receive")
+        e = self.lb.entry_for(client)
+        self.assertEqual((e["bytes_in"], e["bytes_out"], e["end"]), (total, total, "client_closed"), e)
+        self.assertBackendsClean(self.member_backend)
+
+    def test_member_falling_behind_small_messages(self):
+        """A member stops reading while the client goes on sending small
+        messages: ringlb's multishot receive from the client is stopped
+        once two buffers wait (it must not read the client's socket dry into
+        ring buffers), and started again when the member reads on; every
+        byte arrives, in order."""
+        release = threading.Event()
+
+        def handler(conn, backend):
+            for _ in range(20):
+                conn.sendall(harness.recv_exact(conn, 50))
+            release.wait(60 * harness.SCALE)
+            if harness.echo_until_eof(conn):
+                conn.shutdown(socket.SHUT_WR)
+
+        self.start(handler, workers=1, admin=True)
+        data = b"".join(bytes([i % 256]) * 100 for i in range(20000))
+        with harness.connect(self.port, timeout=60 * harness.SCALE) as s:
+            client = harness.client_name(s)
+            for i in range(20):
+                s.sendall(bytes([i]) * 50)
+                self.assertEqual(harness.recv_exact(s, 50), bytes([i]) * 50)
+
+            def sender():
+                for offset in range(0, len(data), 100):
+                    s.sendall(data[offset:offset + 100])
+                s.shutdown(socket.SHUT_WR)
+
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            wait_until(lambda: self.receives_stopped() >= 1,
+                       what="ringlb stopping its receive from the client while the member reads nothing")
+            release.set()
+            n, digest = harness.hash_drain(s, expect=len(data))
+            t.join(60 * harness.SCALE)
+        self.assertEqual(n, len(data))
+        self.assertEqual(digest, hashlib.sha256(data).hexdigest(), "the echo differs from what was sent")
+        e = self.lb.entry_for(client)
+        self.assertEqual((e["bytes_in"], e["bytes_out"]), (1000 + len(data), 1000 + len(data)), e)
+        self.assertBackendsClean(self.member_backend)
 
     def test_slow_reader_backpressure(self):
         """A member pushes far more than the kernel buffers hold to a client
