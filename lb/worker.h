@@ -266,6 +266,9 @@ class Worker {
   PipePool pipes_;
   BufferRing buffers_;
   ReceivedQueues received_;  // multishot completions flows took no time for yet
+  // The kernel refused a multishot receive (-EINVAL: before Linux 6.0, which
+  // has buffer rings from 5.19): every flow receives single-shot from then.
+  bool multishotRefused_ = false;
   tls::BlockPool blocks_;
   // The kernel takes TLS transmit keys (lb/tls/ktls.h): client legs offer
   // OpenSSL to hand them over.

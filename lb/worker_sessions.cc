@@ -505,7 +505,7 @@ void Worker::armRead(Session& s, int flow, bool pollFirst) {
 // gathered by record); see Flow for the rest.
 bool Worker::receivesMultishot(Session& s, int flow) const {
   const Flow& f = s.flows[flow];
-  return f.smallSeen && !f.wentBulk && s.state == SessionState::Proxying &&
+  return f.smallSeen && !f.wentBulk && !multishotRefused_ && s.state == SessionState::Proxying &&
          !legsCarry(s, flow);
 }
 
@@ -582,6 +582,13 @@ void Worker::takeReceived(Session& s, int flow, ReceivedCompletion completion) {
   bool hasBuffer = completion.flags & IORING_CQE_F_BUFFER;
   if (!hasBuffer && completion.result == -ECANCELED) {
     if (f.bulk) return pump(s, flow);
+    return armRead(s, flow);
+  }
+  // A receive on a connected TCP socket has no other cause for -EINVAL.
+  if (!hasBuffer && completion.result == -EINVAL && !multishotRefused_) {
+    multishotRefused_ = true;
+    log::warn("worker {}: the kernel refuses multishot receives (Linux 6.0 has them): single-shot receives only",
+              options_.index);
     return armRead(s, flow);
   }
   onReceived(s, flow, completion.result, completion.flags);
